@@ -1,0 +1,108 @@
+# kiln: a minimal microVM monitor.
+#   make              build/kiln (static musl) and build/kiln-jailer
+#   make check        unit tests, fuzz smoke runs, e2e tests; ends with "N passed, N failed"
+#   make check SAN=1  the same with the unit tests under ASan/UBSan
+#   make fuzz         the fuzz harnesses, longer
+#   make bench        figures from bench/
+#   make guest-kernel optional minimal vmlinux built from Debian's linux-source
+
+BUILD     ?= build
+MUSL_CC   ?= musl-gcc
+HOST_CC   ?= gcc
+FUZZ_CC   ?= clang
+SAN       ?= 0
+VERSION   := 0.1.0
+
+WARN      := -Wall -Wextra -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DKILN_VERSION=\"$(VERSION)\" -I. $(WARN) \
+	-fstack-protector-strong -fno-strict-aliasing
+
+# The product: everything linked into kiln except its main().
+LIB_SRCS  := $(sort $(wildcard vmm/*.c boot/*.c virtio/*.c seccomp/*.c))
+LIB_SRCS  := $(filter-out vmm/main.c seccomp/gen_filters.c,$(LIB_SRCS))
+
+# ---- static musl kiln --------------------------------------------------------------
+MUSL_INC  := $(BUILD)/musl-include
+MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
+MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
+MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c)
+
+all: $(BUILD)/kiln
+
+$(MUSL_INC)/.stamp:
+	@mkdir -p $(MUSL_INC)
+	ln -sfn /usr/include/linux $(MUSL_INC)/linux
+	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
+	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
+	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
+	@touch $@
+
+$(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/kiln.unstripped: $(MUSL_OBJS)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^
+
+$(BUILD)/kiln: $(BUILD)/kiln.unstripped
+	strip -o $@ $<
+
+# ---- host (glibc) build for unit tests ----------------------------------------------
+ifeq ($(SAN),1)
+HOST_DIR  := $(BUILD)/san
+HOST_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+else
+HOST_DIR  := $(BUILD)/host
+HOST_CFLAGS := $(BASE_CFLAGS) -O1 -g
+endif
+HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(LIB_SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(HOST_DIR)/tests/%,$(UNIT_SRCS))
+
+$(HOST_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) -lcmocka -lpthread
+
+unit: $(UNIT_BINS)
+
+# ---- libFuzzer harnesses --------------------------------------------------------------
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Wno-unused-command-line-argument
+FUZZ_RUNS ?= 1000000
+
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(wildcard vmm/*.h boot/*.h virtio/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) -lpthread
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do echo "== $$f"; $$f -max_total_time=300 -print_final_stats=1 \
+		fuzz/corpus/$$(basename $$f) || exit 1; done
+
+# ---- tests ------------------------------------------------------------------------------
+check: all unit fuzz-build
+	@SAN=$(SAN) BUILD=$(BUILD) HOST_DIR=$(HOST_DIR) FUZZ_RUNS=$(FUZZ_RUNS) \
+		scripts/check.sh
+
+bench: all
+	@$(MAKE) -s -C bench BUILD=../$(BUILD)
+
+guest-kernel:
+	scripts/build-guest-kernel.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all unit fuzz fuzz-build check bench guest-kernel format clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

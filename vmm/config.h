@@ -1,0 +1,112 @@
+/* The VM configuration: Firecracker's --config-file schema, parsed and validated into typed
+ * structs. Parsing is pure (no file system access) so it can be fuzzed; config_check_files()
+ * does the file-system checks afterwards. */
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/log.h"
+
+#define CONFIG_MAX_DRIVES 16
+#define CONFIG_MAX_NETS 8
+#define CONFIG_ID_MAX 64	   /* drive_id, iface_id, vsock_id: [A-Za-z0-9_-]{1,64} */
+#define CONFIG_IFNAME_MAX 15	   /* host_dev_name: IFNAMSIZ - 1 */
+#define CONFIG_MAX_FILE_BYTES (1 << 20) /* a config file larger than this is refused */
+
+struct token_bucket_cfg {
+	bool present;
+	uint64_t size;		 /* tokens (bytes or ops) per refill_time */
+	uint64_t one_time_burst; /* extra initial tokens, 0 if absent */
+	uint64_t refill_time_ms; /* > 0 */
+};
+
+struct rate_limiter_cfg {
+	bool present;
+	struct token_bucket_cfg bandwidth;
+	struct token_bucket_cfg ops;
+};
+
+enum cache_type { CACHE_UNSAFE = 0, CACHE_WRITEBACK };
+
+struct drive_cfg {
+	char id[CONFIG_ID_MAX + 1];
+	char *path_on_host;
+	bool is_root_device;
+	bool is_read_only;
+	char *partuuid; /* NULL if absent */
+	enum cache_type cache_type;
+	struct rate_limiter_cfg rate_limiter;
+};
+
+struct net_cfg {
+	char id[CONFIG_ID_MAX + 1];
+	char host_dev_name[CONFIG_IFNAME_MAX + 1];
+	bool has_guest_mac;
+	uint8_t guest_mac[6];
+	struct rate_limiter_cfg rx_rate_limiter;
+	struct rate_limiter_cfg tx_rate_limiter;
+};
+
+struct vsock_cfg {
+	bool present;
+	char id[CONFIG_ID_MAX + 1]; /* optional vsock_id, "" if absent */
+	uint32_t guest_cid;	    /* >= 3 */
+	char *uds_path;
+};
+
+struct logger_cfg {
+	bool present;
+	char *log_path; /* NULL: stderr */
+	enum log_level level;
+	bool show_level;
+	bool show_log_origin;
+};
+
+struct metrics_cfg {
+	bool present;
+	char *metrics_path;
+};
+
+struct machine_cfg {
+	unsigned vcpu_count;   /* 1..32, default 1 */
+	uint64_t mem_size_mib; /* default 128 */
+	bool smt;	       /* 2 threads per core; then vcpu_count must be 1 or even */
+};
+
+struct boot_cfg {
+	char *kernel_image_path;
+	char *boot_args; /* NULL: kiln's default */
+	char *initrd_path;
+};
+
+struct kiln_config {
+	struct boot_cfg boot;
+	struct machine_cfg machine;
+	struct drive_cfg drives[CONFIG_MAX_DRIVES];
+	unsigned nr_drives;
+	struct net_cfg nets[CONFIG_MAX_NETS];
+	unsigned nr_nets;
+	struct vsock_cfg vsock;
+	struct logger_cfg logger;
+	struct metrics_cfg metrics;
+};
+
+/* Parses and validates a JSON document. On error returns -EINVAL and writes one line to
+ * err naming the key path (e.g. "drives[1].path_on_host: expected a string"); cfg is then
+ * freed. On success the caller owns cfg and must call config_free(). */
+int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *err,
+		 size_t errlen);
+
+/* Checks that every referenced file exists with the right type and access (kernel and
+ * initrd readable regular files, drives readable (and writable unless read-only)). */
+int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen);
+
+/* Reads the file at path (bounded size), then config_parse() and config_check_files(). */
+int config_load(const char *path, struct kiln_config *cfg, char *err, size_t errlen);
+
+void config_free(struct kiln_config *cfg);
+
+#endif

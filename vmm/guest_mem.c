@@ -1,0 +1,86 @@
+#include "vmm/guest_mem.h"
+#include "vmm/layout.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define GUARD_LEN (1ULL << 21)
+
+int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
+{
+	memset(gm, 0, sizeof(*gm));
+	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > (1ULL << 46))
+		return -EINVAL;
+	size_t len = ram_size + 2 * GUARD_LEN;
+	uint8_t *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			    -1, 0);
+	if (res == MAP_FAILED)
+		return -errno;
+	uint8_t *ram = res + GUARD_LEN;
+	if (mmap(ram, ram_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		int err = -errno;
+		munmap(res, len);
+		return err;
+	}
+	/* Guest RAM is not worth a core dump and must not leak into one. */
+	madvise(ram, ram_size, MADV_DONTDUMP);
+	gm->reservation = res;
+	gm->reservation_len = len;
+	gm->ram_size = ram_size;
+	uint64_t low = ram_size < LAYOUT_MMIO_GAP_START ? ram_size : LAYOUT_MMIO_GAP_START;
+	gm->region[0] = (struct gm_region){.gpa = 0, .size = low, .host = ram};
+	gm->nr_regions = 1;
+	if (ram_size > low) {
+		gm->region[1] = (struct gm_region){
+			.gpa = LAYOUT_HIGH_RAM_START, .size = ram_size - low, .host = ram + low};
+		gm->nr_regions = 2;
+	}
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *gm)
+{
+	if (gm->reservation)
+		munmap(gm->reservation, gm->reservation_len);
+	memset(gm, 0, sizeof(*gm));
+}
+
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->region[i];
+		if (gpa < r->gpa)
+			continue;
+		uint64_t off = gpa - r->gpa;
+		/* off < size and len <= size - off: no addition that can wrap. */
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r->host + off;
+	}
+	return NULL;
+}
+
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = gm_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = gm_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t gm_low_end(const struct guest_mem *gm)
+{
+	return gm->nr_regions ? gm->region[0].size : 0;
+}
