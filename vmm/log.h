@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_OFF = -1, LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Exit codes kiln uses. */
 #define KILN_EXIT_OK 0
