@@ -27,7 +27,13 @@ MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdat
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c)
 
-all: $(BUILD)/kiln
+all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf
+
+# A few instructions of guest code for host-side tests and bench/startup.
+$(BUILD)/tiny-guest.elf: tests/guest/tiny/tiny.S tests/guest/tiny/tiny.ld
+	@mkdir -p $(dir $@)
+	$(HOST_CC) -nostdlib -static -no-pie -Wl,-T,tests/guest/tiny/tiny.ld -Wl,--build-id=none \
+		-Wl,-z,noexecstack -o $@ $<
 
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)

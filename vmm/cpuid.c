@@ -1,0 +1,144 @@
+#include "vmm/cpuid.h"
+#include "vmm/layout.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define LEAF1_ECX_HYPERVISOR (1u << 31)
+#define LEAF1_EDX_HTT (1u << 28)
+#define EXT1_ECX_CMP_LEGACY (1u << 1)
+#define TOPO_LEVEL_SMT 1u
+#define TOPO_LEVEL_CORE 2u
+
+struct cpu_topology cpu_topology_make(unsigned nr_vcpus, bool smt)
+{
+	return (struct cpu_topology){
+		.nr_vcpus = nr_vcpus, .threads_per_core = (smt && nr_vcpus > 1) ? 2 : 1};
+}
+
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function,
+				    unsigned index)
+{
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		if (e->function != function)
+			continue;
+		if (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index)
+			return e;
+	}
+	return NULL;
+}
+
+/* Bits needed to number n items (0 for n <= 1). */
+static unsigned order_base_2(unsigned n)
+{
+	unsigned bits = 0;
+	while ((1u << bits) < n)
+		bits++;
+	return bits;
+}
+
+static bool cpuid_is_amd(struct kvm_cpuid2 *cpuid)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 0, 0);
+	/* "AuthenticAMD": ebx "Auth", edx "enti", ecx "cAMD"; Hygon shares the layout. */
+	return e && ((e->ebx == 0x68747541 && e->ecx == 0x444d4163) ||
+		     (e->ebx == 0x6f677948 && e->ecx == 0x656e6975));
+}
+
+static void cpuid_set_leaf1(struct kvm_cpuid2 *cpuid, unsigned apic_id,
+			    const struct cpu_topology *t)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 1, 0);
+	if (!e)
+		return;
+	unsigned logical = 1u << order_base_2(t->nr_vcpus);
+	e->ebx = (e->ebx & 0x0000ffff) | (apic_id << 24) | ((logical & 0xff) << 16);
+	e->ecx |= LEAF1_ECX_HYPERVISOR;
+	if (t->nr_vcpus > 1)
+		e->edx |= LEAF1_EDX_HTT;
+	else
+		e->edx &= ~LEAF1_EDX_HTT;
+}
+
+/* Leaves 0xB and 0x1F: SMT level, then core level, then an invalid level. */
+static void cpuid_set_ext_topology(struct kvm_cpuid2 *cpuid, unsigned leaf, unsigned apic_id,
+				   const struct cpu_topology *t)
+{
+	unsigned smt_bits = order_base_2(t->threads_per_core);
+	unsigned pkg_bits = order_base_2(t->nr_vcpus);
+	if (pkg_bits < smt_bits)
+		pkg_bits = smt_bits;
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		if (e->function != leaf)
+			continue;
+		e->edx = apic_id;
+		if (e->index == 0) {
+			e->eax = smt_bits;
+			e->ebx = t->threads_per_core;
+			e->ecx = (TOPO_LEVEL_SMT << 8) | 0;
+		} else if (e->index == 1) {
+			e->eax = pkg_bits;
+			e->ebx = t->nr_vcpus;
+			e->ecx = (TOPO_LEVEL_CORE << 8) | 1;
+		} else {
+			e->eax = e->ebx = 0;
+			e->ecx = e->index & 0xff;
+		}
+	}
+}
+
+/* Intel deterministic cache parameters: sharing and cores-per-package counts. */
+static void cpuid_set_leaf4(struct kvm_cpuid2 *cpuid, const struct cpu_topology *t)
+{
+	unsigned cores = t->nr_vcpus / t->threads_per_core;
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+		if (e->function != 4 || (e->eax & 0x1f) == 0)
+			continue;
+		unsigned level = (e->eax >> 5) & 0x7;
+		unsigned sharing = level >= 3 ? t->nr_vcpus : t->threads_per_core;
+		e->eax &= 0x3fff;
+		e->eax |= ((sharing - 1) & 0xfff) << 14;
+		e->eax |= ((cores - 1) & 0x3f) << 26;
+	}
+}
+
+static void cpuid_set_amd(struct kvm_cpuid2 *cpuid, unsigned apic_id,
+			  const struct cpu_topology *t)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 0x80000001, 0);
+	if (e) {
+		if (t->nr_vcpus > 1)
+			e->ecx |= EXT1_ECX_CMP_LEGACY;
+		else
+			e->ecx &= ~EXT1_ECX_CMP_LEGACY;
+	}
+	e = cpuid_find(cpuid, 0x80000008, 0);
+	if (e) /* NC: logical processors - 1; ApicIdSize: bits of the APIC id for them */
+		e->ecx = (e->ecx & ~0xf0ffu) | (order_base_2(t->nr_vcpus) << 12) |
+			 ((t->nr_vcpus - 1) & 0xff);
+	e = cpuid_find(cpuid, 0x8000001e, 0);
+	if (e) {
+		e->eax = apic_id;
+		e->ebx = ((t->threads_per_core - 1) << 8) | (apic_id / t->threads_per_core);
+		e->ecx = 0; /* one node */
+	}
+}
+
+int cpuid_normalize(struct kvm_cpuid2 *cpuid, unsigned index, const struct cpu_topology *topo)
+{
+	if (topo->nr_vcpus == 0 || topo->nr_vcpus > LAYOUT_MAX_VCPUS || index >= topo->nr_vcpus ||
+	    (topo->threads_per_core != 1 && topo->threads_per_core != 2) ||
+	    topo->nr_vcpus % topo->threads_per_core)
+		return -EINVAL;
+	cpuid_set_leaf1(cpuid, index, topo);
+	cpuid_set_ext_topology(cpuid, 0xb, index, topo);
+	cpuid_set_ext_topology(cpuid, 0x1f, index, topo);
+	if (cpuid_is_amd(cpuid))
+		cpuid_set_amd(cpuid, index, topo);
+	else
+		cpuid_set_leaf4(cpuid, topo);
+	return 0;
+}

@@ -1,0 +1,391 @@
+/* kiln: boots a Linux kernel in a KVM microVM described by a Firecracker-style config file.
+ * main() reads top-down: configuration, VM, guest image, devices, vCPUs, event loop. */
+#include "boot/boot.h"
+#include "vmm/acpi.h"
+#include "vmm/config.h"
+#include "vmm/console.h"
+#include "vmm/evloop.h"
+#include "vmm/log.h"
+#include "vmm/power.h"
+#include "vmm/serial.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
+
+struct kiln_args {
+	const char *config_path;
+	const char *id;
+};
+
+/* Everything one kiln process runs, in one struct passed explicitly. */
+struct kiln {
+	struct kiln_args args;
+	struct kiln_config cfg;
+	struct vm vm;
+	struct kernel_image kernel;
+	struct evloop loop;
+	struct serial serial;
+	struct console console;
+	struct i8042 i8042;
+	struct acpi_pm pm;
+	struct ev_source exit_src;
+	struct ev_source signal_src;
+	int metrics_fd;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: kiln --config-file PATH [--id ID] [--no-api]\n"
+		     "       kiln --help | --version\n"
+		     "Boots the microVM described by PATH (Firecracker --config-file schema)\n"
+		     "and exits when the guest reboots or powers off.\n");
+}
+
+static void parse_args(int argc, char **argv, struct kiln_args *a)
+{
+	enum { OPT_CONFIG = 1, OPT_ID, OPT_NO_API, OPT_HELP, OPT_VERSION };
+	static const struct option opts[] = {
+		{"config-file", required_argument, NULL, OPT_CONFIG},
+		{"id", required_argument, NULL, OPT_ID},
+		{"no-api", no_argument, NULL, OPT_NO_API},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0, 0, 0, 0},
+	};
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONFIG:
+			a->config_path = optarg;
+			break;
+		case OPT_ID:
+			a->id = optarg;
+			break;
+		case OPT_NO_API: /* kiln has no API server: accepted for Firecracker users */
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(KILN_EXIT_OK);
+		case OPT_VERSION:
+			printf("kiln %s\n", KILN_VERSION);
+			exit(KILN_EXIT_OK);
+		default:
+			die(KILN_EXIT_BADCFG, "%s: unknown option or missing argument (see --help)",
+			    argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die(KILN_EXIT_BADCFG, "%s: unexpected argument (see --help)", argv[optind]);
+	if (!a->config_path)
+		die(KILN_EXIT_BADCFG, "--config-file is required (see --help)");
+}
+
+/* Devices that later versions bring: refuse them clearly rather than ignore them. */
+static void check_supported(const struct kiln_config *cfg)
+{
+	if (cfg->nr_drives)
+		die(KILN_EXIT_BADCFG, "drives: block devices are not supported yet");
+	if (cfg->nr_nets)
+		die(KILN_EXIT_BADCFG, "network-interfaces: network devices are not supported yet");
+	if (cfg->vsock.present)
+		die(KILN_EXIT_BADCFG, "vsock: vsock devices are not supported yet");
+}
+
+static int open_output(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+}
+
+static void load_config(struct kiln *k)
+{
+	char err[512];
+	if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
+		die(KILN_EXIT_BADCFG, "%s: %s", k->args.config_path, err);
+	check_supported(&k->cfg);
+	const struct logger_cfg *lg = &k->cfg.logger;
+	int log_fd = 2;
+	if (lg->present && lg->log_path && (log_fd = open_output(lg->log_path)) < 0)
+		die(KILN_EXIT_BADCFG, "logger.log_path: %s: %s", lg->log_path, strerror(errno));
+	if (lg->present)
+		log_setup(log_fd, lg->level, lg->show_level, lg->show_log_origin);
+	k->metrics_fd = -1;
+	const char *mp = k->cfg.metrics.metrics_path;
+	if (k->cfg.metrics.present && (k->metrics_fd = open_output(mp)) < 0)
+		die(KILN_EXIT_BADCFG, "metrics.metrics_path: %s: %s", mp, strerror(errno));
+}
+
+static void create_vm(struct kiln *k)
+{
+	const char *what = "";
+	uint64_t bytes = k->cfg.machine.mem_size_mib << 20;
+	int err = vm_create(&k->vm, bytes, &what);
+	if (err)
+		die(KILN_EXIT_ERROR, "cannot create the VM: %s: %s", what, strerror(-err));
+}
+
+/* Maps a whole file read-only; *len gets its size. Dies naming the config key on error. */
+static uint8_t *map_file(const char *key, const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
+	if (st.st_size == 0)
+		die(KILN_EXIT_BADCFG, "%s: %s: empty file", key, path);
+	void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
+	close(fd);
+	*len = st.st_size;
+	return p;
+}
+
+static void load_kernel(struct kiln *k)
+{
+	const char *path = k->cfg.boot.kernel_image_path;
+	size_t len;
+	uint8_t *img = map_file("boot-source.kernel_image_path", path, &len);
+	int err = kernel_load(&k->vm.mem, img, len, &k->kernel);
+	munmap(img, len);
+	if (err == -ENOEXEC)
+		die(KILN_EXIT_BADCFG,
+		    "boot-source.kernel_image_path: %s: not a valid x86-64 vmlinux ELF or bzImage",
+		    path);
+	if (err)
+		die(KILN_EXIT_BADCFG,
+		    "boot-source.kernel_image_path: %s: does not fit in %llu MiB of guest memory",
+		    path, (unsigned long long)k->cfg.machine.mem_size_mib);
+}
+
+/* Reads the initrd straight into guest memory at the address the boot protocol allows. */
+static void load_initrd(struct kiln *k, struct boot_layout *bl)
+{
+	const char *key = "boot-source.initrd_path", *path = k->cfg.boot.initrd_path;
+	if (!path)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
+	uint64_t size = st.st_size, addr;
+	if (initrd_choose_addr(&k->vm.mem, &k->kernel, size, &addr) < 0)
+		die(KILN_EXIT_BADCFG, "%s: %s: %llu bytes do not fit below the kernel's limit", key,
+		    path, (unsigned long long)size);
+	uint8_t *dst = gm_ptr(&k->vm.mem, addr, size);
+	for (uint64_t done = 0; dst && done < size;) {
+		ssize_t n = pread(fd, dst + done, size - done, done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path,
+			    n < 0 ? strerror(errno) : "file shrank while reading");
+		done += n;
+	}
+	close(fd);
+	bl->initrd_gpa = addr;
+	bl->initrd_size = size;
+}
+
+static void write_cmdline(struct kiln *k, struct boot_layout *bl)
+{
+	const char *args = k->cfg.boot.boot_args ? k->cfg.boot.boot_args : DEFAULT_BOOT_ARGS;
+	size_t len = strlen(args);
+	size_t max = k->kernel.cmdline_max;
+	if (max > LAYOUT_CMDLINE_MAX - 1)
+		max = LAYOUT_CMDLINE_MAX - 1;
+	if (len > max)
+		die(KILN_EXIT_BADCFG, "boot-source.boot_args: %zu bytes, the kernel accepts %zu",
+		    len, max);
+	if (gm_write(&k->vm.mem, LAYOUT_CMDLINE_ADDR, args, len + 1) < 0)
+		die(KILN_EXIT_ERROR, "cannot write the kernel command line");
+	bl->cmdline_gpa = LAYOUT_CMDLINE_ADDR;
+	bl->cmdline_len = len;
+}
+
+static void load_guest(struct kiln *k)
+{
+	struct boot_layout bl = {0};
+	load_kernel(k);
+	load_initrd(k, &bl);
+	write_cmdline(k, &bl);
+	struct acpi_config acfg = {.nr_vcpus = k->cfg.machine.vcpu_count};
+	int err = acpi_build(&k->vm.mem, &acfg, &bl.rsdp_gpa);
+	if (err)
+		die(KILN_EXIT_ERROR, "cannot build the ACPI tables: %s", strerror(-err));
+	err = bootparams_write(&k->vm.mem, &k->kernel, &bl);
+	if (err)
+		die(KILN_EXIT_ERROR, "cannot write the boot parameters: %s", strerror(-err));
+}
+
+static int serial_irq_set(void *ctx, int level)
+{
+	return vm_irq_line(ctx, LAYOUT_COM1_IRQ, level);
+}
+
+static void add_legacy_devices(struct kiln *k)
+{
+	struct vm *vm = &k->vm;
+	int space_efd, err;
+	if ((err = console_prepare(&k->console, &space_efd)))
+		die(KILN_EXIT_ERROR, "console: %s", strerror(-err));
+	struct serial_irq irq = {.set_level = serial_irq_set, .ctx = vm};
+	if ((err = serial_init(&k->serial, STDOUT_FILENO, space_efd, &irq)) ||
+	    (err = i8042_init(&k->i8042, &vm->exit)))
+		die(KILN_EXIT_ERROR, "devices: %s", strerror(-err));
+	acpi_pm_init(&k->pm, &vm->exit);
+	if ((err = bus_add(&vm->pio, LAYOUT_COM1_PORT, 8, &serial_bus_ops, &k->serial)) ||
+	    (err = bus_add(&vm->pio, LAYOUT_I8042_DATA_PORT, 5, &i8042_bus_ops, &k->i8042)) ||
+	    (err = bus_add(&vm->pio, LAYOUT_ACPI_SLEEP_CTL_PORT, 3, &acpi_pm_bus_ops, &k->pm)))
+		die(KILN_EXIT_ERROR, "I/O bus: %s", strerror(-err));
+}
+
+static void create_vcpus(struct kiln *k)
+{
+	const char *what = "";
+	int err = vcpu_create_all(&k->vm, k->cfg.machine.vcpu_count, k->cfg.machine.smt, &what);
+	if (!err)
+		err = vcpu_setup_boot(&k->vm, &k->kernel, &what);
+	if (err)
+		die(KILN_EXIT_ERROR, "cannot set up the vCPUs: %s: %s", what, strerror(-err));
+}
+
+static void on_exit_request(void *ctx, uint32_t events)
+{
+	struct kiln *k = ctx;
+	uint64_t cnt;
+	(void)events;
+	ssize_t rc = read(k->exit_src.fd, &cnt, sizeof(cnt));
+	(void)rc;
+}
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct kiln *k = ctx;
+	struct signalfd_siginfo si;
+	(void)events;
+	if (read(k->signal_src.fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: stopping the VM", si.ssi_signo);
+	vm_request_exit(&k->vm.exit, VM_EXIT_SIGNAL);
+}
+
+/* Blocks the signals kiln handles in its event loop (and SIGUSR1, which vCPU threads
+ * unblock for their kicks) so every thread created afterwards inherits the mask. */
+static void block_signals(sigset_t *handled)
+{
+	sigemptyset(handled);
+	sigaddset(handled, SIGTERM);
+	sigaddset(handled, SIGINT);
+	sigaddset(handled, SIGHUP);
+	sigset_t mask = *handled;
+	sigaddset(&mask, SIGUSR1);
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL))
+		die(KILN_EXIT_ERROR, "cannot block signals");
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void start_event_loop(struct kiln *k, const sigset_t *handled)
+{
+	int err = evloop_init(&k->loop);
+	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
+	k->signal_src = (struct ev_source){.handle = on_signal, .ctx = k,
+					   .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
+	if (!err && k->signal_src.fd < 0)
+		err = -errno;
+	if (!err)
+		err = evloop_add(&k->loop, &k->exit_src, EPOLLIN);
+	if (!err)
+		err = evloop_add(&k->loop, &k->signal_src, EPOLLIN);
+	if (!err)
+		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
+	if (err)
+		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+}
+
+static const char *exit_reason_name(int reason)
+{
+	static const char *const names[] = {"running", "reboot", "poweroff", "signal", "error"};
+	return reason >= 0 && reason <= VM_EXIT_ERROR ? names[reason] : "unknown";
+}
+
+static void write_metrics(struct kiln *k, int reason)
+{
+	if (k->metrics_fd < 0)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	dprintf(k->metrics_fd,
+		"{\"utc_timestamp_ms\":%llu,\"vmm\":{\"exit_reason\":\"%s\"},"
+		"\"uart\":{\"write_count\":%llu}}\n",
+		(unsigned long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+		exit_reason_name(reason), (unsigned long long)k->serial.tx_bytes);
+}
+
+/* Runs the devices until some thread asks the VM to end; returns the exit reason. */
+static int run_vm(struct kiln *k)
+{
+	int err = vcpu_start_all(&k->vm);
+	if (err) {
+		log_err("cannot start the vCPUs: %s", strerror(-err));
+		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
+	}
+	while (atomic_load(&k->vm.exit.reason) == VM_RUNNING) {
+		err = evloop_run_once(&k->loop, -1);
+		if (err < 0) {
+			log_err("event loop: %s", strerror(-err));
+			vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
+		}
+	}
+	vcpu_stop_all(&k->vm);
+	return atomic_load(&k->vm.exit.reason);
+}
+
+static void teardown(struct kiln *k, int reason)
+{
+	console_stop(&k->console);
+	write_metrics(k, reason);
+	evloop_destroy(&k->loop);
+	if (k->signal_src.fd >= 0)
+		close(k->signal_src.fd);
+	vm_destroy(&k->vm);
+	serial_destroy(&k->serial);
+	i8042_destroy(&k->i8042);
+	config_free(&k->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct kiln *k = calloc(1, sizeof(*k));
+	sigset_t handled;
+	if (!k)
+		die(KILN_EXIT_ERROR, "out of memory");
+	parse_args(argc, argv, &k->args);
+	load_config(k);
+	create_vm(k);
+	load_guest(k);
+	add_legacy_devices(k);
+	create_vcpus(k);
+	block_signals(&handled);
+	start_event_loop(k, &handled);
+	int reason = run_vm(k);
+	log_info("VM stopped: %s", exit_reason_name(reason));
+	teardown(k, reason);
+	free(k);
+	return reason == VM_EXIT_ERROR ? KILN_EXIT_ERROR : KILN_EXIT_OK;
+}

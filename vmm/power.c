@@ -1,0 +1,147 @@
+#include "vmm/power.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define I8042_STATUS_OBF 0x01
+#define I8042_STATUS_SYS 0x04
+#define I8042_STATUS_CMD 0x08
+#define I8042_CMD_READ_CTR 0x20
+#define I8042_CMD_WRITE_CTR 0x60
+#define I8042_CMD_SELF_TEST 0xaa
+#define I8042_CMD_KBD_TEST 0xab
+#define I8042_CMD_READ_OUTP 0xd0
+#define I8042_CMD_WRITE_OUTP 0xd1
+#define I8042_CMD_PULSE_RESET 0xfe
+#define I8042_OUTP_RESET_BIT 0x01 /* 0 in the output port asserts reset */
+
+#define ACPI_SLP_EN 0x20
+#define ACPI_SLP_TYP_SHIFT 2
+#define ACPI_SLP_TYP_MASK 0x7
+
+static void i8042_output(struct i8042 *k, uint8_t val)
+{
+	k->out = val;
+	k->status |= I8042_STATUS_OBF;
+}
+
+static void i8042_command(struct i8042 *k, uint8_t cmd)
+{
+	k->status |= I8042_STATUS_CMD;
+	switch (cmd) {
+	case I8042_CMD_READ_CTR:
+		i8042_output(k, k->cmd_byte);
+		break;
+	case I8042_CMD_WRITE_CTR:
+	case I8042_CMD_WRITE_OUTP:
+		k->pending = cmd;
+		break;
+	case I8042_CMD_SELF_TEST:
+		i8042_output(k, 0x55);
+		break;
+	case I8042_CMD_KBD_TEST:
+		i8042_output(k, 0x00);
+		break;
+	case I8042_CMD_READ_OUTP:
+		i8042_output(k, 0x01);
+		break;
+	case I8042_CMD_PULSE_RESET:
+		log_info("guest reset through the i8042");
+		vm_request_exit(k->exit, VM_EXIT_REBOOT);
+		break;
+	default:
+		break;
+	}
+}
+
+static void i8042_data(struct i8042 *k, uint8_t val)
+{
+	k->status &= ~I8042_STATUS_CMD;
+	if (k->pending == I8042_CMD_WRITE_CTR) {
+		k->cmd_byte = val;
+	} else if (k->pending == I8042_CMD_WRITE_OUTP && !(val & I8042_OUTP_RESET_BIT)) {
+		log_info("guest reset through the i8042 output port");
+		vm_request_exit(k->exit, VM_EXIT_REBOOT);
+	}
+	k->pending = 0;
+}
+
+static void i8042_bus_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
+{
+	struct i8042 *k = dev;
+	memset(data, 0xff, len);
+	pthread_mutex_lock(&k->lock);
+	if (off == 0) {
+		data[0] = k->out;
+		k->status &= ~I8042_STATUS_OBF;
+	} else if (off == LAYOUT_I8042_CMD_PORT - LAYOUT_I8042_DATA_PORT) {
+		data[0] = k->status;
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void i8042_bus_write(void *dev, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	struct i8042 *k = dev;
+	(void)len;
+	pthread_mutex_lock(&k->lock);
+	if (off == 0)
+		i8042_data(k, data[0]);
+	else if (off == LAYOUT_I8042_CMD_PORT - LAYOUT_I8042_DATA_PORT)
+		i8042_command(k, data[0]);
+	pthread_mutex_unlock(&k->lock);
+}
+
+const struct bus_dev_ops i8042_bus_ops = {
+	.read = i8042_bus_read,
+	.write = i8042_bus_write,
+};
+
+int i8042_init(struct i8042 *k, struct vm_exit_ctl *exit)
+{
+	memset(k, 0, sizeof(*k));
+	k->status = I8042_STATUS_SYS;
+	k->cmd_byte = 0x45; /* translate, system flag, keyboard interrupt */
+	k->exit = exit;
+	return -pthread_mutex_init(&k->lock, NULL);
+}
+
+void i8042_destroy(struct i8042 *k)
+{
+	pthread_mutex_destroy(&k->lock);
+}
+
+static void acpi_pm_bus_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
+{
+	(void)dev;
+	(void)off;
+	memset(data, 0, len); /* sleep status: never woken, never sleeping */
+}
+
+static void acpi_pm_bus_write(void *dev, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	struct acpi_pm *pm = dev;
+	(void)len;
+	uint64_t port = LAYOUT_ACPI_SLEEP_CTL_PORT + off;
+	uint8_t v = data[0];
+	if (port == LAYOUT_ACPI_SLEEP_CTL_PORT && (v & ACPI_SLP_EN) &&
+	    ((v >> ACPI_SLP_TYP_SHIFT) & ACPI_SLP_TYP_MASK) == LAYOUT_ACPI_S5_SLP_TYP) {
+		log_info("guest powered off (ACPI S5)");
+		vm_request_exit(pm->exit, VM_EXIT_POWEROFF);
+	} else if (port == LAYOUT_ACPI_RESET_PORT && v == LAYOUT_ACPI_RESET_VALUE) {
+		log_info("guest reset through the ACPI reset register");
+		vm_request_exit(pm->exit, VM_EXIT_REBOOT);
+	}
+}
+
+const struct bus_dev_ops acpi_pm_bus_ops = {
+	.read = acpi_pm_bus_read,
+	.write = acpi_pm_bus_write,
+};
+
+void acpi_pm_init(struct acpi_pm *pm, struct vm_exit_ctl *exit)
+{
+	pm->exit = exit;
+}

@@ -1,0 +1,155 @@
+/* The vCPU threads: KVM_RUN in a loop, each exit dispatched to the I/O buses or turned into
+ * a VM exit reason. */
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static void vcpu_handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint32_t size = run->io.size;
+	uint64_t total = (uint64_t)size * run->io.count;
+	/* The data area is KVM's, but never index past the mapping on its word. */
+	if (size == 0 || size > 8 || run->io.data_offset > v->run_size ||
+	    total > v->run_size - run->io.data_offset)
+		return;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			bus_write(&v->vm->pio, run->io.port, data, size);
+		else
+			bus_read(&v->vm->pio, run->io.port, data, size);
+	}
+}
+
+static void vcpu_handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint32_t len = run->mmio.len;
+	if (len == 0 || len > sizeof(run->mmio.data))
+		return;
+	if (run->mmio.is_write)
+		bus_write(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+	else
+		bus_read(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+}
+
+static int vcpu_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_exit(&v->vm->exit, VM_EXIT_POWEROFF);
+		return 1;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_exit(&v->vm->exit, VM_EXIT_REBOOT);
+		return 1;
+	default:
+		log_err("vCPU %u: system event %u", v->index, v->run->system_event.type);
+		vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+		return 1;
+	}
+}
+
+int vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_handle_io(v);
+		return 0;
+	case KVM_EXIT_MMIO:
+		vcpu_handle_mmio(v);
+		return 0;
+	case KVM_EXIT_HLT:
+		/* Only seen where the irqchip does not keep HLT in the kernel (PVM); the next
+		 * KVM_RUN waits for an interrupt there. */
+		return 0;
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault: how a PC resets when every other way failed. */
+		log_info("vCPU %u: triple fault, treating as reboot", v->index);
+		vm_request_exit(&v->vm->exit, VM_EXIT_REBOOT);
+		return 1;
+	case KVM_EXIT_SYSTEM_EVENT:
+		return vcpu_system_event(v);
+	case KVM_EXIT_INTERNAL_ERROR:
+		log_err("vCPU %u: KVM internal error, suberror %u", v->index,
+			run->internal.suberror);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_err("vCPU %u: KVM entry failed, reason 0x%llx", v->index,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		break;
+	default:
+		log_err("vCPU %u: unexpected KVM exit %u", v->index, run->exit_reason);
+		break;
+	}
+	vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+	return 1;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t kick;
+	sigemptyset(&kick);
+	sigaddset(&kick, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	while (!atomic_load(&v->vm->stopping)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+			vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+			break;
+		}
+		if (vcpu_handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+int vcpu_start_all(struct vm *vm)
+{
+	struct sigaction sa = {.sa_handler = vcpu_kick_handler};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		return -errno;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (err)
+			return -err;
+		v->thread_started = true;
+	}
+	return 0;
+}
+
+void vcpu_stop_all(struct vm *vm)
+{
+	atomic_store(&vm->stopping, true);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		if (!v->thread_started)
+			continue;
+		/* immediate_exit first, so a vCPU about to enter KVM_RUN returns at once. */
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(v->thread, SIGUSR1);
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		if (v->thread_started)
+			pthread_join(v->thread, NULL);
+		v->thread_started = false;
+	}
+}

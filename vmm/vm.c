@@ -1,0 +1,153 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Addresses KVM needs for its own use on Intel (real-mode TSS and EPT identity map); both
+ * sit in the MMIO gap, just below the BIOS area, where no device lives. */
+#define KVM_TSS_ADDR 0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+void vm_request_exit(struct vm_exit_ctl *ctl, enum vm_exit_reason reason)
+{
+	int expected = VM_RUNNING;
+	if (atomic_compare_exchange_strong(&ctl->reason, &expected, (int)reason)) {
+		uint64_t one = 1;
+		ssize_t rc = write(ctl->efd, &one, sizeof(one));
+		(void)rc;
+	}
+}
+
+static int vm_check_caps(int kvm_fd, const char **what)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} needed[] = {
+		{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+		{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+		{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+		{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+		{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+		{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+		{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	};
+	if (ioctl(kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		*what = "KVM_GET_API_VERSION";
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+			*what = needed[i].name;
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int vm_add_memory(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct gm_region *r = &vm->mem.region[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int vm_create_platform(struct vm *vm, const char **what)
+{
+	*what = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+		return -errno;
+	/* Only meaningful on Intel; AMD and PVM may refuse it, which is harmless. */
+	uint64_t ident = KVM_IDENTITY_MAP_ADDR;
+	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident);
+	*what = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return -errno;
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	*what = "KVM_CREATE_PIT2";
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_bytes, const char **what)
+{
+	int err;
+	vm->kvm_fd = vm->vm_fd = vm->exit.efd = -1;
+	*what = "/dev/kvm";
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return -errno;
+	err = vm_check_caps(vm->kvm_fd, what);
+	if (err)
+		goto fail;
+	*what = "eventfd";
+	vm->exit.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit.efd < 0)
+		goto fail_errno;
+	*what = "KVM_CREATE_VM";
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0)
+		goto fail_errno;
+	err = vm_create_platform(vm, what);
+	if (err)
+		goto fail;
+	*what = "guest memory";
+	err = guest_mem_init(&vm->mem, mem_bytes);
+	if (err)
+		goto fail;
+	*what = "KVM_SET_USER_MEMORY_REGION";
+	err = vm_add_memory(vm);
+	if (err)
+		goto fail;
+	return 0;
+fail_errno:
+	err = -errno;
+fail:
+	vm_destroy(vm);
+	return err;
+}
+
+int vm_irq_line(struct vm *vm, unsigned gsi, int level)
+{
+	struct kvm_irq_level irq = {.irq = gsi, .level = level};
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		if (v->run)
+			munmap(v->run, v->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+		v->run = NULL;
+		v->fd = -1;
+	}
+	vm->nr_vcpus = 0;
+	guest_mem_free(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->exit.efd >= 0)
+		close(vm->exit.efd);
+	vm->vm_fd = vm->kvm_fd = vm->exit.efd = -1;
+}

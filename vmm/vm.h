@@ -1,0 +1,68 @@
+/* The VM: KVM handles, guest RAM, the I/O buses, the vCPUs and how the VM is asked to end. */
+#ifndef KILN_VM_H
+#define KILN_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/guest_mem.h"
+#include "vmm/layout.h"
+
+enum vm_exit_reason {
+	VM_RUNNING = 0,
+	VM_EXIT_REBOOT,	  /* guest reset (i8042, ACPI reset register, triple fault) */
+	VM_EXIT_POWEROFF, /* guest entered ACPI S5 */
+	VM_EXIT_SIGNAL,	  /* SIGTERM/SIGINT on the host */
+	VM_EXIT_ERROR,	  /* KVM error or an exit the guest did not ask for */
+};
+
+/* How any thread asks the VM to end: the first reason recorded wins, and the event loop
+ * is woken through the eventfd. Safe to call from vCPU threads and device handlers. */
+struct vm_exit_ctl {
+	_Atomic int reason;
+	int efd;
+};
+
+void vm_request_exit(struct vm_exit_ctl *ctl, enum vm_exit_reason reason);
+
+struct vm;
+
+struct vcpu {
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+	struct vm *vm;
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct vm_exit_ctl exit;
+	atomic_bool stopping; /* set once; vCPU threads leave KVM_RUN and return */
+	unsigned nr_vcpus;
+	bool smt;
+	struct vcpu vcpu[LAYOUT_MAX_VCPUS];
+};
+
+/* Opens /dev/kvm, checks the capabilities kiln needs, creates the VM with an in-kernel
+ * irqchip and PIT and registers mem_bytes of guest RAM. 0 or -errno; *what names the step
+ * that failed. */
+int vm_create(struct vm *vm, uint64_t mem_bytes, const char **what);
+
+/* Drives an interrupt line of the in-kernel irqchip (level 1 or 0). */
+int vm_irq_line(struct vm *vm, unsigned gsi, int level);
+
+/* Closes every fd and unmaps guest RAM. vCPU threads must have been joined. */
+void vm_destroy(struct vm *vm);
+
+#endif
