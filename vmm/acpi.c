@@ -58,6 +58,7 @@
 #define IAPC_VGA_NOT_PRESENT (1u << 2)
 #define IAPC_MSI_NOT_SUPPORTED (1u << 3)
 #define IAPC_PCIE_ASPM_CONTROLS (1u << 4)
+#define IAPC_CMOS_RTC_NOT_PRESENT (1u << 5) /* kiln has no RTC; kvm-clock gives wall time */
 
 /* Generic Address Structure (section 5.2.3.2). */
 #define GAS_SYSTEM_IO 1
@@ -183,7 +184,9 @@ static void write_fadt(uint8_t *t, uint64_t dsdt_gpa)
 {
 	sdt_header(t, "FACP", FADT_LEN, FADT_REVISION);
 	put_le(t + FADT_IAPC_BOOT_ARCH,
-	       IAPC_VGA_NOT_PRESENT | IAPC_MSI_NOT_SUPPORTED | IAPC_PCIE_ASPM_CONTROLS, 2);
+	       IAPC_VGA_NOT_PRESENT | IAPC_MSI_NOT_SUPPORTED | IAPC_PCIE_ASPM_CONTROLS |
+		   IAPC_CMOS_RTC_NOT_PRESENT,
+	       2);
 	put_le(t + FADT_FLAGS,
 	       FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP |
 		   FADT_F_HW_REDUCED_ACPI,

@@ -159,8 +159,8 @@ static void test_fadt(void **state)
 	assert_true(flags & (1u << 4));	 /* PWR_BUTTON */
 	assert_true(flags & (1u << 5));	 /* SLP_BUTTON */
 	uint16_t boot_arch = (uint16_t)rd(f + 109, 2);
-	assert_int_equal(boot_arch, (1u << 2) | (1u << 3) | (1u << 4));
-	assert_false(boot_arch & (1u << 1)); /* no 8042 */
+	assert_int_equal(boot_arch, (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5)); /* no RTC */
+	assert_false(boot_arch & (1u << 1));					    /* no 8042 */
 	const uint8_t reset[12] = {
 	    1, 8, 0, 1, LAYOUT_ACPI_RESET_PORT & 0xff, LAYOUT_ACPI_RESET_PORT >> 8};
 	assert_memory_equal(f + 116, reset, 12);
