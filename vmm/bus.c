@@ -3,8 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_ops *ops,
-	    void *dev)
+int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_ops *ops, void *dev)
 {
 	if (len == 0 || base + len < base)
 		return -EINVAL;
@@ -15,7 +14,8 @@ int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_o
 	}
 	if (bus->nr == BUS_MAX_RANGES)
 		return -ENOSPC;
-	bus->range[bus->nr++] = (struct bus_range){.base = base, .len = len, .ops = ops, .dev = dev};
+	bus->range[bus->nr++] =
+	    (struct bus_range){.base = base, .len = len, .ops = ops, .dev = dev};
 	return 0;
 }
 

@@ -27,8 +27,7 @@ struct bus {
 
 /* Adds [base, base+len) for dev. -EINVAL for an empty or wrapping range, -EEXIST when it
  * overlaps an existing one, -ENOSPC when the bus is full. */
-int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_ops *ops,
-	    void *dev);
+int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_ops *ops, void *dev);
 
 /* Dispatches an access that lies entirely inside one range. Reads of unclaimed addresses
  * return all-ones (like an empty ISA/MMIO bus) and -ENOENT; writes there are dropped. */

@@ -12,8 +12,8 @@
 
 #define CONFIG_MAX_DRIVES 16
 #define CONFIG_MAX_NETS 8
-#define CONFIG_ID_MAX 64	   /* drive_id, iface_id, vsock_id: [A-Za-z0-9_-]{1,64} */
-#define CONFIG_IFNAME_MAX 15	   /* host_dev_name: IFNAMSIZ - 1 */
+#define CONFIG_ID_MAX 64		/* drive_id, iface_id, vsock_id: [A-Za-z0-9_-]{1,64} */
+#define CONFIG_IFNAME_MAX 15		/* host_dev_name: IFNAMSIZ - 1 */
 #define CONFIG_MAX_FILE_BYTES (1 << 20) /* a config file larger than this is refused */
 
 struct token_bucket_cfg {
@@ -97,8 +97,7 @@ struct kiln_config {
 /* Parses and validates a JSON document. On error returns -EINVAL and writes one line to
  * err naming the key path (e.g. "drives[1].path_on_host: expected a string"); cfg is then
  * freed. On success the caller owns cfg and must call config_free(). */
-int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *err,
-		 size_t errlen);
+int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *err, size_t errlen);
 
 /* Checks that every referenced file exists with the right type and access (kernel and
  * initrd readable regular files, drives readable (and writable unless read-only)). */

@@ -76,8 +76,8 @@ int console_start(struct console *c, struct serial *s, struct evloop *loop, int 
 {
 	c->serial = s;
 	c->loop = loop;
-	c->space_src = (struct ev_source){.handle = console_on_space, .ctx = c,
-					  .fd = c->space_src.fd};
+	c->space_src =
+	    (struct ev_source){.handle = console_on_space, .ctx = c, .fd = c->space_src.fd};
 	int err = evloop_add(loop, &c->space_src, EPOLLIN);
 	if (err)
 		return err;

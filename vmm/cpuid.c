@@ -12,12 +12,11 @@
 
 struct cpu_topology cpu_topology_make(unsigned nr_vcpus, bool smt)
 {
-	return (struct cpu_topology){
-		.nr_vcpus = nr_vcpus, .threads_per_core = (smt && nr_vcpus > 1) ? 2 : 1};
+	return (struct cpu_topology){.nr_vcpus = nr_vcpus,
+				     .threads_per_core = (smt && nr_vcpus > 1) ? 2 : 1};
 }
 
-struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function,
-				    unsigned index)
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function, unsigned index)
 {
 	for (unsigned i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
@@ -105,8 +104,7 @@ static void cpuid_set_leaf4(struct kvm_cpuid2 *cpuid, const struct cpu_topology 
 	}
 }
 
-static void cpuid_set_amd(struct kvm_cpuid2 *cpuid, unsigned apic_id,
-			  const struct cpu_topology *t)
+static void cpuid_set_amd(struct kvm_cpuid2 *cpuid, unsigned apic_id, const struct cpu_topology *t)
 {
 	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 0x80000001, 0);
 	if (e) {

@@ -22,7 +22,6 @@ struct cpu_topology cpu_topology_make(unsigned nr_vcpus, bool smt);
 int cpuid_normalize(struct kvm_cpuid2 *cpuid, unsigned index, const struct cpu_topology *topo);
 
 /* The entry for (function, index), or NULL. */
-struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function,
-				    unsigned index);
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *cpuid, unsigned function, unsigned index);
 
 #endif

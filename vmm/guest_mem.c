@@ -13,8 +13,8 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > (1ULL << 46))
 		return -EINVAL;
 	size_t len = ram_size + 2 * GUARD_LEN;
-	uint8_t *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			    -1, 0);
+	uint8_t *res =
+	    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
 		return -errno;
 	uint8_t *ram = res + GUARD_LEN;
@@ -34,7 +34,7 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 	gm->nr_regions = 1;
 	if (ram_size > low) {
 		gm->region[1] = (struct gm_region){
-			.gpa = LAYOUT_HIGH_RAM_START, .size = ram_size - low, .host = ram + low};
+		    .gpa = LAYOUT_HIGH_RAM_START, .size = ram_size - low, .host = ram + low};
 		gm->nr_regions = 2;
 	}
 	return 0;

@@ -16,7 +16,7 @@ static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 void log_setup(int fd, enum log_level level, int show_level, int show_origin)
 {
 	log_sink = (struct log_cfg){
-		.fd = fd, .level = level, .show_level = show_level, .show_origin = show_origin};
+	    .fd = fd, .level = level, .show_level = show_level, .show_origin = show_origin};
 }
 
 void log_msg(enum log_level lvl, const char *file, int line, const char *fmt, ...)

@@ -9,8 +9,8 @@ enum log_level { LOG_OFF = -1, LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Exit codes kiln uses. */
 #define KILN_EXIT_OK 0
-#define KILN_EXIT_ERROR 1  /* VM failed while running (KVM error, unexpected exit) */
-#define KILN_EXIT_BADCFG 2 /* bad input: config, command line, files */
+#define KILN_EXIT_ERROR 1     /* VM failed while running (KVM error, unexpected exit) */
+#define KILN_EXIT_BADCFG 2    /* bad input: config, command line, files */
 #define KILN_EXIT_SECCOMP 148 /* killed by the seccomp SIGSYS path */
 
 struct log_cfg {
@@ -24,7 +24,7 @@ struct log_cfg {
 void log_setup(int fd, enum log_level level, int show_level, int show_origin);
 
 void log_msg(enum log_level lvl, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* For guest-triggered events: logs at most one line per `interval_ns` per call site. */
 struct log_ratelimit {

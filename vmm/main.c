@@ -60,12 +60,12 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 {
 	enum { OPT_CONFIG = 1, OPT_ID, OPT_NO_API, OPT_HELP, OPT_VERSION };
 	static const struct option opts[] = {
-		{"config-file", required_argument, NULL, OPT_CONFIG},
-		{"id", required_argument, NULL, OPT_ID},
-		{"no-api", no_argument, NULL, OPT_NO_API},
-		{"help", no_argument, NULL, OPT_HELP},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{0, 0, 0, 0},
+	    {"config-file", required_argument, NULL, OPT_CONFIG},
+	    {"id", required_argument, NULL, OPT_ID},
+	    {"no-api", no_argument, NULL, OPT_NO_API},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {0, 0, 0, 0},
 	};
 	opterr = 0;
 	int c;
@@ -304,8 +304,8 @@ static void start_event_loop(struct kiln *k, const sigset_t *handled)
 {
 	int err = evloop_init(&k->loop);
 	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
-	k->signal_src = (struct ev_source){.handle = on_signal, .ctx = k,
-					   .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
+	k->signal_src = (struct ev_source){
+	    .handle = on_signal, .ctx = k, .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
 	if (!err && k->signal_src.fd < 0)
 		err = -errno;
 	if (!err)

@@ -95,8 +95,8 @@ static void i8042_bus_write(void *dev, uint64_t off, const uint8_t *data, uint32
 }
 
 const struct bus_dev_ops i8042_bus_ops = {
-	.read = i8042_bus_read,
-	.write = i8042_bus_write,
+    .read = i8042_bus_read,
+    .write = i8042_bus_write,
 };
 
 int i8042_init(struct i8042 *k, struct vm_exit_ctl *exit)
@@ -137,8 +137,8 @@ static void acpi_pm_bus_write(void *dev, uint64_t off, const uint8_t *data, uint
 }
 
 const struct bus_dev_ops acpi_pm_bus_ops = {
-	.read = acpi_pm_bus_read,
-	.write = acpi_pm_bus_write,
+    .read = acpi_pm_bus_read,
+    .write = acpi_pm_bus_write,
 };
 
 void acpi_pm_init(struct acpi_pm *pm, struct vm_exit_ctl *exit)

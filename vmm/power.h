@@ -14,8 +14,8 @@ struct i8042 {
 	pthread_mutex_t lock;
 	uint8_t status;
 	uint8_t cmd_byte;
-	uint8_t out;	  /* output buffer, valid when status has OBF */
-	uint8_t pending;  /* command awaiting a data byte on port 0x60 */
+	uint8_t out;	 /* output buffer, valid when status has OBF */
+	uint8_t pending; /* command awaiting a data byte on port 0x60 */
 	struct vm_exit_ctl *exit;
 };
 
@@ -23,7 +23,7 @@ struct acpi_pm {
 	struct vm_exit_ctl *exit;
 };
 
-extern const struct bus_dev_ops i8042_bus_ops; /* register at 0x60, length 5 (0x60..0x64) */
+extern const struct bus_dev_ops i8042_bus_ops;	 /* register at 0x60, length 5 (0x60..0x64) */
 extern const struct bus_dev_ops acpi_pm_bus_ops; /* register at the sleep control port, 3 */
 
 int i8042_init(struct i8042 *k, struct vm_exit_ctl *exit);

@@ -196,8 +196,8 @@ static void serial_bus_write(void *dev, uint64_t off, const uint8_t *data, uint3
 }
 
 const struct bus_dev_ops serial_bus_ops = {
-	.read = serial_bus_read,
-	.write = serial_bus_write,
+    .read = serial_bus_read,
+    .write = serial_bus_write,
 };
 
 int serial_init(struct serial *s, int out_fd, int space_efd, const struct serial_irq *irq)

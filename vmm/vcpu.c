@@ -47,12 +47,17 @@ static int vcpu_set_cpuid(struct vcpu *v, const struct kvm_cpuid2 *supported,
 static int vcpu_set_msrs(struct vcpu *v)
 {
 	static const struct kvm_msr_entry boot_msrs[] = {
-		{.index = MSR_IA32_SYSENTER_CS},    {.index = MSR_IA32_SYSENTER_ESP},
-		{.index = MSR_IA32_SYSENTER_EIP},   {.index = MSR_STAR},
-		{.index = MSR_CSTAR},		    {.index = MSR_KERNEL_GS_BASE},
-		{.index = MSR_SYSCALL_MASK},	    {.index = MSR_LSTAR},
-		{.index = MSR_IA32_TSC},	    {.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING},
-		{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WB},
+	    {.index = MSR_IA32_SYSENTER_CS},
+	    {.index = MSR_IA32_SYSENTER_ESP},
+	    {.index = MSR_IA32_SYSENTER_EIP},
+	    {.index = MSR_STAR},
+	    {.index = MSR_CSTAR},
+	    {.index = MSR_KERNEL_GS_BASE},
+	    {.index = MSR_SYSCALL_MASK},
+	    {.index = MSR_LSTAR},
+	    {.index = MSR_IA32_TSC},
+	    {.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING},
+	    {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WB},
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
 	struct {
