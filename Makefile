@@ -39,6 +39,7 @@ $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
+	ln -sfn /usr/include/video $(MUSL_INC)/video
 	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	@touch $@

@@ -60,11 +60,12 @@ static int vcpu_set_msrs(struct vcpu *v)
 	    {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE_WB},
 	};
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
-	struct {
+	/* struct kvm_msrs ends in a flexible array: give it room for N entries. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(boot_msrs)];
 	} msrs = {.hdr.nmsrs = N};
-	memcpy(msrs.e, boot_msrs, sizeof(boot_msrs));
+	memcpy(msrs.hdr.entries, boot_msrs, sizeof(boot_msrs));
 	int n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
 	if (n < 0)
 		return -errno;
