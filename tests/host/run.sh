@@ -99,7 +99,7 @@ expect_bad missing-kernel "boot-source.kernel_image_path" --config-file "$T/miss
 echo "not a kernel" >"$T/garbage.bin"
 write_cfg bad-kernel "{\"boot-source\":{\"kernel_image_path\":\"$T/garbage.bin\"}}"
 expect_bad bad-kernel "boot-source.kernel_image_path" --config-file "$T/bad-kernel.json"
-head -c 5000 "$TINY" >"$T/truncated.elf"
+head -c 4200 "$TINY" >"$T/truncated.elf" # inside its PT_LOAD segment
 write_cfg truncated-kernel "{\"boot-source\":{\"kernel_image_path\":\"$T/truncated.elf\"}}"
 expect_bad truncated-kernel "kernel_image_path" --config-file "$T/truncated-kernel.json"
 truncate -s 80M "$T/big.initrd"
