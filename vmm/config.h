@@ -94,18 +94,25 @@ struct kiln_config {
 	struct metrics_cfg metrics;
 };
 
-/* Parses and validates a JSON document. On error returns -EINVAL and writes one line to
- * err naming the key path (e.g. "drives[1].path_on_host: expected a string"); cfg is then
- * freed. On success the caller owns cfg and must call config_free(). */
+/* Parses and validates a JSON document (at most CONFIG_MAX_FILE_BYTES; cfg need not be
+ * initialized). An optional key set to null counts as absent. On error returns -EINVAL and
+ * writes one line to err naming the key path (e.g. "drives[1].path_on_host: expected a
+ * string", or "line 3: invalid JSON" for bad syntax); cfg is then freed and zeroed. On
+ * success the caller owns cfg and must call config_free(). err may be NULL. */
 int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *err, size_t errlen);
 
 /* Checks that every referenced file exists with the right type and access (kernel and
- * initrd readable regular files, drives readable (and writable unless read-only)). */
+ * initrd readable regular files, drives readable (and writable unless read-only) regular
+ * files or block devices). Returns 0 or -EINVAL with e.g.
+ * "boot-source.kernel_image_path: /x/vmlinux: No such file or directory" in err. */
 int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen);
 
-/* Reads the file at path (bounded size), then config_parse() and config_check_files(). */
+/* Reads the file at path (bounded size; pipes work too), then config_parse() and
+ * config_check_files(). Returns 0 or -EINVAL with cfg zeroed and one line in err: read
+ * errors name the file ("<path>: larger than 1048576 bytes"), the rest are as above. */
 int config_load(const char *path, struct kiln_config *cfg, char *err, size_t errlen);
 
+/* Frees the strings and zeroes cfg; safe on a zeroed or already freed struct. */
 void config_free(struct kiln_config *cfg);
 
 #endif

@@ -1,0 +1,526 @@
+#include "vmm/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmm/config_json.h"
+
+#define ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+/* Keeps refill_time * 1e6 (milliseconds to nanoseconds) inside 64 bits. */
+#define REFILL_MS_MAX (UINT64_MAX / 1000000)
+
+/* ---- shared value parsers ---------------------------------------------------------------- */
+
+static int parse_id(struct json *j, int tok, const char *name, unsigned flags, char *id)
+{
+	char raw[72];
+	int rc = json_strbuf(j, tok, name, flags | JSON_NONEMPTY, id, CONFIG_ID_MAX + 1);
+	if (rc == 0 && tok >= 0 && id[strspn(id, ID_CHARS)] != '\0')
+		rc = json_member_error(j, name, "%s: invalid id (allowed: A-Z a-z 0-9 _ -)",
+				       json_raw(j, tok, raw, sizeof(raw)));
+	return rc;
+}
+
+static const char *const bucket_keys[] = {"size", "one_time_burst", "refill_time"};
+
+static int parse_bucket(struct json *j, int obj, const char *name, struct token_bucket_cfg *b)
+{
+	if (obj < 0)
+		return 0;
+	size_t saved = json_push_key(j, name);
+	int v[3];
+	int rc = json_members(j, obj, bucket_keys, 3, v);
+	if (rc == 0)
+		rc = json_uint(j, v[0], "size", JSON_REQUIRED, 0, UINT64_MAX, &b->size);
+	if (rc == 0)
+		rc = json_uint(j, v[1], "one_time_burst", 0, 0, UINT64_MAX, &b->one_time_burst);
+	if (rc == 0)
+		rc = json_uint(j, v[2], "refill_time", JSON_REQUIRED, 0, REFILL_MS_MAX,
+			       &b->refill_time_ms);
+	json_pop(j, saved);
+	/* Like Firecracker: a bucket with size 0 or refill_time 0 is no limit at all. */
+	if (rc || !b->size || !b->refill_time_ms)
+		*b = (struct token_bucket_cfg){0};
+	b->present = b->size != 0;
+	return rc;
+}
+
+static const char *const limiter_keys[] = {"bandwidth", "ops"};
+
+static int parse_limiter(struct json *j, int obj, const char *name, struct rate_limiter_cfg *rl)
+{
+	if (obj < 0)
+		return 0;
+	size_t saved = json_push_key(j, name);
+	int v[2];
+	int rc = json_members(j, obj, limiter_keys, 2, v);
+	if (rc == 0)
+		rc = parse_bucket(j, v[0], "bandwidth", &rl->bandwidth);
+	if (rc == 0)
+		rc = parse_bucket(j, v[1], "ops", &rl->ops);
+	rl->present = rl->bandwidth.present || rl->ops.present;
+	json_pop(j, saved);
+	return rc;
+}
+
+/* ---- sections ------------------------------------------------------------------------------ */
+
+static const char *const boot_keys[] = {"kernel_image_path", "boot_args", "initrd_path"};
+
+static int parse_boot(struct json *j, int obj, struct kiln_config *cfg)
+{
+	struct boot_cfg *b = &cfg->boot;
+	int v[3];
+	int rc = json_members(j, obj, boot_keys, 3, v);
+	if (rc == 0)
+		rc = json_str(j, v[0], boot_keys[0], JSON_REQUIRED | JSON_NONEMPTY,
+			      &b->kernel_image_path);
+	if (rc == 0)
+		rc = json_str(j, v[1], boot_keys[1], 0, &b->boot_args);
+	if (rc == 0)
+		rc = json_str(j, v[2], boot_keys[2], JSON_NONEMPTY, &b->initrd_path);
+	return rc;
+}
+
+enum { M_VCPUS, M_MEM, M_SMT, M_DIRTY, M_TEMPLATE, M_HUGE, M_NKEYS };
+static const char *const machine_keys[M_NKEYS] = {
+    "vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"};
+static const char *const only_none[] = {"None"};
+
+static int parse_machine(struct json *j, int obj, struct kiln_config *cfg)
+{
+	struct machine_cfg *m = &cfg->machine;
+	uint64_t vcpus = m->vcpu_count;
+	bool dirty = false;
+	int v[M_NKEYS], none;
+	int rc = json_members(j, obj, machine_keys, M_NKEYS, v);
+	if (rc == 0)
+		rc = json_uint(j, v[M_VCPUS], "vcpu_count", 0, 1, 32, &vcpus);
+	if (rc == 0)
+		rc = json_uint(j, v[M_MEM], "mem_size_mib", 0, 1, 1 << 20, &m->mem_size_mib);
+	if (rc == 0)
+		rc = json_bool(j, v[M_SMT], "smt", 0, &m->smt);
+	if (rc == 0)
+		rc = json_bool(j, v[M_DIRTY], "track_dirty_pages", 0, &dirty);
+	if (rc == 0 && dirty)
+		rc = json_member_error(j, "track_dirty_pages", "true not supported by kiln");
+	if (rc == 0)
+		rc = json_enum(j, v[M_TEMPLATE], "cpu_template", 0, only_none, 1, false, &none);
+	if (rc == 0)
+		rc = json_enum(j, v[M_HUGE], "huge_pages", 0, only_none, 1, false, &none);
+	m->vcpu_count = (unsigned)vcpus;
+	if (rc == 0 && m->smt && vcpus > 1 && vcpus % 2)
+		rc = json_member_error(j, "vcpu_count", "%u must be 1 or even when smt is true",
+				       m->vcpu_count);
+	return rc;
+}
+
+enum { D_ID, D_PATH, D_ROOT, D_RO, D_PARTUUID, D_CACHE, D_ENGINE, D_LIMITER, D_SOCKET, D_NKEYS };
+static const char *const drive_keys[D_NKEYS] = {"drive_id",	"path_on_host", "is_root_device",
+						"is_read_only", "partuuid",	"cache_type",
+						"io_engine",	"rate_limiter", "socket"};
+static const char *const cache_types[] = {"Unsafe", "Writeback"};
+static const char *const io_engines[] = {"Sync", "Async"};
+
+static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
+{
+	int v[D_NKEYS], cache = CACHE_UNSAFE, engine;
+	int rc = json_members(j, obj, drive_keys, D_NKEYS, v);
+	if (rc == 0)
+		rc = parse_id(j, v[D_ID], "drive_id", JSON_REQUIRED, d->id);
+	if (rc == 0)
+		rc = json_str(j, v[D_PATH], "path_on_host", JSON_REQUIRED | JSON_NONEMPTY,
+			      &d->path_on_host);
+	if (rc == 0)
+		rc = json_bool(j, v[D_ROOT], "is_root_device", JSON_REQUIRED, &d->is_root_device);
+	if (rc == 0)
+		rc = json_bool(j, v[D_RO], "is_read_only", 0, &d->is_read_only);
+	if (rc == 0)
+		rc = json_str(j, v[D_PARTUUID], "partuuid", 0, &d->partuuid);
+	if (rc == 0)
+		rc = json_enum(j, v[D_CACHE], "cache_type", 0, cache_types, 2, false, &cache);
+	/* Both engines are accepted; kiln has one I/O path. */
+	if (rc == 0)
+		rc = json_enum(j, v[D_ENGINE], "io_engine", 0, io_engines, 2, false, &engine);
+	if (rc == 0)
+		rc = parse_limiter(j, v[D_LIMITER], "rate_limiter", &d->rate_limiter);
+	if (rc == 0 && v[D_SOCKET] >= 0)
+		rc = json_member_error(j, "socket", "not supported by kiln");
+	d->cache_type = cache == CACHE_WRITEBACK ? CACHE_WRITEBACK : CACHE_UNSAFE;
+	return rc;
+}
+
+static int parse_drives(struct json *j, int arr, struct kiln_config *cfg)
+{
+	int el[CONFIG_MAX_DRIVES];
+	unsigned n;
+	int rc = json_array(j, arr, el, CONFIG_MAX_DRIVES, &n);
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		struct drive_cfg *d = &cfg->drives[i];
+		size_t saved = json_push_index(j, i);
+		cfg->nr_drives = i + 1;
+		rc = parse_drive(j, el[i], d);
+		for (unsigned k = 0; k < i && rc == 0; k++) {
+			if (!strcmp(cfg->drives[k].id, d->id))
+				rc = json_member_error(j, "drive_id", "duplicate id %s", d->id);
+			else if (cfg->drives[k].is_root_device && d->is_root_device)
+				rc = json_member_error(j, "is_root_device",
+						       "more than one root device");
+		}
+		json_pop(j, saved);
+	}
+	return rc;
+}
+
+/* The kernel's dev_valid_name(): no '/', ':' or whitespace, not "." or "..". */
+static bool valid_ifname(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if (*p == '/' || *p == ':' || (unsigned char)*p <= ' ' || *p == 0x7f)
+			return false;
+	return strcmp(s, ".") && strcmp(s, "..");
+}
+
+static int parse_mac(struct json *j, int tok, struct net_cfg *n)
+{
+	char s[64], raw[72];
+	bool ok;
+	int rc = json_strbuf(j, tok, "guest_mac", 0, s, sizeof(s));
+	if (rc || tok < 0)
+		return rc;
+	ok = strlen(s) == 17;
+	for (int i = 0; i < 6 && ok; i++) {
+		char hex[3] = {s[3 * i], s[3 * i + 1], '\0'};
+		ok = isxdigit((unsigned char)hex[0]) && isxdigit((unsigned char)hex[1]) &&
+		     (i == 5 || s[3 * i + 2] == ':');
+		n->guest_mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+	}
+	n->has_guest_mac = ok;
+	if (!ok)
+		rc = json_member_error(j, "guest_mac",
+				       "%s: expected a MAC address xx:xx:xx:xx:xx:xx",
+				       json_raw(j, tok, raw, sizeof(raw)));
+	return rc;
+}
+
+enum { N_ID, N_DEV, N_MAC, N_RX, N_TX, N_NKEYS };
+static const char *const net_keys[N_NKEYS] = {"iface_id", "host_dev_name", "guest_mac",
+					      "rx_rate_limiter", "tx_rate_limiter"};
+
+static int parse_net(struct json *j, int obj, struct net_cfg *n)
+{
+	char raw[72];
+	int v[N_NKEYS];
+	int rc = json_members(j, obj, net_keys, N_NKEYS, v);
+	if (rc == 0)
+		rc = parse_id(j, v[N_ID], "iface_id", JSON_REQUIRED, n->id);
+	if (rc == 0)
+		rc = json_strbuf(j, v[N_DEV], "host_dev_name", JSON_REQUIRED | JSON_NONEMPTY,
+				 n->host_dev_name, sizeof(n->host_dev_name));
+	if (rc == 0 && !valid_ifname(n->host_dev_name))
+		rc = json_member_error(j, "host_dev_name", "%s: invalid interface name",
+				       json_raw(j, v[N_DEV], raw, sizeof(raw)));
+	if (rc == 0)
+		rc = parse_mac(j, v[N_MAC], n);
+	if (rc == 0)
+		rc = parse_limiter(j, v[N_RX], "rx_rate_limiter", &n->rx_rate_limiter);
+	if (rc == 0)
+		rc = parse_limiter(j, v[N_TX], "tx_rate_limiter", &n->tx_rate_limiter);
+	return rc;
+}
+
+static int parse_nets(struct json *j, int arr, struct kiln_config *cfg)
+{
+	int el[CONFIG_MAX_NETS];
+	unsigned n;
+	int rc = json_array(j, arr, el, CONFIG_MAX_NETS, &n);
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		struct net_cfg *net = &cfg->nets[i];
+		size_t saved = json_push_index(j, i);
+		cfg->nr_nets = i + 1;
+		rc = parse_net(j, el[i], net);
+		for (unsigned k = 0; k < i && rc == 0; k++) {
+			if (!strcmp(cfg->nets[k].id, net->id))
+				rc = json_member_error(j, "iface_id", "duplicate id %s", net->id);
+			else if (!strcmp(cfg->nets[k].host_dev_name, net->host_dev_name))
+				rc = json_member_error(j, "host_dev_name", "duplicate %s",
+						       net->host_dev_name);
+		}
+		json_pop(j, saved);
+	}
+	return rc;
+}
+
+static const char *const vsock_keys[] = {"vsock_id", "guest_cid", "uds_path"};
+
+static int parse_vsock(struct json *j, int obj, struct kiln_config *cfg)
+{
+	struct vsock_cfg *vs = &cfg->vsock;
+	uint64_t cid = 0;
+	int v[3];
+	int rc = json_members(j, obj, vsock_keys, 3, v);
+	if (rc == 0)
+		rc = parse_id(j, v[0], "vsock_id", 0, vs->id);
+	if (rc == 0)
+		rc = json_uint(j, v[1], "guest_cid", JSON_REQUIRED, 3, 0xfffffffe, &cid);
+	if (rc == 0)
+		rc = json_str(j, v[2], "uds_path", JSON_REQUIRED | JSON_NONEMPTY, &vs->uds_path);
+	if (rc == 0 && strlen(vs->uds_path) > SUN_PATH_MAX)
+		rc = json_member_error(j, "uds_path", "longer than %zu bytes (sun_path)",
+				       SUN_PATH_MAX);
+	vs->guest_cid = (uint32_t)cid;
+	vs->present = rc == 0;
+	return rc;
+}
+
+static const char *const logger_keys[] = {"log_path", "level", "show_level", "show_log_origin",
+					  "module"};
+static const char *const level_names[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off"};
+static const enum log_level level_values[] = {LOG_ERROR, LOG_WARN,  LOG_INFO,
+					      LOG_DEBUG, LOG_DEBUG, LOG_OFF};
+
+static int parse_logger(struct json *j, int obj, struct kiln_config *cfg)
+{
+	struct logger_cfg *l = &cfg->logger;
+	char *module = NULL; /* accepted for compatibility, not used */
+	int v[5], level = 1;
+	int rc = json_members(j, obj, logger_keys, 5, v);
+	if (rc == 0)
+		rc = json_str(j, v[0], "log_path", JSON_NONEMPTY, &l->log_path);
+	if (rc == 0)
+		rc = json_enum(j, v[1], "level", 0, level_names, 6, true, &level);
+	if (rc == 0)
+		rc = json_bool(j, v[2], "show_level", 0, &l->show_level);
+	if (rc == 0)
+		rc = json_bool(j, v[3], "show_log_origin", 0, &l->show_log_origin);
+	if (rc == 0)
+		rc = json_str(j, v[4], "module", 0, &module);
+	free(module);
+	l->level = level_values[level];
+	l->present = rc == 0;
+	return rc;
+}
+
+static int parse_metrics(struct json *j, int obj, struct kiln_config *cfg)
+{
+	static const char *const keys[] = {"metrics_path"};
+	int v[1];
+	int rc = json_members(j, obj, keys, 1, v);
+	if (rc == 0)
+		rc = json_str(j, v[0], "metrics_path", JSON_REQUIRED | JSON_NONEMPTY,
+			      &cfg->metrics.metrics_path);
+	cfg->metrics.present = rc == 0;
+	return rc;
+}
+
+/* ---- the document ------------------------------------------------------------------------ */
+
+typedef int (*section_fn)(struct json *j, int tok, struct kiln_config *cfg);
+
+static const struct section {
+	const char *key;
+	section_fn parse; /* NULL: a Firecracker section kiln rejects */
+	bool required;
+} sections[] = {
+    {"boot-source", parse_boot, true}, {"machine-config", parse_machine, false},
+    {"drives", parse_drives, false},   {"network-interfaces", parse_nets, false},
+    {"vsock", parse_vsock, false},     {"logger", parse_logger, false},
+    {"metrics", parse_metrics, false}, {"balloon", NULL, false},
+    {"entropy", NULL, false},	       {"mmds-config", NULL, false},
+    {"cpu-config", NULL, false},
+};
+#define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static int parse_document(struct json *j, struct kiln_config *cfg)
+{
+	const char *keys[NR_SECTIONS];
+	int v[NR_SECTIONS];
+	for (size_t k = 0; k < NR_SECTIONS; k++)
+		keys[k] = sections[k].key;
+	int rc = json_members(j, 0, keys, NR_SECTIONS, v);
+	for (size_t k = 0; k < NR_SECTIONS && rc == 0; k++) {
+		const struct section *s = &sections[k];
+		size_t saved = json_push_key(j, s->key);
+		/* null is "not configured", as in Firecracker's own example configs. */
+		if (v[k] == JSON_ABSENT && s->required)
+			rc = json_error(j, "missing required key");
+		else if (v[k] == JSON_NULL && s->required)
+			rc = json_error(j, "expected an object");
+		else if (v[k] >= 0 && !s->parse)
+			rc = json_error(j, "not supported by kiln");
+		else if (v[k] >= 0)
+			rc = s->parse(j, v[k], cfg);
+		json_pop(j, saved);
+	}
+	return rc;
+}
+
+int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *err, size_t errlen)
+{
+	struct json j;
+	int rc;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->machine.vcpu_count = 1;
+	cfg->machine.mem_size_mib = 128;
+	cfg->logger.level = LOG_WARN;
+	if (len > CONFIG_MAX_FILE_BYTES) {
+		if (err && errlen)
+			snprintf(err, errlen, "config: larger than %d bytes",
+				 CONFIG_MAX_FILE_BYTES);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = json_open(&j, json, len, err, errlen);
+	if (rc == 0)
+		rc = parse_document(&j, cfg);
+	json_close(&j);
+out:
+	if (rc)
+		config_free(cfg);
+	return rc;
+}
+
+void config_free(struct kiln_config *cfg)
+{
+	free(cfg->boot.kernel_image_path);
+	free(cfg->boot.boot_args);
+	free(cfg->boot.initrd_path);
+	/* Every slot, not just nr_drives: a failed parse may leave one half filled. */
+	for (unsigned i = 0; i < CONFIG_MAX_DRIVES; i++) {
+		free(cfg->drives[i].path_on_host);
+		free(cfg->drives[i].partuuid);
+	}
+	free(cfg->vsock.uds_path);
+	free(cfg->logger.log_path);
+	free(cfg->metrics.metrics_path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- file system checks -------------------------------------------------------------------- */
+
+/* Copies a user string for a one-line message: control characters become '?'. */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (; s[n] && n < size - 1; n++)
+		buf[n] = (unsigned char)s[n] < ' ' || s[n] == 0x7f ? '?' : s[n];
+	buf[n] = '\0';
+	if (s[n] && size > 4)
+		memcpy(buf + size - 4, "...", 4);
+	return buf;
+}
+
+static int file_error(char *err, size_t errlen, const char *key, const char *path, const char *what)
+{
+	char shown[256];
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s: %s", key, printable(path, shown, sizeof(shown)),
+			 what);
+	return -EINVAL;
+}
+
+/* path must be a regular file (or a block device if allow_blk) that access(mode) allows. */
+static int check_file(const char *key, const char *path, int mode, bool allow_blk, char *err,
+		      size_t errlen)
+{
+	struct stat st;
+	if (!path)
+		return file_error(err, errlen, key, "", "missing");
+	if (stat(path, &st) < 0)
+		return file_error(err, errlen, key, path, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode)))
+		return file_error(err, errlen, key, path,
+				  allow_blk ? "not a regular file or block device"
+					    : "not a regular file");
+	if (access(path, mode) < 0)
+		return file_error(err, errlen, key, path, strerror(errno));
+	return 0;
+}
+
+int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen)
+{
+	const struct boot_cfg *b = &cfg->boot;
+	char key[64];
+	int rc = check_file("boot-source.kernel_image_path", b->kernel_image_path, R_OK, false, err,
+			    errlen);
+	if (rc == 0 && b->initrd_path)
+		rc =
+		    check_file("boot-source.initrd_path", b->initrd_path, R_OK, false, err, errlen);
+	for (unsigned i = 0; i < cfg->nr_drives && rc == 0; i++) {
+		const struct drive_cfg *d = &cfg->drives[i];
+		snprintf(key, sizeof(key), "drives[%u].path_on_host", i);
+		rc = check_file(key, d->path_on_host, d->is_read_only ? R_OK : R_OK | W_OK, true,
+				err, errlen);
+	}
+	return rc;
+}
+
+/* Reads all of path into a new buffer, refusing more than CONFIG_MAX_FILE_BYTES. */
+static int read_config_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+	char too_large[48], shown[256];
+	const char *why = too_large;
+	struct stat st;
+	size_t n = 0;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(too_large, sizeof(too_large), "larger than %d bytes", CONFIG_MAX_FILE_BYTES);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		goto fail_errno;
+	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_BYTES)
+		goto fail;
+	buf = malloc(CONFIG_MAX_FILE_BYTES + 1);
+	if (!buf)
+		goto fail_errno;
+	/* Not only regular files: a pipe (bash's <(...)) works too. */
+	while (n <= CONFIG_MAX_FILE_BYTES) {
+		ssize_t r = read(fd, buf + n, CONFIG_MAX_FILE_BYTES + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto fail_errno;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > CONFIG_MAX_FILE_BYTES)
+		goto fail;
+	close(fd);
+	*out = buf;
+	*len = n;
+	return 0;
+fail_errno:
+	why = strerror(errno);
+fail:
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", printable(path, shown, sizeof(shown)), why);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return -EINVAL;
+}
+
+int config_load(const char *path, struct kiln_config *cfg, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	memset(cfg, 0, sizeof(*cfg));
+	int rc = read_config_file(path, &buf, &len, err, errlen);
+	if (rc == 0)
+		rc = config_parse(buf, len, cfg, err, errlen);
+	free(buf);
+	if (rc == 0) {
+		rc = config_check_files(cfg, err, errlen);
+		if (rc)
+			config_free(cfg);
+	}
+	return rc;
+}
