@@ -6,12 +6,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* Pausing removes stdin from epoll: an empty event mask would still report EPOLLHUP. */
 static void console_pause_input(struct console *c, bool pause)
 {
-	if (c->in_paused == pause)
+	if (c->in_paused == pause || c->in_src.fd < 0 || c->in_eof)
 		return;
 	c->in_paused = pause;
-	evloop_mod(c->loop, &c->in_src, pause ? 0 : EPOLLIN);
+	if (pause)
+		evloop_del(c->loop, &c->in_src);
+	else
+		evloop_add(c->loop, &c->in_src, EPOLLIN);
 }
 
 /* Pushes what is pending; input stays paused until the guest made room for all of it. */
@@ -26,12 +30,15 @@ static void console_flush_pending(struct console *c)
 static void console_on_input(void *ctx, uint32_t events)
 {
 	struct console *c = ctx;
+	if (c->in_paused)
+		return;
 	ssize_t n = read(c->in_src.fd, c->pending, sizeof(c->pending));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0 || (events & (EPOLLERR | EPOLLHUP) && n == 0)) {
 		/* EOF or error: the guest keeps running with no input. */
 		evloop_del(c->loop, &c->in_src);
+		c->in_eof = true;
 		return;
 	}
 	c->pending_off = 0;

@@ -17,6 +17,7 @@ struct console {
 	struct ev_source in_src;    /* stdin */
 	struct ev_source space_src; /* the UART's "FIFO has space" eventfd */
 	bool in_paused;
+	bool in_eof;
 	bool is_tty;
 	struct termios saved_tio;
 	uint8_t pending[SERIAL_FIFO_LEN];

@@ -117,6 +117,14 @@ static void cpuid_set_amd(struct kvm_cpuid2 *cpuid, unsigned apic_id, const stru
 	if (e) /* NC: logical processors - 1; ApicIdSize: bits of the APIC id for them */
 		e->ecx = (e->ecx & ~0xf0ffu) | (order_base_2(t->nr_vcpus) << 12) |
 			 ((t->nr_vcpus - 1) & 0xff);
+	/* Cache topology: L1/L2 per core, L3 shared by the whole package. */
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *c = &cpuid->entries[i];
+		if (c->function != 0x8000001d || (c->eax & 0x1f) == 0)
+			continue;
+		unsigned sharing = ((c->eax >> 5) & 0x7) >= 3 ? t->nr_vcpus : t->threads_per_core;
+		c->eax = (c->eax & ~(0xfffu << 14)) | (((sharing - 1) & 0xfff) << 14);
+	}
 	e = cpuid_find(cpuid, 0x8000001e, 0);
 	if (e) {
 		e->eax = apic_id;

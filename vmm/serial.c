@@ -78,6 +78,17 @@ static void serial_rx_put(struct serial *s, uint8_t c)
 	s->rx_count++;
 }
 
+/* The guest made room in the FIFO: wake the console if it paused input on a full one. */
+static void serial_rx_space_made(struct serial *s)
+{
+	if (s->rx_space_wanted && s->space_efd >= 0) {
+		uint64_t one = 1;
+		ssize_t rc = write(s->space_efd, &one, sizeof(one));
+		(void)rc;
+		s->rx_space_wanted = false;
+	}
+}
+
 static uint8_t serial_rx_get(struct serial *s)
 {
 	if (!s->rx_count)
@@ -85,12 +96,7 @@ static uint8_t serial_rx_get(struct serial *s)
 	uint8_t c = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO_LEN;
 	s->rx_count--;
-	if (s->rx_space_wanted && s->space_efd >= 0) {
-		uint64_t one = 1;
-		ssize_t rc = write(s->space_efd, &one, sizeof(one));
-		(void)rc;
-		s->rx_space_wanted = false;
-	}
+	serial_rx_space_made(s);
 	return c;
 }
 
@@ -158,8 +164,10 @@ static void serial_write_reg(struct serial *s, uint64_t reg, uint8_t val)
 		break;
 	case REG_IIR_FCR:
 		s->fcr = val & FCR_FIFO_ENABLE;
-		if (val & FCR_CLEAR_RX)
+		if (val & FCR_CLEAR_RX) {
 			s->rx_count = 0;
+			serial_rx_space_made(s);
+		}
 		break;
 	case REG_LCR:
 		s->lcr = val;
