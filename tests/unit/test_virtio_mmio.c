@@ -1,0 +1,599 @@
+#include <errno.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
+#include <linux/virtio_ring.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/unit/virtio_test_ring.h"
+#include "virtio/devices.h"
+#include "virtio/mmio.h"
+#include "vmm/log.h"
+
+#define RAM (1ULL << 20)
+#define QSIZE 16
+#define F_V1 (1ULL << VIRTIO_F_VERSION_1)
+#define F_EVENT_IDX (1ULL << VIRTIO_RING_F_EVENT_IDX)
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRV VIRTIO_CONFIG_S_DRIVER
+#define S_FOK VIRTIO_CONFIG_S_FEATURES_OK
+#define S_DOK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_NEEDS_RESET VIRTIO_CONFIG_S_NEEDS_RESET
+
+/* A device model that records what the transport asks of it. */
+struct fake_dev {
+	uint8_t config[8];
+	int activations, resets, notifies;
+	unsigned last_queue;
+	int notify_ret, activate_ret;
+};
+
+struct env {
+	struct tring r; /* guest memory and a ring layout for queue 1 */
+	struct fake_dev dev;
+	struct virtio_mmio t;
+	int irqs;
+};
+
+static uint64_t fake_features(const void *dev)
+{
+	(void)dev;
+	return F_V1 | F_EVENT_IDX | 1ULL << 3;
+}
+
+static void fake_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t len)
+{
+	memcpy(data, ((struct fake_dev *)dev)->config + off, len);
+}
+
+static void fake_config_write(void *dev, uint32_t off, const uint8_t *data, uint32_t len)
+{
+	memcpy(((struct fake_dev *)dev)->config + off, data, len);
+}
+
+static int fake_activate(void *dev, uint64_t features, struct virtq *vq)
+{
+	struct fake_dev *f = dev;
+	(void)features;
+	(void)vq;
+	f->activations++;
+	return f->activate_ret;
+}
+
+static void fake_reset(void *dev)
+{
+	((struct fake_dev *)dev)->resets++;
+}
+
+static int fake_notify(void *dev, struct virtq *vq, unsigned idx, bool *need_irq)
+{
+	struct fake_dev *f = dev;
+	(void)vq;
+	f->notifies++;
+	f->last_queue = idx;
+	*need_irq = true;
+	return f->notify_ret;
+}
+
+static const struct virtio_dev_ops fake_ops = {
+    .name = "fake",
+    .device_id = 42,
+    .nr_queues = 2,
+    .queue_max_size = QSIZE,
+    .config_size = 8,
+    .features = fake_features,
+    .config_read = fake_config_read,
+    .config_write = fake_config_write,
+    .activate = fake_activate,
+    .reset = fake_reset,
+    .queue_notify = fake_notify,
+};
+
+static int count_irq(void *ctx)
+{
+	((struct env *)ctx)->irqs++;
+	return 0;
+}
+
+static int env_setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	tring_layout(&e->r, RAM, QSIZE);
+	memcpy(e->dev.config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	struct virtio_irq irq = {.raise = count_irq, .ctx = e};
+	assert_int_equal(virtio_mmio_init(&e->t, &fake_ops, &e->dev, &e->r.gm, &irq, "fake 0"), 0);
+	*state = e;
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	struct env *e = *state;
+	virtio_mmio_destroy(&e->t);
+	tring_free(&e->r);
+	free(e);
+	return 0;
+}
+
+static uint64_t rd_n(struct env *e, uint64_t off, uint32_t len)
+{
+	uint8_t buf[8];
+	uint64_t v = 0;
+	virtio_mmio_bus_ops.read(&e->t, off, buf, len);
+	memcpy(&v, buf, len);
+	return v;
+}
+
+static void wr_n(struct env *e, uint64_t off, uint64_t v, uint32_t len)
+{
+	uint8_t buf[8];
+	memcpy(buf, &v, len);
+	virtio_mmio_bus_ops.write(&e->t, off, buf, len);
+}
+
+#define rd(e, off) ((uint32_t)rd_n(e, off, 4))
+#define wr(e, off, v) wr_n(e, off, v, 4)
+
+static void write_features(struct env *e, uint64_t f)
+{
+	wr(e, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(e, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
+	wr(e, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(e, VIRTIO_MMIO_DRIVER_FEATURES, f >> 32);
+}
+
+/* ACKNOWLEDGE, DRIVER, features, FEATURES_OK: returns the status read back. */
+static uint32_t negotiate(struct env *e, uint64_t f)
+{
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	write_features(e, f);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	return rd(e, VIRTIO_MMIO_STATUS);
+}
+
+static void program_queue(struct env *e, uint32_t q, uint32_t num, uint64_t desc, uint64_t avail,
+			  uint64_t used)
+{
+	wr(e, VIRTIO_MMIO_QUEUE_SEL, q);
+	wr(e, VIRTIO_MMIO_QUEUE_NUM, num);
+	wr(e, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
+	wr(e, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc >> 32);
+	wr(e, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
+	wr(e, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, avail >> 32);
+	wr(e, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
+	wr(e, VIRTIO_MMIO_QUEUE_USED_HIGH, used >> 32);
+	wr(e, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+/* The whole driver bring-up with queue 1 on the ring layout; DRIVER_OK last. */
+static void bring_up(struct env *e)
+{
+	int activations = e->dev.activations;
+	assert_int_equal(negotiate(e, F_V1 | F_EVENT_IDX), S_ACK | S_DRV | S_FOK);
+	program_queue(e, 1, QSIZE, e->r.desc_gpa, e->r.avail_gpa, e->r.used_gpa);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 1);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_int_equal(e->dev.activations, activations + 1);
+}
+
+static void test_identity_registers(void **state)
+{
+	struct env *e = *state;
+	assert_int_equal(rd(e, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(rd(e, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(rd(e, VIRTIO_MMIO_DEVICE_ID), 42);
+	assert_int_equal(rd(e, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+	assert_int_equal(rd(e, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)fake_features(NULL));
+	wr(e, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd(e, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 is bit 32 */
+	wr(e, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
+	assert_int_equal(rd(e, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	wr(e, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
+	wr(e, VIRTIO_MMIO_QUEUE_SEL, 2); /* no such queue */
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(rd(e, 0x0b0), 0); /* unknown register */
+}
+
+static void test_status_transitions(void **state)
+{
+	struct env *e = *state;
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV); /* skips ACKNOWLEDGE */
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK); /* skips two steps */
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_DRV); /* clears ACKNOWLEDGE */
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_DOK); /* DRIVER_OK before FEATURES_OK */
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK | S_DRV);
+	assert_int_equal(e->dev.activations, 0);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | VIRTIO_CONFIG_S_FAILED);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK | S_DRV | VIRTIO_CONFIG_S_FAILED);
+	write_features(e, F_V1);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK); /* FAILED sticks */
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS) & S_FOK, 0);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(e->dev.resets, 1);
+}
+
+static void test_feature_negotiation(void **state)
+{
+	struct env *e = *state;
+	/* Features written before DRIVER are ignored, so FEATURES_OK is refused. */
+	write_features(e, F_V1);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), S_ACK | S_DRV);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	/* Without VERSION_1 (a legacy driver), or with bits never offered. */
+	assert_int_equal(negotiate(e, F_EVENT_IDX), S_ACK | S_DRV);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(negotiate(e, F_V1 | 1ULL << 5), S_ACK | S_DRV);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(negotiate(e, F_V1 | 1ULL << 3), S_ACK | S_DRV | S_FOK);
+	/* After FEATURES_OK the features are frozen. */
+	write_features(e, F_V1 | F_EVENT_IDX);
+	assert_int_equal(e->t.driver_features, F_V1 | 1ULL << 3);
+}
+
+static void test_queue_register_states(void **state)
+{
+	struct env *e = *state;
+	/* Before FEATURES_OK: ignored. */
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	program_queue(e, 1, QSIZE, e->r.desc_gpa, e->r.avail_gpa, e->r.used_gpa);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(e->t.vq[1].num, 0);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	bring_up(e);
+	/* After DRIVER_OK: ignored, and so are writes to a ready queue. */
+	wr(e, VIRTIO_MMIO_QUEUE_NUM, 4);
+	wr(e, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(e->t.vq[1].num, QSIZE);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 1);
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(negotiate(e, F_V1), S_ACK | S_DRV | S_FOK);
+	program_queue(e, 1, QSIZE, e->r.desc_gpa, e->r.avail_gpa, e->r.used_gpa);
+	wr(e, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x8000);
+	assert_int_equal(e->t.vq[1].desc_gpa, e->r.desc_gpa);
+}
+
+/* A bad ring is caught at QueueReady: the queue stays unready, the device needs reset. */
+static void check_bad_queue(struct env *e, uint32_t num, uint64_t desc, uint64_t avail,
+			    uint64_t used)
+{
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(negotiate(e, F_V1 | F_EVENT_IDX), S_ACK | S_DRV | S_FOK);
+	program_queue(e, 0, num, desc, avail, used);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_true(rd(e, VIRTIO_MMIO_STATUS) & S_NEEDS_RESET);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_int_equal(e->dev.activations, 0);
+}
+
+static void test_bad_queue_addresses(void **state)
+{
+	struct env *e = *state;
+	uint64_t d = e->r.desc_gpa, a = e->r.avail_gpa, u = e->r.used_gpa;
+	check_bad_queue(e, QSIZE, d + 4, a, u);
+	check_bad_queue(e, QSIZE, d, a + 1, u);
+	check_bad_queue(e, QSIZE, d, a, u + 2);
+	check_bad_queue(e, QSIZE, RAM - 64, a, u);
+	check_bad_queue(e, QSIZE, d, a, 0xfffffffffffffff0ULL);
+	check_bad_queue(e, QSIZE, d, LAYOUT_MMIO_GAP_START, u);
+	check_bad_queue(e, 12, d, a, u);
+	check_bad_queue(e, QSIZE * 2, d, a, u);
+	check_bad_queue(e, 0, d, a, u);
+}
+
+static void test_notify_and_interrupts(void **state)
+{
+	struct env *e = *state;
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* before DRIVER_OK: dropped */
+	assert_int_equal(e->dev.notifies, 0);
+	bring_up(e);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* queue 0 is not ready */
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 9); /* no such queue */
+	assert_int_equal(e->dev.notifies, 0);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(e->dev.notifies, 1);
+	assert_int_equal(e->dev.last_queue, 1);
+	assert_int_equal(e->irqs, 1);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	wr(e, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	virtio_mmio_notify(&e->t, 1); /* the ioeventfd path */
+	assert_int_equal(e->dev.notifies, 2);
+	virtio_mmio_config_changed(&e->t);
+	assert_int_equal(rd(e, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS),
+			 VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+}
+
+static void test_queue_error_needs_reset(void **state)
+{
+	struct env *e = *state;
+	bring_up(e);
+	e->dev.notify_ret = -ELOOP;
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_true(rd(e, VIRTIO_MMIO_STATUS) & S_NEEDS_RESET);
+	assert_true(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* a broken device processes nothing */
+	assert_int_equal(e->dev.notifies, 1);
+	/* Reset brings it back to a blank device. */
+	wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	wr(e, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(rd(e, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
+	e->dev.notify_ret = 0;
+	bring_up(e);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(e->dev.notifies, 2);
+}
+
+static void test_activation_refused(void **state)
+{
+	struct env *e = *state;
+	e->dev.activate_ret = -EINVAL;
+	assert_int_equal(negotiate(e, F_V1), S_ACK | S_DRV | S_FOK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_true(rd(e, VIRTIO_MMIO_STATUS) & S_NEEDS_RESET);
+	assert_int_equal(e->irqs, 1); /* config change notification */
+}
+
+static void test_config_space_access(void **state)
+{
+	struct env *e = *state;
+	uint64_t cfg = VIRTIO_MMIO_CONFIG;
+	assert_int_equal(rd_n(e, cfg, 1), 0x01);
+	assert_int_equal(rd_n(e, cfg + 2, 2), 0x0403);
+	assert_int_equal(rd_n(e, cfg + 4, 4), 0x08070605);
+	assert_int_equal(rd_n(e, cfg, 8), 0x0807060504030201ULL);
+	assert_int_equal(rd_n(e, cfg + 1, 2), 0); /* misaligned */
+	assert_int_equal(rd_n(e, cfg + 4, 8), 0); /* runs past config_size */
+	assert_int_equal(rd_n(e, cfg + 8, 1), 0);
+	assert_int_equal(rd_n(e, 0xffc, 4), 0);
+	/* Writes only once the driver is loaded. */
+	wr_n(e, cfg, 0xaa, 1);
+	assert_int_equal(e->dev.config[0], 0x01);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	wr_n(e, cfg, 0xaa, 1);
+	wr_n(e, cfg + 6, 0xbbcc, 2);
+	wr_n(e, cfg + 7, 0xdd, 2); /* misaligned: dropped */
+	assert_memory_equal(e->dev.config, "\xaa\x02\x03\x04\x05\x06\xcc\xbb", 8);
+}
+
+static void test_register_widths(void **state)
+{
+	struct env *e = *state;
+	assert_int_equal(rd_n(e, VIRTIO_MMIO_MAGIC_VALUE, 2), 0);
+	assert_int_equal(rd_n(e, VIRTIO_MMIO_MAGIC_VALUE, 8), 0);
+	assert_int_equal(rd_n(e, VIRTIO_MMIO_MAGIC_VALUE + 1, 4), 0);
+	wr_n(e, VIRTIO_MMIO_STATUS, S_ACK, 1);
+	wr_n(e, VIRTIO_MMIO_STATUS, S_ACK, 8);
+	wr_n(e, VIRTIO_MMIO_STATUS + 2, S_ACK, 4);
+	assert_int_equal(rd(e, VIRTIO_MMIO_STATUS), 0);
+}
+
+/* ---- virtio/devices.c: windows, GSIs, eventfds and the command line ---- */
+
+struct fake_kvm {
+	unsigned nr_io, nr_irq;
+	uint64_t io_gpa[32];
+	uint32_t io_match[32], irq_gsi[32];
+	int io_efd[32], irq_efd[32];
+};
+
+struct denv {
+	struct tring r;
+	struct vm *vm;
+	struct evloop loop;
+	struct virtio_set set;
+	struct fake_kvm kvm;
+	char path[3][32];
+	struct drive_cfg d[3];
+	char err[256];
+};
+
+static int fake_ioeventfd(void *ctx, int efd, uint64_t gpa, uint32_t datamatch)
+{
+	struct fake_kvm *k = ctx;
+	k->io_gpa[k->nr_io] = gpa;
+	k->io_match[k->nr_io] = datamatch;
+	k->io_efd[k->nr_io++] = efd;
+	return 0;
+}
+
+static int fake_irqfd(void *ctx, int efd, uint32_t gsi)
+{
+	struct fake_kvm *k = ctx;
+	k->irq_gsi[k->nr_irq] = gsi;
+	k->irq_efd[k->nr_irq++] = efd;
+	return 0;
+}
+
+/* Three 64 KiB images; drive 1 is the read-only root. */
+static int denv_setup(void **state)
+{
+	struct denv *e = calloc(1, sizeof(*e));
+	e->vm = calloc(1, sizeof(*e->vm));
+	tring_layout(&e->r, RAM, QSIZE);
+	e->vm->mem = e->r.gm; /* shares the tring's mapping */
+	assert_int_equal(evloop_init(&e->loop), 0);
+	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, &e->kvm};
+	virtio_set_init(&e->set, &ops);
+	for (int i = 0; i < 3; i++) {
+		snprintf(e->path[i], sizeof(e->path[i]), "/tmp/kiln-vdev-XXXXXX");
+		int fd = mkstemp(e->path[i]);
+		assert_true(fd >= 0 && ftruncate(fd, 65536) == 0);
+		close(fd);
+		snprintf(e->d[i].id, sizeof(e->d[i].id), "disk%d", i);
+		e->d[i].path_on_host = e->path[i];
+	}
+	e->d[1].is_root_device = e->d[1].is_read_only = true;
+	*state = e;
+	return 0;
+}
+
+static int denv_teardown(void **state)
+{
+	struct denv *e = *state;
+	virtio_set_destroy(&e->set);
+	evloop_destroy(&e->loop);
+	for (int i = 0; i < 3; i++)
+		unlink(e->path[i]);
+	tring_free(&e->r);
+	free(e->vm);
+	free(e);
+	return 0;
+}
+
+static int add_all(struct denv *e)
+{
+	return virtio_blk_add_all(&e->set, e->vm, &e->loop, e->d, 3, e->err, sizeof(e->err));
+}
+
+static void test_devices_layout(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	assert_int_equal(e->set.nr, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE;
+		assert_int_equal(e->set.acpi[i].base, base);
+		assert_int_equal(e->set.acpi[i].size, 0x1000);
+		assert_int_equal(e->set.acpi[i].gsi, LAYOUT_VIRTIO_IRQ_BASE + i);
+		assert_int_equal(e->kvm.io_gpa[i], base + VIRTIO_MMIO_QUEUE_NOTIFY);
+		assert_int_equal(e->kvm.io_match[i], 0);
+		assert_int_equal(e->kvm.irq_gsi[i], LAYOUT_VIRTIO_IRQ_BASE + i);
+		uint8_t v[4];
+		assert_int_equal(bus_read(&e->vm->mmio, base + VIRTIO_MMIO_DEVICE_ID, v, 4), 0);
+		assert_int_equal(v[0], VIRTIO_ID_BLOCK);
+	}
+	/* The root drive went first: it is vda, and read-only. */
+	assert_int_equal(e->set.root_blk, 0);
+	assert_int_equal(e->set.slot[0]->blk->read_only, true);
+	char buf[256] = "console=ttyS0";
+	assert_int_equal(virtio_set_cmdline(&e->set, false, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "console=ttyS0 root=/dev/vda ro");
+	buf[13] = '\0';
+	assert_int_equal(virtio_set_cmdline(&e->set, true, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5"
+				 " virtio_mmio.device=4K@0xd0001000:6"
+				 " virtio_mmio.device=4K@0xd0002000:7 root=/dev/vda ro");
+	char small[40] = "console=ttyS0";
+	assert_int_equal(virtio_set_cmdline(&e->set, true, small, sizeof(small)), -ENOSPC);
+	assert_string_equal(small, "console=ttyS0");
+}
+
+static void test_devices_partuuid_and_locks(void **state)
+{
+	struct denv *e = *state;
+	e->d[1].partuuid = "x y";
+	assert_int_equal(add_all(e), -EINVAL);
+	assert_non_null(strstr(e->err, "drives[disk1].partuuid"));
+	e->d[1].partuuid = "0eaa91a0-01";
+	e->d[1].is_read_only = false;
+	e->d[2].path_on_host = e->path[0]; /* disk0 and disk2 are the same file */
+	assert_int_equal(add_all(e), -EBUSY);
+	assert_non_null(strstr(e->err, "drives[disk2]"));
+	assert_non_null(strstr(e->err, "locked by another process"));
+	assert_int_equal(e->set.nr, 2);
+	char buf[128] = "";
+	assert_int_equal(virtio_set_cmdline(&e->set, false, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, " root=PARTUUID=0eaa91a0-01 rw");
+}
+
+static void test_devices_limit(void **state)
+{
+	struct denv *e = *state;
+	e->d[0].is_read_only = true; /* shared locks: the same image many times */
+	for (unsigned i = 0; i < VIRTIO_DEVICES_MAX; i++)
+		assert_int_equal(
+		    virtio_blk_add(&e->set, e->vm, &e->loop, &e->d[0], e->err, sizeof(e->err)), 0);
+	assert_int_equal(virtio_blk_add(&e->set, e->vm, &e->loop, &e->d[0], e->err, sizeof(e->err)),
+			 -ENOSPC);
+	assert_int_equal(e->set.acpi[VIRTIO_DEVICES_MAX - 1].gsi, LAYOUT_IOAPIC_PINS - 1);
+}
+
+static void mmio_wr(struct denv *e, uint64_t off, uint32_t v)
+{
+	assert_int_equal(bus_write(&e->vm->mmio, LAYOUT_VIRTIO_MMIO_BASE + off, (uint8_t *)&v, 4),
+			 0);
+}
+
+/* A GET_ID request kicked through the queue's ioeventfd and answered through the irqfd. */
+static void test_devices_kick_and_irq(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK);
+	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
+	mmio_wr(e, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	mmio_wr(e, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_DESC_LOW, e->r.desc_gpa);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_AVAIL_LOW, e->r.avail_gpa);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_USED_LOW, e->r.used_gpa);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_READY, 1);
+	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+	uint64_t hdr = tring_alloc(&e->r, 16), id = tring_alloc(&e->r, 20);
+	uint64_t st = tring_alloc(&e->r, 1);
+	uint32_t type = VIRTIO_BLK_T_GET_ID;
+	memcpy(tring_host(&e->r, hdr, 4), &type, 4);
+	tring_desc(&e->r, 0, hdr, 16, VRING_DESC_F_NEXT, 1);
+	tring_desc(&e->r, 1, id, 20, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	tring_desc(&e->r, 2, st, 1, VRING_DESC_F_WRITE, 0);
+	tring_publish(&e->r, 0);
+	uint64_t one = 1, cnt = 0;
+	assert_int_equal(write(e->kvm.io_efd[0], &one, 8), 8); /* what KVM would do */
+	assert_int_equal(evloop_run_once(&e->loop, 1000), 1);
+	assert_memory_equal(tring_host(&e->r, id, 20), "disk1\0\0\0", 8);
+	assert_int_equal(*(uint8_t *)tring_host(&e->r, st, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(tring_used_idx(&e->r), 1);
+	assert_int_equal(read(e->kvm.irq_efd[0], &cnt, 8), 8);
+	assert_int_equal(cnt, 1);
+	uint8_t isr[4];
+	bus_read(&e->vm->mmio, LAYOUT_VIRTIO_MMIO_BASE + VIRTIO_MMIO_INTERRUPT_STATUS, isr, 4);
+	assert_int_equal(isr[0], VIRTIO_MMIO_INT_VRING);
+}
+
+int main(void)
+{
+	log_setup(2, LOG_OFF, 0, 0);
+#define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
+#define D(f) cmocka_unit_test_setup_teardown(f, denv_setup, denv_teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_identity_registers),	     T(test_status_transitions),
+	    T(test_feature_negotiation),     T(test_queue_register_states),
+	    T(test_bad_queue_addresses),     T(test_notify_and_interrupts),
+	    T(test_queue_error_needs_reset), T(test_activation_refused),
+	    T(test_config_space_access),     T(test_register_widths),
+	    D(test_devices_layout),	     D(test_devices_partuuid_and_locks),
+	    D(test_devices_limit),	     D(test_devices_kick_and_irq),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

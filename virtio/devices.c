@@ -1,0 +1,269 @@
+#include "virtio/devices.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <linux/virtio_mmio.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static int kvm_ioeventfd(void *ctx, int efd, uint64_t gpa, uint32_t datamatch)
+{
+	struct vm *vm = ctx;
+	struct kvm_ioeventfd io = {.datamatch = datamatch,
+				   .addr = gpa,
+				   .len = 4,
+				   .fd = efd,
+				   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int kvm_irqfd(void *ctx, int efd, uint32_t gsi)
+{
+	struct vm *vm = ctx;
+	struct kvm_irqfd irq = {.fd = efd, .gsi = gsi};
+	return ioctl(vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
+}
+
+void virtio_set_init(struct virtio_set *set, const struct virtio_kvm_ops *kvm)
+{
+	memset(set, 0, sizeof(*set));
+	set->root_blk = -1;
+	set->real_kvm = !kvm;
+	if (kvm)
+		set->kvm = *kvm;
+	else
+		set->kvm = (struct virtio_kvm_ops){.ioeventfd = kvm_ioeventfd, .irqfd = kvm_irqfd};
+}
+
+static int raise_irqfd(void *ctx)
+{
+	struct virtio_slot *s = ctx;
+	uint64_t one = 1;
+	/* EAGAIN only if the counter is saturated: an interrupt is pending anyway. */
+	if (write(s->irq_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+static void on_kick(void *ctx, uint32_t events)
+{
+	struct virtio_kick *k = ctx;
+	uint64_t cnt;
+	(void)events;
+	ssize_t rc = read(k->src.fd, &cnt, sizeof(cnt)); /* EAGAIN: someone drained it */
+	(void)rc;
+	virtio_mmio_notify(k->transport, k->queue);
+}
+
+static void slot_free(struct virtio_slot *s, struct evloop *loop)
+{
+	for (unsigned i = 0; i < s->nr_kicks; i++)
+		evloop_del(loop, &s->kick[i].src);
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		if (s->kick[i].src.fd >= 0)
+			close(s->kick[i].src.fd);
+	if (s->irq_efd >= 0)
+		close(s->irq_efd);
+	virtio_mmio_destroy(&s->mmio);
+	if (s->blk)
+		virtio_blk_close(s->blk);
+	free(s->blk);
+	free(s);
+}
+
+/* One eventfd per queue, signalled by KVM on a QueueNotify write of that queue's index. */
+static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t base)
+{
+	for (unsigned q = 0; q < s->mmio.ops->nr_queues; q++) {
+		struct virtio_kick *k = &s->kick[q];
+		*k = (struct virtio_kick){.src = {.handle = on_kick, .ctx = k, .fd = -1},
+					  .transport = &s->mmio,
+					  .queue = q};
+		k->src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (k->src.fd < 0)
+			return -errno;
+		int err =
+		    set->kvm.ioeventfd(set->kvm.ctx, k->src.fd, base + VIRTIO_MMIO_QUEUE_NOTIFY, q);
+		if (!err)
+			err = evloop_add(set->loop, &k->src, EPOLLIN);
+		if (err)
+			return err;
+		s->nr_kicks++;
+	}
+	return 0;
+}
+
+/* Everything but the device model itself: window, GSI, eventfds, transport, bus. */
+static int add_device(struct virtio_set *set, struct vm *vm, struct virtio_slot *s,
+		      const struct virtio_dev_ops *ops, void *dev, const char *name)
+{
+	unsigned i = set->nr;
+	uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE;
+	uint32_t gsi = LAYOUT_VIRTIO_IRQ_BASE + i;
+	if (i >= VIRTIO_DEVICES_MAX || i >= LAYOUT_VIRTIO_MMIO_MAX)
+		return -ENOSPC;
+	s->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->irq_efd < 0)
+		return -errno;
+	struct virtio_irq irq = {.raise = raise_irqfd, .ctx = s};
+	int err = virtio_mmio_init(&s->mmio, ops, dev, &vm->mem, &irq, name);
+	if (!err)
+		err = wire_kicks(set, s, base);
+	if (!err)
+		err = set->kvm.irqfd(set->kvm.ctx, s->irq_efd, gsi);
+	/* Last, since the bus cannot take a range back. */
+	if (!err)
+		err = bus_add(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &virtio_mmio_bus_ops,
+			      &s->mmio);
+	if (err)
+		return err;
+	set->slot[i] = s;
+	set->acpi[i] =
+	    (struct acpi_mmio_dev){.base = base, .size = LAYOUT_VIRTIO_MMIO_SIZE, .gsi = gsi};
+	set->nr++;
+	return 0;
+}
+
+/* A partuuid goes on the kernel command line: no spaces or quotes may sneak in. */
+static bool partuuid_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > VIRTIO_PARTUUID_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '/' || *s == '='))
+			return false;
+	return true;
+}
+
+static int record_root(struct virtio_set *set, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	if (d->partuuid && !partuuid_ok(d->partuuid)) {
+		snprintf(err, errlen, "drives[%s].partuuid: \"%s\" is not a partition UUID", d->id,
+			 d->partuuid);
+		return -EINVAL;
+	}
+	set->root_blk = set->nr_blk;
+	set->root_read_only = d->is_read_only;
+	snprintf(set->root_partuuid, sizeof(set->root_partuuid), "%s",
+		 d->partuuid ? d->partuuid : "");
+	return 0;
+}
+
+int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct drive_cfg *d, char *err, size_t errlen)
+{
+	if (set->nr >= VIRTIO_DEVICES_MAX) {
+		snprintf(err, errlen, "drives[%s]: more than %d virtio devices", d->id,
+			 VIRTIO_DEVICES_MAX);
+		return -ENOSPC;
+	}
+	if (d->is_root_device && set->root_blk >= 0) {
+		snprintf(err, errlen, "drives[%s]: more than one root device", d->id);
+		return -EINVAL;
+	}
+	struct virtio_slot *s = calloc(1, sizeof(*s));
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!s || !b) {
+		free(s);
+		free(b);
+		snprintf(err, errlen, "drives[%s]: out of memory", d->id);
+		return -ENOMEM;
+	}
+	s->irq_efd = -1;
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		s->kick[i].src.fd = -1;
+	int ret = virtio_blk_open(b, d, err, errlen);
+	if (ret) {
+		free(b);
+		free(s);
+		return ret;
+	}
+	s->blk = b;
+	if (set->real_kvm)
+		set->kvm.ctx = vm;
+	set->loop = loop;
+	char name[CONFIG_ID_MAX + 16];
+	snprintf(name, sizeof(name), "virtio-blk %s", d->id);
+	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))
+		goto fail;
+	if ((ret = add_device(set, vm, s, &virtio_blk_ops, b, name))) {
+		snprintf(err, errlen, "drives[%s]: cannot add the virtio-blk device: %s", d->id,
+			 strerror(-ret));
+		if (d->is_root_device)
+			set->root_blk = -1;
+		goto fail;
+	}
+	set->nr_blk++;
+	return 0;
+fail:
+	slot_free(s, loop);
+	return ret;
+}
+
+int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		       const struct drive_cfg *drives, unsigned nr, char *err, size_t errlen)
+{
+	for (unsigned pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < nr; i++) {
+			if (drives[i].is_root_device != (pass == 0))
+				continue;
+			int ret = virtio_blk_add(set, vm, loop, &drives[i], err, errlen);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = *len < cap ? vsnprintf(buf + *len, cap - *len, fmt, ap) : -1;
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - *len)
+		return -ENOSPC;
+	*len += n;
+	return 0;
+}
+
+int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *buf, size_t cap)
+{
+	size_t start = strnlen(buf, cap), len = start;
+	int err = start < cap ? 0 : -ENOSPC;
+	for (unsigned i = 0; mmio_devices && !err && i < set->nr; i++)
+		err = append(buf, cap, &len, " virtio_mmio.device=%uK@0x%llx:%u",
+			     set->acpi[i].size >> 10, (unsigned long long)set->acpi[i].base,
+			     set->acpi[i].gsi);
+	if (!err && set->root_blk >= 0) {
+		if (set->root_partuuid[0])
+			err = append(buf, cap, &len, " root=PARTUUID=%s", set->root_partuuid);
+		else
+			err = append(buf, cap, &len, " root=/dev/vd%c", 'a' + set->root_blk);
+		if (!err)
+			err = append(buf, cap, &len, " %s", set->root_read_only ? "ro" : "rw");
+	}
+	if (err && start < cap)
+		buf[start] = '\0';
+	return err;
+}
+
+void virtio_set_destroy(struct virtio_set *set)
+{
+	for (unsigned i = 0; i < set->nr; i++)
+		slot_free(set->slot[i], set->loop);
+	struct virtio_kvm_ops kvm = set->kvm;
+	bool real = set->real_kvm;
+	virtio_set_init(set, real ? NULL : &kvm);
+}

@@ -1,0 +1,90 @@
+/* The virtio devices of a VM: each gets the next virtio-mmio window and GSI, is put on the
+ * MMIO bus, gets one ioeventfd per queue (watched by the event loop) and one irqfd, and is
+ * recorded for the ACPI tables and the kernel command line. */
+#ifndef KILN_VIRTIO_DEVICES_H
+#define KILN_VIRTIO_DEVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtio/blk.h"
+#include "virtio/mmio.h"
+#include "vmm/acpi.h"
+#include "vmm/config.h"
+#include "vmm/evloop.h"
+#include "vmm/layout.h"
+#include "vmm/vm.h"
+
+/* One GSI per device, from LAYOUT_VIRTIO_IRQ_BASE up to the last IOAPIC pin. */
+#define VIRTIO_DEVICES_MAX (LAYOUT_IOAPIC_PINS - LAYOUT_VIRTIO_IRQ_BASE)
+#define VIRTIO_PARTUUID_MAX 64
+
+/* The KVM side of a device; tests substitute fakes so nothing needs /dev/kvm. */
+struct virtio_kvm_ops {
+	/* Signal efd when the guest writes the 4-byte value `datamatch` at `gpa`. */
+	int (*ioeventfd)(void *ctx, int efd, uint64_t gpa, uint32_t datamatch);
+	/* Inject `gsi` (edge) each time efd is written. */
+	int (*irqfd)(void *ctx, int efd, uint32_t gsi);
+	void *ctx;
+};
+
+struct virtio_slot;
+
+/* The event-loop source of one queue's ioeventfd. */
+struct virtio_kick {
+	struct ev_source src;
+	struct virtio_mmio *transport;
+	unsigned queue;
+};
+
+struct virtio_slot {
+	struct virtio_mmio mmio;
+	struct virtio_blk *blk;
+	int irq_efd;
+	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
+	unsigned nr_kicks; /* kick[0, nr_kicks) are watched by the loop */
+};
+
+struct virtio_set {
+	struct virtio_slot *slot[VIRTIO_DEVICES_MAX];
+	/* Hand these to acpi_build(): .mmio_devs = set->acpi, .nr_mmio_devs = set->nr. */
+	struct acpi_mmio_dev acpi[VIRTIO_DEVICES_MAX];
+	unsigned nr;
+	unsigned nr_blk;
+	int root_blk; /* index among the block devices of the root drive, or -1 */
+	bool root_read_only;
+	char root_partuuid[VIRTIO_PARTUUID_MAX + 1]; /* "" unless the root has a partuuid */
+	struct virtio_kvm_ops kvm;
+	bool real_kvm; /* kvm ops are the KVM ioctls on the VM passed to the add functions */
+	struct evloop *loop;
+};
+
+/* Empties the set. `kvm` NULL: devices are wired to KVM with KVM_IOEVENTFD/KVM_IRQFD on the
+ * VM they are added to; else through the given ops (tests). */
+void virtio_set_init(struct virtio_set *set, const struct virtio_kvm_ops *kvm);
+
+/* Opens drive `d` and adds it as a virtio-blk device in the next window (base
+ * LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE, GSI LAYOUT_VIRTIO_IRQ_BASE + i):
+ * transport on vm->mmio, one ioeventfd per queue on `loop`, one irqfd. 0, or -errno with
+ * one line in err naming the drive (the VM must then not be started). */
+int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct drive_cfg *d, char *err, size_t errlen);
+
+/* Adds all drives, the root drive first (so it is /dev/vda whatever its place in the
+ * config), then the others in config order. 0 or the first error, as virtio_blk_add(). */
+int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		       const struct drive_cfg *drives, unsigned nr, char *err, size_t errlen);
+
+/* Appends the kernel command line fragments to the NUL-terminated string in buf (cap
+ * bytes): with `mmio_devices`, " virtio_mmio.device=4K@0x<base>:<gsi>" per device (only
+ * for kernels that do not read the ACPI DSDT: never both), then for a root drive
+ * " root=/dev/vdX" or " root=PARTUUID=<uuid>", and " ro" or " rw". 0, or -ENOSPC (buf
+ * unchanged) when it does not fit. */
+int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *buf, size_t cap);
+
+/* Unwatches, closes and frees every device. The vCPUs must have stopped (the MMIO bus still
+ * points at the transports). Safe on an empty set. */
+void virtio_set_destroy(struct virtio_set *set);
+
+#endif

@@ -1,0 +1,385 @@
+#include "virtio/mmio.h"
+
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_mmio.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LOG_INTERVAL_NS 1000000000ULL
+
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRIVER VIRTIO_CONFIG_S_DRIVER
+#define S_FEATURES_OK VIRTIO_CONFIG_S_FEATURES_OK
+#define S_DRIVER_OK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_NEEDS_RESET VIRTIO_CONFIG_S_NEEDS_RESET
+#define S_FAILED VIRTIO_CONFIG_S_FAILED
+#define S_BROKEN (S_FAILED | S_NEEDS_RESET)
+
+int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
+		     const struct guest_mem *gm, const struct virtio_irq *irq, const char *name)
+{
+	memset(t, 0, sizeof(*t));
+	if (!ops->nr_queues || ops->nr_queues > VIRTIO_MMIO_MAX_QUEUES || !ops->queue_max_size ||
+	    ops->queue_max_size > VIRTQ_MAX_SIZE ||
+	    ops->config_size > VIRTIO_MMIO_WINDOW - VIRTIO_MMIO_CONFIG || !ops->features ||
+	    !ops->queue_notify || !(ops->features(dev) & (1ULL << VIRTIO_F_VERSION_1)))
+		return -EINVAL;
+	int err = pthread_mutex_init(&t->lock, NULL);
+	if (err)
+		return -err;
+	t->ops = ops;
+	t->dev = dev;
+	t->gm = gm;
+	t->irq = *irq;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	for (unsigned i = 0; i < ops->nr_queues; i++)
+		t->vq[i].max_size = ops->queue_max_size;
+	return 0;
+}
+
+void virtio_mmio_destroy(struct virtio_mmio *t)
+{
+	if (t->ops)
+		pthread_mutex_destroy(&t->lock);
+	t->ops = NULL;
+}
+
+static void raise_irq(struct virtio_mmio *t, uint32_t why)
+{
+	t->isr |= why;
+	t->interrupts++;
+	int err = t->irq.raise ? t->irq.raise(t->irq.ctx) : 0;
+	if (err && log_ratelimit_ok(&t->rl, LOG_INTERVAL_NS))
+		log_err("%s: cannot interrupt the guest: %s", t->name, strerror(-err));
+}
+
+/* The driver broke the device: stop processing until it resets us (virtio 1.x 2.1.2). */
+static void needs_reset(struct virtio_mmio *t, const char *what, int err)
+{
+	if (log_ratelimit_ok(&t->rl, LOG_INTERVAL_NS))
+		log_warn("%s: %s: %s; device needs reset", t->name, what, virtq_strerror(err));
+	if (t->status & S_NEEDS_RESET)
+		return;
+	t->status |= S_NEEDS_RESET;
+	if (t->status & S_DRIVER_OK)
+		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
+/* A harmless driver mistake: ignored, logged at most once a second. */
+__attribute__((format(printf, 2, 3))) static void guest_error(struct virtio_mmio *t,
+							      const char *fmt, ...)
+{
+	if (!log_ratelimit_ok(&t->rl, LOG_INTERVAL_NS))
+		return;
+	char msg[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s: %s (ignored)", t->name, msg);
+}
+
+static bool live(const struct virtio_mmio *t)
+{
+	return t->activated && !(t->status & S_BROKEN);
+}
+
+static void reset(struct virtio_mmio *t)
+{
+	if (t->ops->reset)
+		t->ops->reset(t->dev);
+	for (unsigned i = 0; i < t->ops->nr_queues; i++)
+		virtq_reset(&t->vq[i]);
+	t->status = 0;
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+	t->driver_features = 0;
+	t->isr = 0;
+	t->activated = false;
+}
+
+static void activate(struct virtio_mmio *t)
+{
+	int err = t->ops->activate ? t->ops->activate(t->dev, t->driver_features, t->vq) : 0;
+	if (err) {
+		needs_reset(t, "activation refused", err);
+		return;
+	}
+	t->activated = true;
+}
+
+/* FEATURES_OK is only accepted for a subset of what was offered that includes VERSION_1. */
+static bool features_ok(const struct virtio_mmio *t)
+{
+	uint64_t offered = t->ops->features(t->dev);
+	uint64_t f = t->driver_features;
+	return (f & (1ULL << VIRTIO_F_VERSION_1)) && !(f & ~offered);
+}
+
+/* Status only moves one step forward (virtio 1.x 3.1.1); 0 resets; FAILED sticks. */
+static void write_status(struct virtio_mmio *t, uint32_t v)
+{
+	uint32_t cur = t->status;
+	if (v == 0) {
+		reset(t);
+	} else if (v & S_FAILED) {
+		t->status |= S_FAILED;
+	} else if ((cur == 0 && v == S_ACK) || (cur == S_ACK && v == (S_ACK | S_DRIVER))) {
+		t->status = v;
+	} else if (cur == (S_ACK | S_DRIVER) && v == (cur | S_FEATURES_OK)) {
+		if (features_ok(t))
+			t->status = v;
+		else
+			guest_error(t, "driver features %#llx: not offered or without VERSION_1",
+				    (unsigned long long)t->driver_features);
+	} else if (cur == (S_ACK | S_DRIVER | S_FEATURES_OK) && v == (cur | S_DRIVER_OK)) {
+		t->status = v;
+		activate(t);
+	} else {
+		guest_error(t, "status %#x -> %#x is not a valid transition", cur, v);
+	}
+}
+
+static uint32_t read_device_features(const struct virtio_mmio *t)
+{
+	uint64_t f = t->ops->features(t->dev);
+	if (t->dev_features_sel > 1)
+		return 0;
+	return (uint32_t)(f >> (32 * t->dev_features_sel));
+}
+
+static void write_driver_features(struct virtio_mmio *t, uint32_t v)
+{
+	if ((t->status & (S_DRIVER | S_FEATURES_OK | S_BROKEN)) != S_DRIVER) {
+		guest_error(t, "DriverFeatures written in status %#x", t->status);
+		return;
+	}
+	if (t->drv_features_sel > 1)
+		return;
+	unsigned shift = 32 * t->drv_features_sel;
+	t->driver_features &= ~(0xffffffffULL << shift);
+	t->driver_features |= (uint64_t)v << shift;
+}
+
+static struct virtq *selected_queue(struct virtio_mmio *t)
+{
+	return t->queue_sel < t->ops->nr_queues ? &t->vq[t->queue_sel] : NULL;
+}
+
+static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
+{
+	struct virtq *q = selected_queue(t);
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return VIRTIO_MMIO_MAGIC;
+	case VIRTIO_MMIO_VERSION:
+		return 2;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return t->ops->device_id;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return VIRTIO_MMIO_VENDOR;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		return read_device_features(t);
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return q ? q->max_size : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		return q ? q->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		return t->isr;
+	case VIRTIO_MMIO_STATUS:
+		return t->status;
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return t->config_generation;
+	default:
+		guest_error(t, "read of unknown register %#x", (unsigned)off);
+		return 0;
+	}
+}
+
+static void process_queue(struct virtio_mmio *t, uint32_t idx)
+{
+	if (!live(t) || idx >= t->ops->nr_queues || !t->vq[idx].ready)
+		return;
+	bool need_irq = false;
+	int err = t->ops->queue_notify(t->dev, &t->vq[idx], idx, &need_irq);
+	/* Requests completed before an error still get their interrupt. */
+	if (need_irq)
+		raise_irq(t, VIRTIO_MMIO_INT_VRING);
+	if (err) {
+		char what[32];
+		snprintf(what, sizeof(what), "queue %u", idx);
+		needs_reset(t, what, err);
+	}
+}
+
+static void set_ready(struct virtio_mmio *t, struct virtq *q, uint32_t v)
+{
+	if (v != 1) {
+		q->ready = false;
+		return;
+	}
+	if (q->ready)
+		return;
+	int err = virtq_setup(q, t->gm, t->driver_features);
+	if (err) {
+		char what[32];
+		snprintf(what, sizeof(what), "queue %u", t->queue_sel);
+		needs_reset(t, what, err);
+	}
+}
+
+static void set_low(uint64_t *r, uint32_t v)
+{
+	*r = (*r & ~0xffffffffULL) | v;
+}
+
+static void set_high(uint64_t *r, uint32_t v)
+{
+	*r = (*r & 0xffffffffULL) | (uint64_t)v << 32;
+}
+
+/* Queue registers: only between FEATURES_OK and DRIVER_OK, and (but for QueueReady) only
+ * while the selected queue is not ready (virtio 1.x 4.2.2.2). */
+static void write_queue_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	struct virtq *q = selected_queue(t);
+	if ((t->status & (S_FEATURES_OK | S_DRIVER_OK | S_BROKEN)) != S_FEATURES_OK || !q) {
+		guest_error(t, "queue register %#x written in status %#x (QueueSel %u)",
+			    (unsigned)off, t->status, t->queue_sel);
+		return;
+	}
+	if (off == VIRTIO_MMIO_QUEUE_READY) {
+		set_ready(t, q, v);
+		return;
+	}
+	if (q->ready) {
+		guest_error(t, "queue register %#x written while queue %u is ready", (unsigned)off,
+			    t->queue_sel);
+		return;
+	}
+	switch (off) {
+	case VIRTIO_MMIO_QUEUE_NUM:
+		q->num = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+		set_low(&q->desc_gpa, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		set_high(&q->desc_gpa, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+		set_low(&q->avail_gpa, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+		set_high(&q->avail_gpa, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+		set_low(&q->used_gpa, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		set_high(&q->used_gpa, v);
+		break;
+	}
+}
+
+static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->dev_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		write_driver_features(t, v);
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->drv_features_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+	case VIRTIO_MMIO_QUEUE_READY:
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		write_queue_reg(t, off, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		process_queue(t, v);
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		t->isr &= ~v;
+		break;
+	case VIRTIO_MMIO_STATUS:
+		write_status(t, v);
+		break;
+	default:
+		guest_error(t, "write of unknown register %#x (value %#x)", (unsigned)off, v);
+	}
+}
+
+/* Config space: naturally aligned 1/2/4/8-byte accesses inside config_size. */
+static bool config_access_ok(const struct virtio_mmio *t, uint64_t off, uint32_t len)
+{
+	if (off < VIRTIO_MMIO_CONFIG)
+		return false;
+	off -= VIRTIO_MMIO_CONFIG;
+	bool width_ok = len == 1 || len == 2 || len == 4 || len == 8;
+	return width_ok && off % len == 0 && off < t->ops->config_size &&
+	       len <= t->ops->config_size - off;
+}
+
+static void mmio_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_mmio *t = opaque;
+	memset(data, 0, len);
+	pthread_mutex_lock(&t->lock);
+	if (off < VIRTIO_MMIO_CONFIG && len == 4 && off % 4 == 0) {
+		uint32_t v = read_reg(t, off);
+		memcpy(data, &v, 4);
+	} else if (config_access_ok(t, off, len) && t->ops->config_read) {
+		t->ops->config_read(t->dev, off - VIRTIO_MMIO_CONFIG, data, len);
+	} else {
+		guest_error(t, "bad read at offset %#x, %u bytes", (unsigned)off, len);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void mmio_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
+{
+	struct virtio_mmio *t = opaque;
+	pthread_mutex_lock(&t->lock);
+	if (off < VIRTIO_MMIO_CONFIG && len == 4 && off % 4 == 0) {
+		uint32_t v;
+		memcpy(&v, data, 4);
+		write_reg(t, off, v);
+	} else if (config_access_ok(t, off, len) && t->ops->config_write &&
+		   (t->status & (S_DRIVER | S_BROKEN)) == S_DRIVER) {
+		t->ops->config_write(t->dev, off - VIRTIO_MMIO_CONFIG, data, len);
+	} else {
+		guest_error(t, "bad write at offset %#x, %u bytes", (unsigned)off, len);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+const struct bus_dev_ops virtio_mmio_bus_ops = {.read = mmio_read, .write = mmio_write};
+
+void virtio_mmio_notify(struct virtio_mmio *t, unsigned queue)
+{
+	pthread_mutex_lock(&t->lock);
+	process_queue(t, queue);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->config_generation++;
+	if (t->status & S_DRIVER_OK)
+		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
+	pthread_mutex_unlock(&t->lock);
+}

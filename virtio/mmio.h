@@ -1,0 +1,91 @@
+/* The virtio-mmio transport, version 2 (virtio 1.x, 4.2): the register window a driver
+ * programs, the device status state machine, and the split between the transport (this
+ * file) and a device model (a const struct virtio_dev_ops). Nothing here talks to KVM:
+ * interrupts go through an injectable hook and queue notifications arrive either as MMIO
+ * writes to QueueNotify or through virtio_mmio_notify() from an ioeventfd watcher. */
+#ifndef KILN_VIRTIO_MMIO_H
+#define KILN_VIRTIO_MMIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/virtq.h"
+#include "vmm/bus.h"
+#include "vmm/guest_mem.h"
+#include "vmm/log.h"
+
+#define VIRTIO_MMIO_MAX_QUEUES 8
+#define VIRTIO_MMIO_WINDOW 0x1000     /* bytes of MMIO space per device */
+#define VIRTIO_MMIO_MAGIC 0x74726976  /* "virt" */
+#define VIRTIO_MMIO_VENDOR 0x4e4c494b /* "KILN" */
+
+/* A device model. Every callback runs with the transport's lock held, so the device needs
+ * no lock of its own for anything it touches only from these callbacks. */
+struct virtio_dev_ops {
+	const char *name;	 /* "virtio-blk", for logs */
+	uint32_t device_id;	 /* VIRTIO_ID_* */
+	unsigned nr_queues;	 /* <= VIRTIO_MMIO_MAX_QUEUES */
+	uint16_t queue_max_size; /* QueueNumMax of every queue, <= VIRTQ_MAX_SIZE */
+	uint32_t config_size;	 /* bytes of device config space */
+	/* Feature bits offered; must include VIRTIO_F_VERSION_1. */
+	uint64_t (*features)(const void *dev);
+	/* Config space access, already bounds- and width-checked by the transport. */
+	void (*config_read)(void *dev, uint32_t off, uint8_t *data, uint32_t len);
+	/* NULL when the config space is read-only. */
+	void (*config_write)(void *dev, uint32_t off, const uint8_t *data, uint32_t len);
+	/* DRIVER_OK: `vq` are the device's queues (unready ones have ready == false). 0, or
+	 * -errno to refuse (the device then reports DEVICE_NEEDS_RESET). */
+	int (*activate)(void *dev, uint64_t features, struct virtq *vq);
+	/* The driver wrote 0 to Status: forget all per-driver state. */
+	void (*reset)(void *dev);
+	/* The driver kicked queue `idx` (ready, device activated). Processes what is available
+	 * and sets *need_irq when the driver should be interrupted. -errno when the driver
+	 * broke the queue: the device then reports DEVICE_NEEDS_RESET. */
+	int (*queue_notify)(void *dev, struct virtq *vq, unsigned idx, bool *need_irq);
+};
+
+/* How the transport interrupts the guest (an irqfd write in kiln, a counter in tests). */
+struct virtio_irq {
+	int (*raise)(void *ctx); /* 0 or -errno */
+	void *ctx;
+};
+
+struct virtio_mmio {
+	pthread_mutex_t lock; /* vCPU register accesses vs. queue processing */
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	const struct guest_mem *gm;
+	struct virtio_irq irq;
+	char name[80];
+	uint32_t status;
+	uint32_t dev_features_sel;
+	uint32_t drv_features_sel;
+	uint32_t queue_sel;
+	uint64_t driver_features;
+	uint32_t isr; /* InterruptStatus: VIRTIO_MMIO_INT_VRING | _CONFIG */
+	uint32_t config_generation;
+	bool activated;
+	uint64_t interrupts; /* raised so far, for metrics and tests */
+	struct log_ratelimit rl;
+	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+/* Prepares the transport for `dev` (which must outlive it). `name` identifies the device in
+ * logs ("virtio-blk rootfs"). 0, -EINVAL for a bad ops table, or -errno from the mutex. */
+int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
+		     const struct guest_mem *gm, const struct virtio_irq *irq, const char *name);
+
+void virtio_mmio_destroy(struct virtio_mmio *t);
+
+/* Bus ops for the device's VIRTIO_MMIO_WINDOW; `dev` is the struct virtio_mmio. */
+extern const struct bus_dev_ops virtio_mmio_bus_ops;
+
+/* A queue notification that did not come through the MMIO window (an ioeventfd fired):
+ * takes the lock and runs the device's queue handler if the device is live. */
+void virtio_mmio_notify(struct virtio_mmio *t, unsigned queue);
+
+/* The device's config space changed: bumps ConfigGeneration and interrupts the driver. */
+void virtio_mmio_config_changed(struct virtio_mmio *t);
+
+#endif

@@ -1,0 +1,247 @@
+#include "virtio/virtq.h"
+
+#include <errno.h>
+#include <linux/virtio_ring.h>
+#include <string.h>
+
+/* Ring layouts (virtio 1.x 2.7): offsets inside the three areas. */
+#define DESC_BYTES 16
+#define AVAIL_IDX 2
+#define AVAIL_RING 4
+#define USED_IDX 2
+#define USED_RING 4
+#define USED_ELEM_BYTES 8
+
+/* A descriptor copied out of guest memory once, so the guest cannot change it under us. */
+struct vdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+/* Segments collected while walking one chain. */
+struct walk {
+	struct virtq_seg *segs;
+	unsigned max;
+	unsigned n;
+	unsigned nr_read;
+	uint64_t total;
+};
+
+static uint16_t load16(const uint8_t *p)
+{
+	return __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED);
+}
+
+static uint16_t load16_acquire(const uint8_t *p)
+{
+	return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE);
+}
+
+static void store16(uint8_t *p, uint16_t v)
+{
+	__atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
+}
+
+void virtq_reset(struct virtq *q)
+{
+	uint16_t max = q->max_size;
+	memset(q, 0, sizeof(*q));
+	q->max_size = max;
+}
+
+int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features)
+{
+	uint32_t n = q->num;
+	if (n == 0 || n > q->max_size || (n & (n - 1)))
+		return -EINVAL;
+	if (q->desc_gpa % VRING_DESC_ALIGN_SIZE || q->avail_gpa % VRING_AVAIL_ALIGN_SIZE ||
+	    q->used_gpa % VRING_USED_ALIGN_SIZE)
+		return -EINVAL;
+	bool event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	/* With EVENT_IDX both rings carry one more u16 after the ring (used_event/avail_event). */
+	uint64_t trailer = event_idx ? 2 : 0;
+	uint8_t *desc = gm_ptr(gm, q->desc_gpa, (uint64_t)n * DESC_BYTES);
+	uint8_t *avail = gm_ptr(gm, q->avail_gpa, AVAIL_RING + 2ULL * n + trailer);
+	uint8_t *used =
+	    gm_ptr(gm, q->used_gpa, USED_RING + (uint64_t)USED_ELEM_BYTES * n + trailer);
+	if (!desc || !avail || !used)
+		return -EFAULT;
+	q->gm = gm;
+	q->size = n;
+	q->event_idx = event_idx;
+	q->indirect = features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
+	q->last_avail = q->used_idx = q->signalled_used = 0;
+	q->unsignalled = false;
+	q->inflight = 0;
+	q->ready = true;
+	return 0;
+}
+
+static void read_desc(const uint8_t *table, uint32_t idx, struct vdesc *d)
+{
+	memcpy(d, table + (size_t)idx * DESC_BYTES, sizeof(*d));
+}
+
+static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)
+{
+	bool is_write = d->flags & VRING_DESC_F_WRITE;
+	if (w->n == w->max)
+		return -E2BIG;
+	/* Device-readable descriptors must all come before the writable ones. */
+	if (!is_write && w->nr_read != w->n)
+		return -EINVAL;
+	void *host = gm_ptr(q->gm, d->addr, d->len);
+	if (!host)
+		return -EFAULT;
+	w->total += d->len;
+	if (w->total > UINT32_MAX)
+		return -EOVERFLOW;
+	w->segs[w->n++] = (struct virtq_seg){.host = host, .len = d->len, .is_write = is_write};
+	w->nr_read += !is_write;
+	return 0;
+}
+
+static int walk_chain(const struct virtq *q, struct walk *w, const uint8_t *table, uint32_t entries,
+		      uint32_t idx, bool in_indirect);
+
+/* The head descriptor points at a table of descriptors that forms the whole chain. */
+static int walk_indirect(const struct virtq *q, struct walk *w, const struct vdesc *d)
+{
+	if (!q->indirect || (d->flags & VRING_DESC_F_NEXT))
+		return -EINVAL;
+	if (d->len == 0 || d->len % DESC_BYTES || d->len / DESC_BYTES > VIRTQ_MAX_INDIRECT)
+		return -EINVAL;
+	const uint8_t *table = gm_ptr(q->gm, d->addr, d->len);
+	if (!table)
+		return -EFAULT;
+	return walk_chain(q, w, table, d->len / DESC_BYTES, 0, true);
+}
+
+/* Follows NEXT links from entry `idx` (the head) of a table of `entries` descriptors. A
+ * chain visits each entry at most once, so more than `entries` steps means a loop. */
+static int walk_chain(const struct virtq *q, struct walk *w, const uint8_t *table, uint32_t entries,
+		      uint32_t idx, bool in_indirect)
+{
+	for (uint32_t step = 0; step < entries; step++) {
+		struct vdesc d;
+		if (idx >= entries)
+			return -EINVAL;
+		read_desc(table, idx, &d);
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			/* Only a direct chain's head may be indirect, and tables never nest. */
+			if (in_indirect || step != 0)
+				return -EINVAL;
+			return walk_indirect(q, w, &d);
+		}
+		int err = add_seg(q, w, &d);
+		if (err)
+			return err;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return 0;
+		idx = d.next;
+	}
+	return -ELOOP;
+}
+
+int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs, struct virtq_chain *chain)
+{
+	if (!q->ready)
+		return -EINVAL;
+	uint16_t avail_idx = load16_acquire(q->avail + AVAIL_IDX);
+	uint16_t pending = avail_idx - q->last_avail;
+	if (pending == 0)
+		return -EAGAIN;
+	/* The driver can never have more than `size` buffers outstanding. */
+	if (pending > q->size)
+		return -EOVERFLOW;
+	uint32_t slot = q->last_avail & (q->size - 1);
+	uint16_t head = load16(q->avail + AVAIL_RING + 2 * slot);
+	if (head >= q->size)
+		return -EINVAL;
+	struct walk w = {.segs = segs, .max = max_segs};
+	int err = walk_chain(q, &w, q->desc, q->size, head, false);
+	if (err)
+		return err;
+	q->last_avail++;
+	q->inflight++;
+	uint32_t read_len = 0;
+	for (unsigned i = 0; i < w.nr_read; i++)
+		read_len += segs[i].len;
+	*chain = (struct virtq_chain){.head = head,
+				      .nr_segs = w.n,
+				      .nr_read = w.nr_read,
+				      .read_len = read_len,
+				      .write_len = (uint32_t)w.total - read_len};
+	return 0;
+}
+
+int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
+{
+	if (!q->ready || head >= q->size || q->inflight == 0)
+		return -EINVAL;
+	uint8_t *elem = q->used + USED_RING + USED_ELEM_BYTES * (q->used_idx & (q->size - 1));
+	uint32_t id = head;
+	memcpy(elem, &id, 4);
+	memcpy(elem + 4, &len, 4);
+	q->used_idx++;
+	/* The element must be visible before the index that publishes it. */
+	__atomic_store_n((uint16_t *)(q->used + USED_IDX), q->used_idx, __ATOMIC_RELEASE);
+	q->inflight--;
+	q->unsignalled = true;
+	return 0;
+}
+
+bool virtq_should_notify(struct virtq *q)
+{
+	if (!q->ready || !q->unsignalled)
+		return false;
+	/* Order the used->idx store before reading the driver's suppression fields. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	bool notify;
+	if (q->event_idx) {
+		uint16_t used_event = load16(q->avail + AVAIL_RING + 2 * q->size);
+		uint16_t new_idx = q->used_idx, old_idx = q->signalled_used;
+		/* vring_need_event(): did used_idx step past used_event in (old, new]? */
+		notify = (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old_idx);
+	} else {
+		notify = !(load16(q->avail) & VRING_AVAIL_F_NO_INTERRUPT);
+	}
+	q->signalled_used = q->used_idx;
+	q->unsignalled = false;
+	return notify;
+}
+
+bool virtq_enable_notify(struct virtq *q)
+{
+	if (!q->ready)
+		return false;
+	if (q->event_idx)
+		store16(q->used + USED_RING + USED_ELEM_BYTES * q->size, q->last_avail);
+	/* Publish avail_event before re-reading avail->idx (pairs with the driver's barrier
+	 * between writing avail->idx and reading avail_event). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return load16_acquire(q->avail + AVAIL_IDX) != q->last_avail;
+}
+
+const char *virtq_strerror(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "bad queue size, alignment, index or descriptor flags";
+	case -EFAULT:
+		return "ring or buffer outside guest memory";
+	case -ELOOP:
+		return "descriptor chain loops or is longer than the queue";
+	case -E2BIG:
+		return "descriptor chain has too many segments";
+	case -EOVERFLOW:
+		return "avail index or chain length out of range";
+	default:
+		return "malformed request";
+	}
+}

@@ -1,0 +1,88 @@
+/* Split virtqueues (virtio 1.x, 2.7): the rings live in guest memory, are validated once
+ * when the driver sets QueueReady, and every chain the device walks is bounds-checked. Not
+ * thread-safe: the owning transport serializes access with its device lock. */
+#ifndef KILN_VIRTQ_H
+#define KILN_VIRTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/guest_mem.h"
+
+#define VIRTQ_MAX_SIZE 1024	/* largest QueueNumMax a device may offer */
+#define VIRTQ_MAX_INDIRECT 1024 /* entries in one indirect table */
+/* Longest chain virtq_pop() can return: a direct chain (<= queue size) or one table. */
+#define VIRTQ_MAX_SEGS 1024
+
+/* One descriptor of a chain, resolved to host memory. */
+struct virtq_seg {
+	void *host;
+	uint32_t len;
+	bool is_write; /* device-writable */
+};
+
+/* What virtq_pop() found: segs[0, nr_read) are device-readable, the rest writable. */
+struct virtq_chain {
+	uint16_t head;
+	unsigned nr_segs;
+	unsigned nr_read;
+	uint32_t read_len;
+	uint32_t write_len;
+};
+
+struct virtq {
+	/* Programmed by the driver through the transport; checked by virtq_setup(). */
+	uint16_t max_size; /* QueueNumMax, set by the device, kept across resets */
+	uint32_t num;	   /* QueueNum as written */
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+	bool ready;
+	/* Valid once ready. */
+	const struct guest_mem *gm;
+	uint16_t size;
+	bool event_idx;
+	bool indirect;
+	uint8_t *desc;
+	uint8_t *avail;
+	uint8_t *used;
+	uint16_t last_avail;	 /* next avail ring slot to consume */
+	uint16_t used_idx;	 /* device's copy of used->idx (never read back) */
+	uint16_t signalled_used; /* used_idx when the driver was last interrupted */
+	bool unsignalled;	 /* used entries added since the last interrupt */
+	uint32_t inflight;	 /* chains popped and not yet pushed */
+};
+
+/* Forgets everything the driver programmed (keeps max_size). */
+void virtq_reset(struct virtq *q);
+
+/* Validates the driver's QueueNum and ring addresses against `gm` and the negotiated
+ * `features` (VIRTIO_RING_F_EVENT_IDX / _INDIRECT_DESC): size a power of two in
+ * [1, max_size], rings aligned (16/2/4) and entirely inside one RAM region. On success the
+ * queue is ready and 0 is returned; else -EINVAL / -EFAULT and the queue is unchanged. */
+int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features);
+
+/* Takes the next available chain into segs[0, max_segs). 0 with *chain filled; -EAGAIN when
+ * the ring is empty; any other -errno means the driver broke the ring (bad avail idx, head
+ * or next index, loop, bad indirect table, buffer outside RAM, readable after writable,
+ * length overflow, more than max_segs) and the queue must not be used until reset. */
+int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs,
+	      struct virtq_chain *chain);
+
+/* Returns a popped chain to the driver with `len` bytes written. 0, or -EINVAL when head
+ * was not popped (a device bug, not the guest's). */
+int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len);
+
+/* After a batch of virtq_push_used(): whether the driver wants an interrupt now (used_event
+ * with EVENT_IDX, else VRING_AVAIL_F_NO_INTERRUPT). Resets the batch either way. */
+bool virtq_should_notify(struct virtq *q);
+
+/* Before waiting for the next kick: asks the driver to notify once it adds buffers past what
+ * was consumed (avail_event with EVENT_IDX), then re-checks the ring. True when new buffers
+ * arrived meanwhile, so the caller must pop again instead of sleeping. */
+bool virtq_enable_notify(struct virtq *q);
+
+/* A description of a virtq_pop()/virtq_setup() error for logs ("descriptor chain loops"). */
+const char *virtq_strerror(int err);
+
+#endif
