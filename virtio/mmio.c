@@ -375,6 +375,18 @@ void virtio_mmio_notify(struct virtio_mmio *t, unsigned queue)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	bool is_live = live(t), need_irq = false;
+	int err = fn(t->dev, is_live ? t->vq : NULL, arg, &need_irq);
+	if (is_live && need_irq)
+		raise_irq(t, VIRTIO_MMIO_INT_VRING);
+	if (is_live && err)
+		needs_reset(t, "device work", err);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void virtio_mmio_config_changed(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);

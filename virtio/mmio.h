@@ -88,4 +88,15 @@ void virtio_mmio_notify(struct virtio_mmio *t, unsigned queue);
 /* The device's config space changed: bumps ConfigGeneration and interrupts the driver. */
 void virtio_mmio_config_changed(struct virtio_mmio *t);
 
+/* Device-initiated work: `vq` is the device's queue array while it is live (activated and
+ * not broken), else NULL (then fn must not touch the queues and should pause whatever host
+ * source called it until the device is activated again). Same contract as queue_notify. */
+typedef int (*virtio_work_fn)(void *dev, struct virtq *vq, void *arg, bool *need_irq);
+
+/* Work the device starts itself (a host socket became readable, a timer fired), serialized
+ * with the vCPUs: takes the lock, runs fn(dev, vq, arg, &need_irq), then, if the device is
+ * live, raises the interrupt when need_irq was set, and an error from fn makes the device
+ * report DEVICE_NEEDS_RESET, as one from queue_notify would. */
+void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
+
 #endif
