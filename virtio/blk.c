@@ -65,6 +65,7 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 {
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
+	b->limiter.timer_fd = -1;
 	int fd = open(d->path_on_host, (d->is_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(err, errlen, d, strerror(errno), -errno);
@@ -82,6 +83,10 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 		open_error(err, errlen, d,
 			   ret == -ENOTBLK ? "not a regular file or block device" : strerror(-ret),
 			   ret);
+		goto fail;
+	}
+	if ((ret = ratelimit_init(&b->limiter, &d->rate_limiter)) < 0) {
+		snprintf(err, errlen, "drives[%s].rate_limiter: %s", d->id, strerror(-ret));
 		goto fail;
 	}
 	if (bytes % VIRTIO_BLK_SECTOR)
@@ -105,8 +110,10 @@ fail:
 
 void virtio_blk_close(struct virtio_blk *b)
 {
-	if (b->fd >= 0)
-		close(b->fd);
+	if (b->fd < 0)
+		return;
+	close(b->fd);
+	ratelimit_destroy(&b->limiter);
 	b->fd = -1;
 }
 
@@ -283,12 +290,25 @@ static int handle_chain(struct virtio_blk *b, struct virtq *vq, const struct vir
 	return virtq_push_used(vq, c->head, written + 1);
 }
 
+/* Rate limiting, as Firecracker: one op per request, its data bytes (all but header and
+ * status) against the bandwidth bucket. */
+static bool admit(struct virtio_blk *b, const struct virtq_chain *c)
+{
+	uint64_t total = (uint64_t)c->read_len + c->write_len;
+	uint64_t bytes = total > HDR_BYTES + 1 ? total - HDR_BYTES - 1 : 0;
+	return ratelimit_consume(&b->limiter, bytes, 1);
+}
+
 int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
 {
 	struct virtq_chain c;
 	int err;
 	for (;;) {
 		while ((err = virtq_pop(vq, b->segs, VIRTQ_MAX_SEGS, &c)) == 0) {
+			if (!admit(b, &c)) {
+				virtq_unpop(vq); /* the limiter's timer resumes it */
+				goto out;
+			}
 			if ((err = handle_chain(b, vq, &c)))
 				goto out;
 		}
@@ -301,6 +321,14 @@ int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
 out:
 	*need_irq = virtq_should_notify(vq);
 	return err;
+}
+
+int virtio_blk_resume(void *dev, struct virtq *vq, void *arg, bool *need_irq)
+{
+	struct virtio_blk *b = dev;
+	(void)arg;
+	ratelimit_timer_fired(&b->limiter);
+	return vq ? virtio_blk_process(b, &vq[0], need_irq) : 0;
 }
 
 static uint64_t blk_features(const void *dev)

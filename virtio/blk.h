@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "virtio/mmio.h"
+#include "virtio/ratelimit.h"
 #include "virtio/virtq.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
@@ -37,14 +38,17 @@ struct virtio_blk {
 	char name[CONFIG_ID_MAX + 16];
 	uint8_t config[VIRTIO_BLK_CONFIG_BYTES];
 	struct virtio_blk_stats stats;
+	struct ratelimit limiter; /* drives[].rate_limiter: bytes and requests */
 	struct log_ratelimit rl;
 	struct virtq_seg segs[VIRTQ_MAX_SEGS];
 	struct iovec iov[VIRTQ_MAX_SEGS];
 };
 
 /* Opens d->path_on_host (read-only drives O_RDONLY under a shared flock, others O_RDWR
- * under an exclusive one, both non-blocking) and sizes it (regular file: st_size, block
- * device: BLKGETSIZE64). 0, or -errno with one line in err naming the drive and path. */
+ * under an exclusive one, both non-blocking), sizes it (regular file: st_size, block
+ * device: BLKGETSIZE64) and sets up d->rate_limiter (whose timerfd, limiter.timer_fd >= 0
+ * when a bucket limits, the caller watches and answers with virtio_blk_resume()). 0, or
+ * -errno with one line in err naming the drive and path. */
 int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen);
 
 /* Closes the backing file (dropping the lock); safe on an unopened or closed device. */
@@ -55,8 +59,13 @@ extern const struct virtio_dev_ops virtio_blk_ops;
 
 /* Drains the request queue: every available request is carried out in ring order and
  * completed (a FLUSH only after fdatasync returned), then notifications are re-enabled.
- * *need_irq is set when the driver wants an interrupt for the batch. 0, or -errno when the
- * driver broke the queue or sent a request without a status byte. */
+ * When the rate limiter refuses a request it stays in the ring and processing stops until
+ * virtio_blk_resume(). *need_irq is set when the driver wants an interrupt for the batch.
+ * 0, or -errno when the driver broke the queue or sent a request without a status byte. */
 int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq);
+
+/* A virtio_work_fn for virtio_mmio_run() when limiter.timer_fd fires: unblocks the limiter
+ * and, if the device is live (vq non-NULL), resumes virtio_blk_process() on vq[0]. */
+int virtio_blk_resume(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 
 #endif

@@ -61,8 +61,17 @@ static void on_kick(void *ctx, uint32_t events)
 	virtio_mmio_notify(k->transport, k->queue);
 }
 
+static void on_limiter_timer(void *ctx, uint32_t events)
+{
+	struct virtio_slot *s = ctx;
+	(void)events;
+	virtio_mmio_run(&s->mmio, virtio_blk_resume, NULL);
+}
+
 static void slot_free(struct virtio_slot *s, struct evloop *loop)
 {
+	if (s->limiter_watched)
+		evloop_del(loop, &s->limiter_src);
 	for (unsigned i = 0; i < s->nr_kicks; i++)
 		evloop_del(loop, &s->kick[i].src);
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
@@ -157,6 +166,29 @@ static int record_root(struct virtio_set *set, const struct drive_cfg *d, char *
 	return 0;
 }
 
+static struct virtio_slot *slot_new(void)
+{
+	struct virtio_slot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->irq_efd = -1;
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		s->kick[i].src.fd = -1;
+	return s;
+}
+
+/* A block device with a rate limiter resumes its queue when the limiter's timer fires. */
+static int watch_limiter(struct evloop *loop, struct virtio_slot *s)
+{
+	if (s->blk->limiter.timer_fd < 0)
+		return 0;
+	s->limiter_src = (struct ev_source){
+	    .handle = on_limiter_timer, .ctx = s, .fd = s->blk->limiter.timer_fd};
+	int err = evloop_add(loop, &s->limiter_src, EPOLLIN);
+	s->limiter_watched = !err;
+	return err;
+}
+
 int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		   const struct drive_cfg *d, char *err, size_t errlen)
 {
@@ -169,24 +201,15 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		snprintf(err, errlen, "drives[%s]: more than one root device", d->id);
 		return -EINVAL;
 	}
-	struct virtio_slot *s = calloc(1, sizeof(*s));
-	struct virtio_blk *b = calloc(1, sizeof(*b));
-	if (!s || !b) {
+	struct virtio_slot *s = slot_new();
+	if (!s || !(s->blk = calloc(1, sizeof(*s->blk)))) {
 		free(s);
-		free(b);
 		snprintf(err, errlen, "drives[%s]: out of memory", d->id);
 		return -ENOMEM;
 	}
-	s->irq_efd = -1;
-	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
-		s->kick[i].src.fd = -1;
-	int ret = virtio_blk_open(b, d, err, errlen);
-	if (ret) {
-		free(b);
-		free(s);
-		return ret;
-	}
-	s->blk = b;
+	int ret = virtio_blk_open(s->blk, d, err, errlen);
+	if (ret)
+		goto fail;
 	if (set->real_kvm)
 		set->kvm.ctx = vm;
 	set->loop = loop;
@@ -194,7 +217,8 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	snprintf(name, sizeof(name), "virtio-blk %s", d->id);
 	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))
 		goto fail;
-	if ((ret = add_device(set, vm, s, &virtio_blk_ops, b, name))) {
+	if ((ret = watch_limiter(loop, s)) ||
+	    (ret = add_device(set, vm, s, &virtio_blk_ops, s->blk, name))) {
 		snprintf(err, errlen, "drives[%s]: cannot add the virtio-blk device: %s", d->id,
 			 strerror(-ret));
 		if (d->is_root_device)

@@ -43,7 +43,9 @@ struct virtio_slot {
 	struct virtio_blk *blk;
 	int irq_efd;
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
-	unsigned nr_kicks; /* kick[0, nr_kicks) are watched by the loop */
+	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
+	struct ev_source limiter_src; /* the block device's rate-limiter timer */
+	bool limiter_watched;
 };
 
 struct virtio_set {

@@ -180,6 +180,14 @@ int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs, struct
 	return 0;
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	if (!q->ready || q->inflight == 0)
+		return;
+	q->last_avail--;
+	q->inflight--;
+}
+
 int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 {
 	if (!q->ready || head >= q->size || q->inflight == 0)

@@ -69,6 +69,10 @@ int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features);
 int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs,
 	      struct virtq_chain *chain);
 
+/* Gives back the chain virtq_pop() returned last (the device cannot serve it yet, e.g. a
+ * rate limiter refused it): the next virtq_pop() returns it again. No-op if none is out. */
+void virtq_unpop(struct virtq *q);
+
 /* Returns a popped chain to the driver with `len` bytes written. 0, or -EINVAL when head
  * was not popped (a device bug, not the guest's). */
 int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -430,6 +431,33 @@ static void test_file_shrank(void **state)
 	assert_int_equal(complete(e, &q, 1), VIRTIO_BLK_S_IOERR);
 }
 
+/* Two requests per 20 ms: the rest wait in the ring for the limiter's timer. */
+static void test_rate_limited(void **state)
+{
+	struct env *e = *state;
+	e->d.rate_limiter.present = e->d.rate_limiter.ops.present = true;
+	e->d.rate_limiter.ops.size = 2;
+	e->d.rate_limiter.ops.refill_time_ms = 20;
+	open_blk(e);
+	assert_true(e->blk.limiter.timer_fd >= 0);
+	for (int i = 0; i < 4; i++)
+		submit(e, VIRTIO_BLK_T_IN, i, 512, true);
+	bool irq;
+	assert_int_equal(run(e, &irq), 0);
+	assert_int_equal(tring_used_idx(&e->r), 2);
+	assert_int_equal(run(e, &irq), 0); /* a kick while throttled changes nothing */
+	assert_int_equal(tring_used_idx(&e->r), 2);
+	assert_int_equal(virtio_blk_resume(&e->blk, NULL, NULL, &irq), 0); /* not live */
+	struct pollfd p = {.fd = e->blk.limiter.timer_fd, .events = POLLIN};
+	for (int rounds = 0; tring_used_idx(&e->r) < 4; rounds++) {
+		assert_true(rounds < 10);
+		assert_int_equal(poll(&p, 1, 1000), 1);
+		assert_int_equal(virtio_blk_resume(&e->blk, &e->r.q, NULL, &irq), 0);
+	}
+	assert_int_equal(e->blk.stats.reads, 4);
+	assert_true(e->blk.limiter.throttled >= 2);
+}
+
 int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
@@ -451,6 +479,7 @@ int main(void)
 	    T(test_batch_one_interrupt),
 	    T(test_broken_chain_after_good_one),
 	    T(test_file_shrank),
+	    T(test_rate_limited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

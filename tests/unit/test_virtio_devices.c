@@ -107,8 +107,13 @@ static int add_all(struct denv *e)
 static void test_devices_layout(void **state)
 {
 	struct denv *e = *state;
+	e->d[2].rate_limiter.present = e->d[2].rate_limiter.bandwidth.present = true;
+	e->d[2].rate_limiter.bandwidth.size = 1 << 20;
+	e->d[2].rate_limiter.bandwidth.refill_time_ms = 100;
 	assert_int_equal(add_all(e), 0);
 	assert_int_equal(e->set.nr, 3);
+	assert_false(e->set.slot[1]->limiter_watched);
+	assert_true(e->set.slot[2]->limiter_watched); /* its timer resumes the queue */
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE;
 		assert_int_equal(e->set.acpi[i].base, base);
