@@ -20,12 +20,14 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DKILN_VERSION=\"$(VERSION)\" -I. $(WARN) 
 # The product: everything linked into kiln except its main().
 LIB_SRCS  := $(sort $(wildcard vmm/*.c boot/*.c virtio/*.c seccomp/*.c))
 LIB_SRCS  := $(filter-out vmm/main.c seccomp/gen_filters.c,$(LIB_SRCS))
+# The seccomp BPF programs, generated from seccomp/rules.h (see below).
+SECCOMP_GEN := $(BUILD)/seccomp_filters.c
 
 # ---- static musl kiln --------------------------------------------------------------
 MUSL_INC  := $(BUILD)/musl-include
 MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
-MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c)
+MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
 
 all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf
 
@@ -54,6 +56,32 @@ $(BUILD)/kiln.unstripped: $(MUSL_OBJS)
 $(BUILD)/kiln: $(BUILD)/kiln.unstripped
 	strip -o $@ $<
 
+# ---- seccomp: filters compiled to BPF at build time (libseccomp is glibc-only) -------------
+$(BUILD)/gen_filters: seccomp/gen_filters.c seccomp/rules.h seccomp/seccomp.h
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -O1 -o $@ $< -lseccomp
+
+$(SECCOMP_GEN): $(BUILD)/gen_filters
+	$(BUILD)/gen_filters $@
+
+$(BUILD)/musl/seccomp_filters.o: $(SECCOMP_GEN) $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -MMD -MP -c $< -o $@
+
+# kiln with -DKILN_TEST_HOOKS (tests/host/seccomp.sh): same sources, separate objects.
+TESTHOOKS_OBJS := $(patsubst $(BUILD)/musl/%,$(BUILD)/musl-testhooks/%,$(MUSL_OBJS))
+
+$(BUILD)/musl-testhooks/seccomp_filters.o: $(SECCOMP_GEN) $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -DKILN_TEST_HOOKS -MMD -MP -c $< -o $@
+
+$(BUILD)/musl-testhooks/%.o: %.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -DKILN_TEST_HOOKS -MMD -MP -c $< -o $@
+
+$(BUILD)/kiln-testhooks: $(TESTHOOKS_OBJS)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^
+
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)
 HOST_DIR  := $(BUILD)/san
@@ -63,11 +91,15 @@ else
 HOST_DIR  := $(BUILD)/host
 HOST_CFLAGS := $(BASE_CFLAGS) -O1 -g
 endif
-HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(LIB_SRCS))
+HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(LIB_SRCS)) $(HOST_DIR)/seccomp_filters.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(HOST_DIR)/tests/%,$(UNIT_SRCS))
 
 $(HOST_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(HOST_DIR)/seccomp_filters.o: $(SECCOMP_GEN)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -84,9 +116,9 @@ FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Wno-unused-command-line-argument
 FUZZ_RUNS ?= 1000000
 
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(wildcard vmm/*.h boot/*.h virtio/*.h)
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(SECCOMP_GEN) $(wildcard vmm/*.h boot/*.h virtio/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) -lpthread
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -95,7 +127,7 @@ fuzz: $(FUZZ_BINS)
 		fuzz/corpus/$$(basename $$f) || exit 1; done
 
 # ---- tests ------------------------------------------------------------------------------
-check: all unit fuzz-build
+check: all unit fuzz-build $(BUILD)/kiln-testhooks
 	@SAN=$(SAN) BUILD=$(BUILD) HOST_DIR=$(HOST_DIR) FUZZ_RUNS=$(FUZZ_RUNS) \
 		scripts/check.sh
 
@@ -112,4 +144,5 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all unit fuzz fuzz-build check bench guest-kernel format clean
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/musl $(BUILD)/musl-testhooks $(BUILD)/host $(BUILD)/san -name '*.d' \
+	-type f 2>/dev/null)
