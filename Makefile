@@ -29,7 +29,7 @@ MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdat
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
 
-all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf
+all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer
 
 # A few instructions of guest code for host-side tests and bench/startup.
 $(BUILD)/tiny-guest.elf: tests/guest/tiny/tiny.S tests/guest/tiny/tiny.ld
@@ -82,6 +82,17 @@ $(BUILD)/musl-testhooks/%.o: %.c $(MUSL_INC)/.stamp
 $(BUILD)/kiln-testhooks: $(TESTHOOKS_OBJS)
 	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^
 
+# ---- kiln-jailer: runs on the host as root, outside the jail: static glibc + libcap-ng ------
+JAILER_SRCS := $(sort $(wildcard jailer/*.c))
+JAILER_LIB_SRCS := jailer/args.c jailer/cgroup.c jailer/jail.c
+CAPNG_STATIC := $(wildcard /usr/lib/x86_64-linux-gnu/libcap-ng.a)
+JAILER_LDFLAGS := $(if $(CAPNG_STATIC),-static-pie) -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
+
+$(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
+		$(JAILER_SRCS) -lcap-ng
+
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)
 HOST_DIR  := $(BUILD)/san
@@ -106,6 +117,12 @@ $(HOST_DIR)/seccomp_filters.o: $(SECCOMP_GEN)
 $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) -lcmocka -lpthread
+
+# test_jailer_* link the pure jailer sources instead of kiln's.
+JAILER_HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(JAILER_LIB_SRCS))
+$(HOST_DIR)/tests/test_jailer_%: tests/unit/test_jailer_%.c $(JAILER_HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
 
 unit: $(UNIT_BINS)
 
