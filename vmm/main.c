@@ -1,6 +1,8 @@
 /* kiln: boots a Linux kernel in a KVM microVM described by a Firecracker-style config file.
  * main() reads top-down: configuration, VM, guest image, devices, vCPUs, event loop. */
 #include "boot/boot.h"
+#include "seccomp/seccomp.h"
+#include "virtio/devices.h"
 #include "vmm/acpi.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
@@ -30,6 +32,8 @@
 struct kiln_args {
 	const char *config_path;
 	const char *id;
+	bool no_seccomp;	  /* debugging only */
+	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
 };
 
 /* Everything one kiln process runs, in one struct passed explicitly. */
@@ -43,6 +47,7 @@ struct kiln {
 	struct console console;
 	struct i8042 i8042;
 	struct acpi_pm pm;
+	struct virtio_set virtio;
 	struct ev_source exit_src;
 	struct ev_source signal_src;
 	int metrics_fd;
@@ -50,19 +55,34 @@ struct kiln {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: kiln --config-file PATH [--id ID] [--no-api]\n"
-		     "       kiln --help | --version\n"
-		     "Boots the microVM described by PATH (Firecracker --config-file schema)\n"
-		     "and exits when the guest reboots or powers off.\n");
+	fprintf(out,
+		"usage: kiln --config-file PATH [--id ID] [--no-api] [--no-seccomp]\n"
+		"            [--virtio-mmio-cmdline]\n"
+		"       kiln --help | --version\n"
+		"Boots the microVM described by PATH (Firecracker --config-file schema)\n"
+		"and exits when the guest reboots or powers off.\n"
+		"  --no-seccomp           run without seccomp filters (debugging only)\n"
+		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
+		"                         on the kernel command line, for kernels without ACPI\n");
 }
 
 static void parse_args(int argc, char **argv, struct kiln_args *a)
 {
-	enum { OPT_CONFIG = 1, OPT_ID, OPT_NO_API, OPT_HELP, OPT_VERSION };
+	enum {
+		OPT_CONFIG = 1,
+		OPT_ID,
+		OPT_NO_API,
+		OPT_NO_SECCOMP,
+		OPT_MMIO_CMDLINE,
+		OPT_HELP,
+		OPT_VERSION
+	};
 	static const struct option opts[] = {
 	    {"config-file", required_argument, NULL, OPT_CONFIG},
 	    {"id", required_argument, NULL, OPT_ID},
 	    {"no-api", no_argument, NULL, OPT_NO_API},
+	    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
+	    {"virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0, 0, 0, 0},
@@ -78,6 +98,12 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 			a->id = optarg;
 			break;
 		case OPT_NO_API: /* kiln has no API server: accepted for Firecracker users */
+			break;
+		case OPT_NO_SECCOMP:
+			a->no_seccomp = true;
+			break;
+		case OPT_MMIO_CMDLINE:
+			a->virtio_mmio_cmdline = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -99,8 +125,6 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 /* Devices that later versions bring: refuse them clearly rather than ignore them. */
 static void check_supported(const struct kiln_config *cfg)
 {
-	if (cfg->nr_drives)
-		die(KILN_EXIT_BADCFG, "drives: block devices are not supported yet");
 	if (cfg->nr_nets)
 		die(KILN_EXIT_BADCFG, "network-interfaces: network devices are not supported yet");
 	if (cfg->vsock.present)
@@ -202,18 +226,29 @@ static void load_initrd(struct kiln *k, struct boot_layout *bl)
 	bl->initrd_size = size;
 }
 
+/* The guest's command line: boot_args, then what kiln adds for its devices (root=...). */
 static void write_cmdline(struct kiln *k, struct boot_layout *bl)
 {
 	const char *args = k->cfg.boot.boot_args ? k->cfg.boot.boot_args : DEFAULT_BOOT_ARGS;
-	size_t len = strlen(args);
+	char *buf = gm_ptr(&k->vm.mem, LAYOUT_CMDLINE_ADDR, LAYOUT_CMDLINE_MAX);
 	size_t max = k->kernel.cmdline_max;
 	if (max > LAYOUT_CMDLINE_MAX - 1)
 		max = LAYOUT_CMDLINE_MAX - 1;
-	if (len > max)
-		die(KILN_EXIT_BADCFG, "boot-source.boot_args: %zu bytes, the kernel accepts %zu",
-		    len, max);
-	if (gm_write(&k->vm.mem, LAYOUT_CMDLINE_ADDR, args, len + 1) < 0)
+	if (!buf)
 		die(KILN_EXIT_ERROR, "cannot write the kernel command line");
+	size_t len = strlen(args);
+	if (len <= max) {
+		memcpy(buf, args, len + 1);
+		if (virtio_set_cmdline(&k->virtio, k->args.virtio_mmio_cmdline, buf, max + 1))
+			len = max + 1;
+		else
+			len = strlen(buf);
+	}
+	if (len > max)
+		die(KILN_EXIT_BADCFG,
+		    "boot-source.boot_args: with kiln's device arguments the command line is "
+		    "longer than the %zu bytes the kernel accepts",
+		    max);
 	bl->cmdline_gpa = LAYOUT_CMDLINE_ADDR;
 	bl->cmdline_len = len;
 }
@@ -224,7 +259,9 @@ static void load_guest(struct kiln *k)
 	load_kernel(k);
 	load_initrd(k, &bl);
 	write_cmdline(k, &bl);
-	struct acpi_config acfg = {.nr_vcpus = k->cfg.machine.vcpu_count};
+	struct acpi_config acfg = {.nr_vcpus = k->cfg.machine.vcpu_count,
+				   .mmio_devs = k->virtio.acpi,
+				   .nr_mmio_devs = k->virtio.nr};
 	int err = acpi_build(&k->vm.mem, &acfg, &bl.rsdp_gpa);
 	if (err)
 		die(KILN_EXIT_ERROR, "cannot build the ACPI tables: %s", strerror(-err));
@@ -253,6 +290,16 @@ static void add_legacy_devices(struct kiln *k)
 	    (err = bus_add(&vm->pio, LAYOUT_I8042_DATA_PORT, 5, &i8042_bus_ops, &k->i8042)) ||
 	    (err = bus_add(&vm->pio, LAYOUT_ACPI_SLEEP_CTL_PORT, 3, &acpi_pm_bus_ops, &k->pm)))
 		die(KILN_EXIT_ERROR, "I/O bus: %s", strerror(-err));
+}
+
+/* Block devices: each on its own virtio-mmio window, IRQ and ACPI entry. */
+static void add_virtio_devices(struct kiln *k)
+{
+	char err[512];
+	virtio_set_init(&k->virtio, NULL);
+	if (virtio_blk_add_all(&k->virtio, &k->vm, &k->loop, k->cfg.drives, k->cfg.nr_drives, err,
+			       sizeof(err)) < 0)
+		die(KILN_EXIT_BADCFG, "%s", err);
 }
 
 static void create_vcpus(struct kiln *k)
@@ -300,9 +347,25 @@ static void block_signals(sigset_t *handled)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void start_event_loop(struct kiln *k, const sigset_t *handled)
+/* The SIGSYS reporter now; each thread loads its own filter when it starts serving. */
+static void setup_seccomp(struct kiln *k)
+{
+	k->vm.seccomp = !k->args.no_seccomp;
+	int err = k->vm.seccomp ? seccomp_setup_sigsys() : 0;
+	if (err)
+		die(KILN_EXIT_ERROR, "seccomp: %s", strerror(-err));
+}
+
+static void init_event_loop(struct kiln *k)
 {
 	int err = evloop_init(&k->loop);
+	if (err)
+		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+}
+
+static void start_event_loop(struct kiln *k, const sigset_t *handled)
+{
+	int err = 0;
 	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
 	k->signal_src = (struct ev_source){
 	    .handle = on_signal, .ctx = k, .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
@@ -345,6 +408,15 @@ static int run_vm(struct kiln *k)
 		log_err("cannot start the vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
+	/* After the vCPU threads exist, so they do not inherit this thread's filter. */
+	if (k->vm.seccomp) {
+		err = seccomp_install(SECCOMP_ROLE_VMM);
+		if (err) {
+			log_err("seccomp: %s", strerror(-err));
+			vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
+		}
+		seccomp_test_hook(SECCOMP_ROLE_VMM);
+	}
 	while (atomic_load(&k->vm.exit.reason) == VM_RUNNING) {
 		err = evloop_run_once(&k->loop, -1);
 		if (err < 0) {
@@ -353,6 +425,7 @@ static int run_vm(struct kiln *k)
 		}
 	}
 	vcpu_stop_all(&k->vm);
+	virtio_set_destroy(&k->virtio);
 	return atomic_load(&k->vm.exit.reason);
 }
 
@@ -378,9 +451,12 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &k->args);
 	load_config(k);
 	create_vm(k);
-	load_guest(k);
+	init_event_loop(k);
 	add_legacy_devices(k);
+	add_virtio_devices(k);
+	load_guest(k);
 	create_vcpus(k);
+	setup_seccomp(k);
 	block_signals(&handled);
 	start_event_loop(k, &handled);
 	int reason = run_vm(k);

@@ -1,5 +1,6 @@
 /* The vCPU threads: KVM_RUN in a loop, each exit dispatched to the I/O buses or turned into
  * a VM exit reason. */
+#include "seccomp/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -100,6 +101,15 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	if (v->vm->seccomp) {
+		int err = seccomp_install(SECCOMP_ROLE_VCPU);
+		if (err) {
+			log_err("vCPU %u: seccomp: %s", v->index, strerror(-err));
+			vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+			return NULL;
+		}
+		seccomp_test_hook(SECCOMP_ROLE_VCPU);
+	}
 	while (!atomic_load(&v->vm->stopping)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -51,6 +51,7 @@ struct vm {
 	atomic_bool stopping; /* set once; vCPU threads leave KVM_RUN and return */
 	unsigned nr_vcpus;
 	bool smt;
+	bool seccomp; /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
 	struct vcpu vcpu[LAYOUT_MAX_VCPUS];
 };
 
