@@ -83,6 +83,9 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 	if (s->blk)
 		virtio_blk_close(s->blk);
 	free(s->blk);
+	if (s->net)
+		virtio_net_close(s->net);
+	free(s->net);
 	free(s);
 }
 
@@ -243,6 +246,54 @@ int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loo
 			if (ret)
 				return ret;
 		}
+	}
+	return 0;
+}
+
+int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen)
+{
+	if (set->nr >= VIRTIO_DEVICES_MAX) {
+		snprintf(err, errlen, "network-interfaces[%u]: more than %d virtio devices", index,
+			 VIRTIO_DEVICES_MAX);
+		return -ENOSPC;
+	}
+	struct virtio_slot *s = slot_new();
+	if (!s || !(s->net = calloc(1, sizeof(*s->net)))) {
+		free(s);
+		snprintf(err, errlen, "network-interfaces[%u]: out of memory", index);
+		return -ENOMEM;
+	}
+	int ret = virtio_net_open(s->net, nc, index, err, errlen);
+	if (ret)
+		goto fail;
+	if (set->real_kvm)
+		set->kvm.ctx = vm;
+	set->loop = loop;
+	char name[CONFIG_ID_MAX + 16];
+	snprintf(name, sizeof(name), "virtio-net %s", nc->id);
+	/* Attach first (it only records the transport): add_device() cannot be undone. */
+	if ((ret = virtio_net_attach(s->net, loop, &s->mmio)) ||
+	    (ret = add_device(set, vm, s, &virtio_net_ops, s->net, name))) {
+		snprintf(err, errlen,
+			 "network-interfaces[%u]: cannot add the virtio-net device: %s", index,
+			 strerror(-ret));
+		goto fail;
+	}
+	set->nr_net++;
+	return 0;
+fail:
+	slot_free(s, loop);
+	return ret;
+}
+
+int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		       const struct net_cfg *nets, unsigned nr, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < nr; i++) {
+		int ret = virtio_net_add(set, vm, loop, &nets[i], i, err, errlen);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

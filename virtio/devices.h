@@ -10,6 +10,7 @@
 
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
+#include "virtio/net.h"
 #include "vmm/acpi.h"
 #include "vmm/config.h"
 #include "vmm/evloop.h"
@@ -41,6 +42,7 @@ struct virtio_kick {
 struct virtio_slot {
 	struct virtio_mmio mmio;
 	struct virtio_blk *blk;
+	struct virtio_net *net;
 	int irq_efd;
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
@@ -54,6 +56,7 @@ struct virtio_set {
 	struct acpi_mmio_dev acpi[VIRTIO_DEVICES_MAX];
 	unsigned nr;
 	unsigned nr_blk;
+	unsigned nr_net;
 	int root_blk; /* index among the block devices of the root drive, or -1 */
 	bool root_read_only;
 	char root_partuuid[VIRTIO_PARTUUID_MAX + 1]; /* "" unless the root has a partuuid */
@@ -77,6 +80,18 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
  * config), then the others in config order. 0 or the first error, as virtio_blk_add(). */
 int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		       const struct drive_cfg *drives, unsigned nr, char *err, size_t errlen);
+
+/* Attaches network interface `index` (nc) to its TAP and adds it as a virtio-net device
+ * in the next window, like virtio_blk_add(); its TAP and rate-limiter timers are watched
+ * on `loop`. Interfaces appear to the guest in the order they are added (eth0 first). 0,
+ * or -errno with one line in err naming network-interfaces[index] (the VM must then not be
+ * started). */
+int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen);
+
+/* Adds nets[0, nr) in config order. 0 or the first error, as virtio_net_add(). */
+int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		       const struct net_cfg *nets, unsigned nr, char *err, size_t errlen);
 
 /* Appends the kernel command line fragments to the NUL-terminated string in buf (cap
  * bytes): with `mmio_devices`, " virtio_mmio.device=4K@0x<base>:<gsi>" per device (only
