@@ -2,6 +2,7 @@
 #include "vmm/layout.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #define LEAF1_ECX_HYPERVISOR (1u << 31)
@@ -133,6 +134,56 @@ static void cpuid_set_amd(struct kvm_cpuid2 *cpuid, unsigned apic_id, const stru
 	}
 }
 
+/* Whether the feature bit of leaf (function, 0) register `reg` (0 eax .. 3 edx) is set. */
+static bool cpuid_has(struct kvm_cpuid2 *cpuid, unsigned function, unsigned reg, unsigned bit)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, function, 0);
+	uint32_t regs[4] = {0};
+	if (e) {
+		regs[0] = e->eax;
+		regs[1] = e->ebx;
+		regs[2] = e->ecx;
+		regs[3] = e->edx;
+	}
+	return (regs[reg] >> bit) & 1;
+}
+
+/* XSAVE state components must agree with the feature flags: a host (such as an emulated
+ * CPU) may offer the YMM state without AVX, and Linux then warns that its xstate sizes do
+ * not add up. Drops the components whose feature is absent and recomputes the size of all
+ * supported components (leaf 0xD.0 ECX); KVM keeps EBX in step with the guest's XCR0. */
+static void cpuid_fix_xsave(struct kvm_cpuid2 *cpuid)
+{
+	static const struct {
+		uint32_t components;
+		unsigned function, reg, bit;
+	} needs[] = {
+	    {1u << 2, 1, 2, 28},	       /* YMM: AVX */
+	    {(1u << 3) | (1u << 4), 7, 1, 14}, /* MPX bounds: MPX */
+	    {(7u << 5), 7, 1, 16},	       /* opmask, ZMM: AVX512F */
+	    {1u << 9, 7, 2, 3},		       /* PKRU: PKU */
+	};
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 0xd, 0);
+	if (!e)
+		return;
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++)
+		if (!cpuid_has(cpuid, needs[i].function, needs[i].reg, needs[i].bit))
+			e->eax &= ~needs[i].components;
+	uint32_t max_size = 512 + 64; /* legacy area and XSAVE header */
+	for (unsigned c = 2; c < 32; c++) {
+		struct kvm_cpuid_entry2 *sub = cpuid_find(cpuid, 0xd, c);
+		if (!sub || sub->index != c)
+			continue;
+		if (!(e->eax & (1u << c))) {
+			sub->eax = sub->ebx = sub->ecx = sub->edx = 0;
+			continue;
+		}
+		if (sub->eax + sub->ebx > max_size)
+			max_size = sub->eax + sub->ebx;
+	}
+	e->ecx = max_size;
+}
+
 int cpuid_normalize(struct kvm_cpuid2 *cpuid, unsigned index, const struct cpu_topology *topo)
 {
 	if (topo->nr_vcpus == 0 || topo->nr_vcpus > LAYOUT_MAX_VCPUS || index >= topo->nr_vcpus ||
@@ -140,6 +191,7 @@ int cpuid_normalize(struct kvm_cpuid2 *cpuid, unsigned index, const struct cpu_t
 	    topo->nr_vcpus % topo->threads_per_core)
 		return -EINVAL;
 	cpuid_set_leaf1(cpuid, index, topo);
+	cpuid_fix_xsave(cpuid);
 	cpuid_set_ext_topology(cpuid, 0xb, index, topo);
 	cpuid_set_ext_topology(cpuid, 0x1f, index, topo);
 	if (cpuid_is_amd(cpuid))

@@ -435,6 +435,35 @@ static void test_all_vcpus_distinct(void **state)
 	}
 }
 
+/* Leaf 0xD keeps only state components whose feature flag is present (an emulated host may
+ * offer YMM without AVX), and ECX is the size of the components that remain. */
+static void test_xsave_components_follow_features(void **state)
+{
+	(void)state;
+	const uint32_t sig = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+	for (int avx = 0; avx <= 1; avx++) {
+		struct kvm_cpuid2 *t = new_table();
+		add(t, 0, 0, 0, 0xd, 0x68747541, 0x444d4163, 0x69746e65); /* AuthenticAMD */
+		add(t, 1, 0, 0, 0, 0, avx ? (1u << 28) : 0, 0);
+		add(t, 7, 0, sig, 0, 0, 0, 0); /* no MPX, AVX-512 or PKU */
+		add(t, 0xd, 0, sig, 0x2e7, 832, 2696, 0);
+		add(t, 0xd, 1, sig, 0x1, 832, 0, 0);
+		add(t, 0xd, 2, sig, 256, 576, 0, 0);
+		add(t, 0xd, 5, sig, 64, 1088, 0, 0);
+		add(t, 0xd, 9, sig, 8, 2688, 0, 0);
+		struct cpu_topology topo = cpu_topology_make(1, false);
+		assert_int_equal(cpuid_normalize(t, 0, &topo), 0);
+		struct kvm_cpuid_entry2 *d = get(t, 0xd, 0);
+		assert_int_equal(d->eax, avx ? 0x7u : 0x3u);
+		assert_int_equal(d->ecx, avx ? 832u : 576u);
+		assert_int_equal(get(t, 0xd, 2)->eax, avx ? 256u : 0u);
+		assert_int_equal(get(t, 0xd, 5)->eax, 0);
+		assert_int_equal(get(t, 0xd, 9)->ebx, 0);
+		assert_int_equal(get(t, 0xd, 1)->eax, 0x1); /* XSAVEOPT etc. untouched */
+		free(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -448,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_sparse_tables),
 	    cmocka_unit_test(test_find),
 	    cmocka_unit_test(test_all_vcpus_distinct),
+	    cmocka_unit_test(test_xsave_components_follow_features),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
