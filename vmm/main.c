@@ -125,8 +125,6 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 /* Devices that later versions bring: refuse them clearly rather than ignore them. */
 static void check_supported(const struct kiln_config *cfg)
 {
-	if (cfg->nr_nets)
-		die(KILN_EXIT_BADCFG, "network-interfaces: network devices are not supported yet");
 	if (cfg->vsock.present)
 		die(KILN_EXIT_BADCFG, "vsock: vsock devices are not supported yet");
 }
@@ -292,12 +290,14 @@ static void add_legacy_devices(struct kiln *k)
 		die(KILN_EXIT_ERROR, "I/O bus: %s", strerror(-err));
 }
 
-/* Block devices: each on its own virtio-mmio window, IRQ and ACPI entry. */
+/* Block and network devices: each on its own virtio-mmio window, IRQ and ACPI entry. */
 static void add_virtio_devices(struct kiln *k)
 {
 	char err[512];
 	virtio_set_init(&k->virtio, NULL);
 	if (virtio_blk_add_all(&k->virtio, &k->vm, &k->loop, k->cfg.drives, k->cfg.nr_drives, err,
+			       sizeof(err)) < 0 ||
+	    virtio_net_add_all(&k->virtio, &k->vm, &k->loop, k->cfg.nets, k->cfg.nr_nets, err,
 			       sizeof(err)) < 0)
 		die(KILN_EXIT_BADCFG, "%s", err);
 }
