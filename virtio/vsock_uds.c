@@ -150,10 +150,13 @@ static struct vsock_conn *conn_alloc(struct vsock_uds *m, int fd,
 	if (m->nr_used >= VSOCK_MAX_CONNS)
 		return NULL;
 	for (int i = 0; i < VSOCK_MAX_CONNS; i++) {
-		if (m->slot[i] && m->slot[i]->state != VSOCK_FREE)
+		if (i < m->nr_slots && m->slot[i]->state != VSOCK_FREE)
 			continue;
-		if (!m->slot[i] && !(m->slot[i] = malloc(sizeof(*m->slot[i]))))
-			return NULL;
+		if (i == m->nr_slots) {
+			if (!(m->slot[i] = malloc(sizeof(*m->slot[i]))))
+				return NULL;
+			m->nr_slots++;
+		}
 		struct vsock_conn *c = m->slot[i];
 		memset(c, 0, sizeof(*c));
 		src_init(&c->src, m, i, fd, handler);
@@ -202,8 +205,8 @@ static void conn_sync(struct vsock_uds *m, struct vsock_conn *c)
 unsigned vsock_uds_nr_conns(const struct vsock_uds *m)
 {
 	unsigned n = 0;
-	for (int i = 0; i < VSOCK_MAX_CONNS; i++)
-		n += m->slot[i] && m->slot[i]->state > VSOCK_HANDSHAKE;
+	for (int i = 0; i < m->nr_slots; i++)
+		n += m->slot[i]->state > VSOCK_HANDSHAKE;
 	return n;
 }
 
@@ -273,9 +276,9 @@ fail:
 
 static void drop_all(struct vsock_uds *m, bool handshakes)
 {
-	for (int i = 0; i < VSOCK_MAX_CONNS; i++) {
+	for (int i = 0; i < m->nr_slots; i++) {
 		struct vsock_conn *c = m->slot[i];
-		if (c && (handshakes || c->state != VSOCK_HANDSHAKE))
+		if (handshakes || c->state != VSOCK_HANDSHAKE)
 			conn_free(m, c);
 	}
 	m->rst_len = 0;
@@ -284,10 +287,11 @@ static void drop_all(struct vsock_uds *m, bool handshakes)
 void vsock_uds_close(struct vsock_uds *m)
 {
 	drop_all(m, true);
-	for (int i = 0; i < VSOCK_MAX_CONNS; i++) {
+	for (int i = 0; i < m->nr_slots; i++) {
 		free(m->slot[i]);
 		m->slot[i] = NULL;
 	}
+	m->nr_slots = 0;
 	struct vsock_src *srcs[] = {&m->listener, &m->timer};
 	for (unsigned i = 0; i < 2; i++) {
 		if (srcs[i]->ev.fd < 0)
@@ -330,9 +334,8 @@ static uint32_t alloc_local_port(struct vsock_uds *m)
 		uint32_t p = ((m->local_port_last + 1) & ~(1u << 31)) | VSOCK_LOCAL_PORT_BASE;
 		bool used = false;
 		m->local_port_last = p;
-		for (int i = 0; i < VSOCK_MAX_CONNS && !used; i++)
-			used = m->slot[i] && m->slot[i]->state > VSOCK_HANDSHAKE &&
-			       m->slot[i]->local_port == p;
+		for (int i = 0; i < m->nr_slots && !used; i++)
+			used = m->slot[i]->state > VSOCK_HANDSHAKE && m->slot[i]->local_port == p;
 		if (!used)
 			return p;
 	}
@@ -499,9 +502,9 @@ static void expire(struct vsock_uds *m)
 	drain_timer(m);
 	if (m->accept_paused && m->active && watch(m, &m->listener, EPOLLIN) == 0)
 		m->accept_paused = false;
-	for (int i = 0; i < VSOCK_MAX_CONNS; i++) {
+	for (int i = 0; i < m->nr_slots; i++) {
 		struct vsock_conn *c = m->slot[i];
-		if (!c || c->state == VSOCK_FREE || !c->expiry_ns)
+		if (c->state == VSOCK_FREE || !c->expiry_ns)
 			continue;
 		if (c->expiry_ns > now) {
 			next = next && next < c->expiry_ns ? next : c->expiry_ns;

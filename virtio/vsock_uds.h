@@ -53,7 +53,8 @@ struct vsock_uds {
 	uint64_t timer_at;  /* deadline the timer is armed for, 0 if disarmed */
 	bool active;	    /* the device is live: the listener is polled */
 	bool accept_paused; /* accept failed (EMFILE...): the timer resumes the listener */
-	struct vsock_conn *slot[VSOCK_MAX_CONNS];
+	struct vsock_conn *slot[VSOCK_MAX_CONNS]; /* slot[0, nr_slots) are allocated */
+	int nr_slots;
 	unsigned nr_used; /* slots not VSOCK_FREE */
 	int hash[VSOCK_HASH_BUCKETS];
 	int rxq_head, rxq_tail; /* connections with packets for the guest */

@@ -129,6 +129,8 @@ static inline void vt_setup_queue(struct vt_env *e, unsigned i)
 	q->avail = base + 16 * VT_QSIZE;
 	q->used = base + 0x8000;
 	q->data = 0x1000000ULL + i * VT_SLOT_BYTES * VT_QSIZE;
+	memset(vt_host(e, q->desc, 0x8000), 0, 16 * VT_QSIZE + 6 + 2 * VT_QSIZE); /* fresh rings */
+	memset(vt_host(e, q->used, 6 + 8 * VT_QSIZE), 0, 6 + 8 * VT_QSIZE);
 	vt_reg_write(e, VIRTIO_MMIO_QUEUE_SEL, i);
 	vt_reg_write(e, VIRTIO_MMIO_QUEUE_NUM, VT_QSIZE);
 	vt_reg_write(e, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)q->desc);
