@@ -86,6 +86,9 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 	if (s->net)
 		virtio_net_close(s->net);
 	free(s->net);
+	if (s->vsock)
+		virtio_vsock_close(s->vsock);
+	free(s->vsock);
 	free(s);
 }
 
@@ -296,6 +299,42 @@ int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loo
 			return ret;
 	}
 	return 0;
+}
+
+int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		     const struct vsock_cfg *vc, char *err, size_t errlen)
+{
+	if (set->nr >= VIRTIO_DEVICES_MAX || set->vsock) {
+		snprintf(err, errlen, "vsock: %s",
+			 set->vsock ? "more than one vsock device" : "too many virtio devices");
+		return set->vsock ? -EEXIST : -ENOSPC;
+	}
+	struct virtio_slot *s = slot_new();
+	if (!s || !(s->vsock = calloc(1, sizeof(*s->vsock)))) {
+		free(s);
+		snprintf(err, errlen, "vsock: out of memory");
+		return -ENOMEM;
+	}
+	int ret = virtio_vsock_open(s->vsock, vc, loop, err, errlen);
+	if (ret) {
+		free(s->vsock);
+		s->vsock = NULL; /* nothing left open to close */
+		goto fail;
+	}
+	if (set->real_kvm)
+		set->kvm.ctx = vm;
+	set->loop = loop;
+	s->vsock->transport = &s->mmio;
+	if ((ret = add_device(set, vm, s, &virtio_vsock_ops, s->vsock, "virtio-vsock"))) {
+		snprintf(err, errlen, "vsock: cannot add the virtio-vsock device: %s",
+			 strerror(-ret));
+		goto fail;
+	}
+	set->vsock = s->vsock;
+	return 0;
+fail:
+	slot_free(s, loop);
+	return ret;
 }
 
 static int append(char *buf, size_t cap, size_t *len, const char *fmt, ...)

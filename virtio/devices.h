@@ -11,6 +11,7 @@
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "vmm/acpi.h"
 #include "vmm/config.h"
 #include "vmm/evloop.h"
@@ -43,6 +44,7 @@ struct virtio_slot {
 	struct virtio_mmio mmio;
 	struct virtio_blk *blk;
 	struct virtio_net *net;
+	struct virtio_vsock *vsock;
 	int irq_efd;
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
@@ -57,7 +59,8 @@ struct virtio_set {
 	unsigned nr;
 	unsigned nr_blk;
 	unsigned nr_net;
-	int root_blk; /* index among the block devices of the root drive, or -1 */
+	struct virtio_vsock *vsock; /* the VM's vsock device (at most one), or NULL */
+	int root_blk;		    /* index among the block devices of the root drive, or -1 */
 	bool root_read_only;
 	char root_partuuid[VIRTIO_PARTUUID_MAX + 1]; /* "" unless the root has a partuuid */
 	struct virtio_kvm_ops kvm;
@@ -92,6 +95,14 @@ int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 /* Adds nets[0, nr) in config order. 0 or the first error, as virtio_net_add(). */
 int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		       const struct net_cfg *nets, unsigned nr, char *err, size_t errlen);
+
+/* Binds vc->uds_path (an existing path is an error, as in Firecracker) and adds the
+ * virtio-vsock device for guest CID vc->guest_cid in the next window, like
+ * virtio_blk_add(); its host sockets are watched by `loop`. The socket file is removed by
+ * virtio_set_destroy(). 0, or -errno with one line in err naming vsock.uds_path (the VM
+ * must then not be started). */
+int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		     const struct vsock_cfg *vc, char *err, size_t errlen);
 
 /* Appends the kernel command line fragments to the NUL-terminated string in buf (cap
  * bytes): with `mmio_devices`, " virtio_mmio.device=4K@0x<base>:<gsi>" per device (only
