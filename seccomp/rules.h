@@ -10,8 +10,12 @@
  * ioctl request, so a 64-bit compare would miss requests with bit 31 set).
  *
  * The set is what musl actually issues, seen with `strace -f build/kiln` for the tiny guest
- * in every mode, plus what reading the device code shows the exits can reach. Entries come
- * in priority order: the filter tests the first ones first, so keep the hot ones on top.
+ * in every mode, plus what reading the device code shows the exits can reach: queue work
+ * runs on the main thread (ioeventfd kicks reach the event loop), register accesses on the
+ * vCPU thread that exited (so device activate/reset run there). The virtio-net and vsock
+ * entries come from reading those devices before they were wired into main.c: check them
+ * with strace once they are. Entries come in priority order: the filter tests the first
+ * ones first, so keep the hot ones on top.
  * How to add one: docs/seccomp.md. */
 #ifndef KILN_SECCOMP_RULES_H
 #define KILN_SECCOMP_RULES_H
@@ -19,6 +23,7 @@
 #include "seccomp/seccomp.h"
 
 #include <linux/futex.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdint.h>
@@ -49,27 +54,14 @@ struct seccomp_rule {
 	const char *why;
 };
 
-#define ARG32(i, v)                                                                                \
-	{                                                                                          \
-		1, (i), 0xffffffffULL, (uint32_t)(v)                                               \
-	}
-#define ARG_MASKED(i, m, v)                                                                        \
-	{                                                                                          \
-		1, (i), (m), (v)                                                                   \
-	}
+/* clang-format off */
+#define ARG32(i, v) {1, (i), 0xffffffffULL, (uint32_t)(v)}
+#define ARG_MASKED(i, m, v) {1, (i), (m), (v)}
 
-#define ALLOW(roles, sys, why)                                                                     \
-	{                                                                                          \
-		(roles), __NR_##sys, #sys, {{0}}, why                                              \
-	}
-#define ALLOW_IF(roles, sys, c0, why)                                                              \
-	{                                                                                          \
-		(roles), __NR_##sys, #sys, {c0}, why                                               \
-	}
-#define ALLOW_IF2(roles, sys, c0, c1, why)                                                         \
-	{                                                                                          \
-		(roles), __NR_##sys, #sys, {c0, c1}, why                                           \
-	}
+#define ALLOW(roles, sys, why) {(roles), __NR_##sys, #sys, {{0}}, why}
+#define ALLOW_IF(roles, sys, c0, why) {(roles), __NR_##sys, #sys, {c0}, why}
+#define ALLOW_IF2(roles, sys, c0, c1, why) {(roles), __NR_##sys, #sys, {c0, c1}, why}
+/* clang-format on */
 
 /* musl's malloc: anonymous private memory, never executable. */
 #define MMAP_FLAGS_MASK (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS)
@@ -97,35 +89,39 @@ static const struct seccomp_rule seccomp_rules[] = {
 	  "rate-limited logging and the rate limiter; the vDSO falls back to the syscall when "
 	  "the clocksource has no vDSO reader"),
 
-    /* ---- virtio devices, served by the event loop (main thread) ---- */
+    /* ---- virtio devices: queues are served by the event loop (main thread) ---- */
     ALLOW(R_VMM, preadv, "virtio-blk reads"),
     ALLOW(R_VMM, pwritev, "virtio-blk writes"),
     ALLOW(R_VMM, fdatasync, "virtio-blk flush (cache_type Writeback)"),
-    ALLOW(R_VMM, timerfd_settime, "rate limiter: arms the retry timer of a refused request"),
-    ALLOW(R_VMM, epoll_ctl, "console input pause/resume; devices pausing their sources"),
+    ALLOW(R_VMM, timerfd_settime,
+	  "rate limiters arm their retry timer; vsock arms its handshake/shutdown deadlines"),
     ALLOW(R_VMM, writev, "musl stdio (dprintf of the metrics line); virtio-net TX to the TAP"),
-    /* Pending virtio-net (not committed yet): RX from the TAP. Verify with strace when it
-     * lands and drop what it does not use. */
-    ALLOW(R_VMM, readv, "virtio-net RX from the TAP (pending: verify when net lands)"),
-    /* Pending virtio-vsock (not committed yet): the muxer connects guest-initiated streams
-     * to <uds_path>_<port> and accepts host-initiated ones on the listener created during
-     * setup (socket/bind/listen happen before the filter). Verify with strace when it lands.
-     * TODO(vsock): unlink of the uds path at exit is NOT allowed: deleting files is a
-     * capability worth avoiding (unlink before the filter, or leave it to the jailer); if
-     * the device needs it, add ALLOW(R_VMM, unlink, ...) here with that reasoning. */
-    ALLOW_IF(R_VMM, socket, ARG32(0, AF_UNIX), "vsock: host-side streams, AF_UNIX only"),
-    ALLOW(R_VMM, connect, "vsock: guest-initiated connection to <uds_path>_<port>"),
-    ALLOW(R_VMM, accept4, "vsock: host-initiated connection on the listener"),
-    ALLOW(R_VMM, sendmsg, "vsock: stream data to the host socket"),
-    ALLOW(R_VMM, recvmsg, "vsock: stream data from the host socket"),
-    ALLOW(R_VMM, shutdown, "vsock: half-close (VIRTIO_VSOCK_OP_SHUTDOWN)"),
+    ALLOW(R_VMM, readv, "virtio-net RX from the TAP"),
+    ALLOW(R_VMM, sendmsg, "vsock: data to the host socket; virtio-net TX to a socket backend"),
+    ALLOW(R_VMM, recvmsg, "vsock: data from the host socket; virtio-net RX, socket backend"),
+    ALLOW(R_VMM, recvfrom, "vsock: musl's recv() (MSG_PEEK at the CONNECT handshake line)"),
+    ALLOW(R_VMM, accept4, "vsock: host-initiated connections on the listening socket"),
+    ALLOW_IF(R_VMM, socket, ARG32(0, AF_UNIX),
+	     "vsock: a guest-initiated connection opens <uds_path>_<port>; AF_UNIX only"),
+    ALLOW(R_VMM, connect, "vsock: the same connection"),
+    ALLOW(R_VMM, unlink, "vsock: removes its listening socket's path at exit"),
+
+    /* ---- virtio device register accesses on vCPU threads (activate/reset) ---- */
+    ALLOW(R_ALL, epoll_ctl,
+	  "vmm: console input pause/resume, devices (un)watching fds; vcpu: net and vsock "
+	  "activate/reset (un)watch the TAP, the listener and connections"),
+    ALLOW_IF(R_VCPU, ioctl, ARG32(1, TUNSETOFFLOAD),
+	     "virtio-net activate/reset: TAP offloads follow the negotiated features"),
+    ALLOW(R_ALL, close, "vmm: teardown, vsock connections; vcpu: vsock reset drops them"),
 
     /* ---- memory: musl's malloc after setup, teardown ---- */
     ALLOW_IF2(R_VMM, mmap, ARG_MASKED(2, PROT_EXEC, 0),
 	      ARG_MASKED(3, MMAP_FLAGS_MASK, MAP_PRIVATE | MAP_ANONYMOUS),
 	      "malloc: anonymous private memory, never PROT_EXEC"),
-    ALLOW(R_VMM, munmap, "free(); teardown unmaps guest memory, kvm_run areas, thread stacks"),
-    ALLOW_IF(R_VMM, madvise, ARG32(2, MADV_FREE), "musl's malloc returns freed pages"),
+    ALLOW(R_ALL, munmap,
+	  "free() (vcpu: vsock reset frees connection buffers); vmm teardown unmaps guest "
+	  "memory, kvm_run areas, thread stacks"),
+    ALLOW_IF(R_ALL, madvise, ARG32(2, MADV_FREE), "free(): musl's malloc returns freed pages"),
     ALLOW(R_VMM, brk, "musl's malloc grows its metadata area with brk"),
 
     /* ---- signals, threads, exit ---- */
@@ -136,7 +132,6 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW_IF(R_VMM, tkill, ARG32(1, SIGUSR1),
 	     "vcpu_stop_all kicks vCPUs out of KVM_RUN (musl pthread_kill is tkill)"),
     ALLOW_IF(R_VMM, ioctl, ARG32(1, TCSETS), "console_stop restores the terminal settings"),
-    ALLOW(R_VMM, close, "teardown closes fds"),
     ALLOW(R_VCPU, exit, "a vCPU thread ends (pthread_exit)"),
     ALLOW(R_ALL, gettid, "the SIGSYS handler names the thread"),
     ALLOW(R_ALL, exit_group, "exit() at the end of main; _exit(148) in the SIGSYS handler"),
