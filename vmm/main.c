@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,29 @@ struct kiln {
 	struct i8042 i8042;
 	struct acpi_pm pm;
 	struct virtio_set virtio;
+	bool devices_added; /* from here on, a failed setup must undo them (vsock socket) */
+	struct boot_layout boot;
 	struct ev_source exit_src;
 	struct ev_source signal_src;
 	int metrics_fd;
 };
+
+/* Setup failed after devices were added: undo what outlives the process (the vsock socket
+ * file), then report like die(). */
+static _Noreturn void setup_fail(struct kiln *k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void setup_fail(struct kiln *k, int code, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (k->devices_added)
+		virtio_set_destroy(&k->virtio);
+	die(code, "%s", buf);
+}
 
 static void usage(FILE *out)
 {
@@ -122,13 +142,6 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 		die(KILN_EXIT_BADCFG, "--config-file is required (see --help)");
 }
 
-/* Devices that later versions bring: refuse them clearly rather than ignore them. */
-static void check_supported(const struct kiln_config *cfg)
-{
-	if (cfg->vsock.present)
-		die(KILN_EXIT_BADCFG, "vsock: vsock devices are not supported yet");
-}
-
 static int open_output(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
@@ -139,7 +152,6 @@ static void load_config(struct kiln *k)
 	char err[512];
 	if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
 		die(KILN_EXIT_BADCFG, "%s: %s", k->args.config_path, err);
-	check_supported(&k->cfg);
 	const struct logger_cfg *lg = &k->cfg.logger;
 	int log_fd = 2;
 	if (lg->present && lg->log_path && (log_fd = open_output(lg->log_path)) < 0)
@@ -225,7 +237,7 @@ static void load_initrd(struct kiln *k, struct boot_layout *bl)
 }
 
 /* The guest's command line: boot_args, then what kiln adds for its devices (root=...). */
-static void write_cmdline(struct kiln *k, struct boot_layout *bl)
+static void write_cmdline(struct kiln *k)
 {
 	const char *args = k->cfg.boot.boot_args ? k->cfg.boot.boot_args : DEFAULT_BOOT_ARGS;
 	char *buf = gm_ptr(&k->vm.mem, LAYOUT_CMDLINE_ADDR, LAYOUT_CMDLINE_MAX);
@@ -233,7 +245,7 @@ static void write_cmdline(struct kiln *k, struct boot_layout *bl)
 	if (max > LAYOUT_CMDLINE_MAX - 1)
 		max = LAYOUT_CMDLINE_MAX - 1;
 	if (!buf)
-		die(KILN_EXIT_ERROR, "cannot write the kernel command line");
+		setup_fail(k, KILN_EXIT_ERROR, "cannot write the kernel command line");
 	size_t len = strlen(args);
 	if (len <= max) {
 		memcpy(buf, args, len + 1);
@@ -243,29 +255,36 @@ static void write_cmdline(struct kiln *k, struct boot_layout *bl)
 			len = strlen(buf);
 	}
 	if (len > max)
-		die(KILN_EXIT_BADCFG,
+		setup_fail(
+		    k, KILN_EXIT_BADCFG,
 		    "boot-source.boot_args: with kiln's device arguments the command line is "
 		    "longer than the %zu bytes the kernel accepts",
 		    max);
-	bl->cmdline_gpa = LAYOUT_CMDLINE_ADDR;
-	bl->cmdline_len = len;
+	k->boot.cmdline_gpa = LAYOUT_CMDLINE_ADDR;
+	k->boot.cmdline_len = len;
 }
 
-static void load_guest(struct kiln *k)
+/* Kernel and initrd first: a bad image is refused before any device exists. */
+static void load_images(struct kiln *k)
 {
-	struct boot_layout bl = {0};
 	load_kernel(k);
-	load_initrd(k, &bl);
-	write_cmdline(k, &bl);
+	load_initrd(k, &k->boot);
+}
+
+/* What the kernel reads at entry, now that the devices are known. */
+static void write_boot_params(struct kiln *k)
+{
+	write_cmdline(k);
 	struct acpi_config acfg = {.nr_vcpus = k->cfg.machine.vcpu_count,
 				   .mmio_devs = k->virtio.acpi,
 				   .nr_mmio_devs = k->virtio.nr};
-	int err = acpi_build(&k->vm.mem, &acfg, &bl.rsdp_gpa);
+	int err = acpi_build(&k->vm.mem, &acfg, &k->boot.rsdp_gpa);
 	if (err)
-		die(KILN_EXIT_ERROR, "cannot build the ACPI tables: %s", strerror(-err));
-	err = bootparams_write(&k->vm.mem, &k->kernel, &bl);
+		setup_fail(k, KILN_EXIT_ERROR, "cannot build the ACPI tables: %s", strerror(-err));
+	err = bootparams_write(&k->vm.mem, &k->kernel, &k->boot);
 	if (err)
-		die(KILN_EXIT_ERROR, "cannot write the boot parameters: %s", strerror(-err));
+		setup_fail(k, KILN_EXIT_ERROR, "cannot write the boot parameters: %s",
+			   strerror(-err));
 }
 
 static int serial_irq_set(void *ctx, int level)
@@ -290,16 +309,20 @@ static void add_legacy_devices(struct kiln *k)
 		die(KILN_EXIT_ERROR, "I/O bus: %s", strerror(-err));
 }
 
-/* Block and network devices: each on its own virtio-mmio window, IRQ and ACPI entry. */
+/* Block, network and vsock devices: each on its own virtio-mmio window, IRQ and ACPI entry.
+ * vsock last, since it binds a socket file that a failed setup must remove. */
 static void add_virtio_devices(struct kiln *k)
 {
 	char err[512];
 	virtio_set_init(&k->virtio, NULL);
+	k->devices_added = true;
 	if (virtio_blk_add_all(&k->virtio, &k->vm, &k->loop, k->cfg.drives, k->cfg.nr_drives, err,
 			       sizeof(err)) < 0 ||
 	    virtio_net_add_all(&k->virtio, &k->vm, &k->loop, k->cfg.nets, k->cfg.nr_nets, err,
-			       sizeof(err)) < 0)
-		die(KILN_EXIT_BADCFG, "%s", err);
+			       sizeof(err)) < 0 ||
+	    (k->cfg.vsock.present &&
+	     virtio_vsock_add(&k->virtio, &k->vm, &k->loop, &k->cfg.vsock, err, sizeof(err)) < 0))
+		setup_fail(k, KILN_EXIT_BADCFG, "%s", err);
 }
 
 static void create_vcpus(struct kiln *k)
@@ -309,7 +332,8 @@ static void create_vcpus(struct kiln *k)
 	if (!err)
 		err = vcpu_setup_boot(&k->vm, &k->kernel, &what);
 	if (err)
-		die(KILN_EXIT_ERROR, "cannot set up the vCPUs: %s: %s", what, strerror(-err));
+		setup_fail(k, KILN_EXIT_ERROR, "cannot set up the vCPUs: %s: %s", what,
+			   strerror(-err));
 }
 
 static void on_exit_request(void *ctx, uint32_t events)
@@ -353,7 +377,7 @@ static void setup_seccomp(struct kiln *k)
 	k->vm.seccomp = !k->args.no_seccomp;
 	int err = k->vm.seccomp ? seccomp_setup_sigsys() : 0;
 	if (err)
-		die(KILN_EXIT_ERROR, "seccomp: %s", strerror(-err));
+		setup_fail(k, KILN_EXIT_ERROR, "seccomp: %s", strerror(-err));
 }
 
 static void init_event_loop(struct kiln *k)
@@ -378,7 +402,7 @@ static void start_event_loop(struct kiln *k, const sigset_t *handled)
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
 	if (err)
-		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
 
 static const char *exit_reason_name(int reason)
@@ -452,9 +476,10 @@ int main(int argc, char **argv)
 	load_config(k);
 	create_vm(k);
 	init_event_loop(k);
+	load_images(k);
 	add_legacy_devices(k);
 	add_virtio_devices(k);
-	load_guest(k);
+	write_boot_params(k);
 	create_vcpus(k);
 	setup_seccomp(k);
 	block_signals(&handled);

@@ -114,6 +114,26 @@ expect_bad bad-vcpus "machine-config.vcpu_count" --config-file "$T/bad-vcpus.jso
 write_cfg unknown-key '{"boot-source":{"kernel_image_path":"/x","kernel_typo":1}}'
 expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 
+# A setup that fails after the vsock socket was bound removes it again, so a retry works.
+long2=$(head -c 2100 /dev/zero | tr '\0' x)
+# Debian's bzImage takes at most 2047 bytes, checked once the devices are known.
+BZIMAGE=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$BZIMAGE" ]; then
+	write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$BZIMAGE\",
+	\"boot_args\":\"$long2\"},\"machine-config\":{\"mem_size_mib\":256},
+	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}}"
+	expect_bad vsock-cleanup "boot-source.boot_args" --config-file "$T/vsock-cleanup.json"
+	if [ -e "$T/v.sock" ]; then fail vsock-cleanup-socket "socket file left behind"; else
+		pass vsock-cleanup-socket; fi
+else
+	echo "SKIP host/vsock-cleanup: no Debian cloud kernel in /boot"
+fi
+write_cfg vsock-ok "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"p\"},
+	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}}"
+run_kiln vsock-ok --config-file "$T/vsock-ok.json"
+if [ "$rc" -eq 0 ] && [ ! -e "$T/v.sock" ]; then pass vsock-socket-removed-at-exit; else
+	fail vsock-socket-removed-at-exit "exit $rc: $err"; fi
+
 run_kiln version --version
 if [ "$rc" -eq 0 ] && [[ "$out" == kiln\ * ]]; then pass version; else fail version "rc $rc"; fi
 run_kiln help --help
