@@ -1,0 +1,152 @@
+#!/bin/sh
+# check.sh: the whole kiln test suite, run by `make check` (after the build targets).
+#   1. unit tests: every binary in $HOST_DIR/tests/ (cmocka; each "[       OK ]" passes, each
+#      "[  FAILED  ]" fails; a binary that crashes or exits non-zero without a FAILED line
+#      is one failure)
+#   2. host tests: tests/host/run.sh (kiln with a tiny guest on this host's /dev/kvm); one
+#      pass/fail per "PASS host/..." / "FAIL host/..." line
+#   3. fuzz smoke runs: every harness in $BUILD/fuzz/ for -runs=$FUZZ_RUNS on a temporary
+#      copy of fuzz/corpus/<name>/; one pass/fail each
+#   4. end-to-end: tests/e2e/run.sh with KILN=$BUILD/kiln; one pass/fail per case
+# Prints a header per stage, the failures, and alone on the last line "N passed, N failed";
+# exits 1 if anything failed.
+# Environment (from the Makefile): SAN (0/1), BUILD, HOST_DIR, FUZZ_RUNS.
+# Optional: CHECK_STAGES="unit host fuzz e2e" (default all), UNIT_TIMEOUT, FUZZ_TIMEOUT (seconds).
+set -u
+
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root_dir" || exit 1
+BUILD=${BUILD:-build}
+SAN=${SAN:-0}
+HOST_DIR=${HOST_DIR:-$BUILD/host}
+FUZZ_RUNS=${FUZZ_RUNS:-1000000}
+CHECK_STAGES=${CHECK_STAGES:-unit host fuzz e2e}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-900}
+UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export UBSAN_OPTIONS
+
+passed=0
+failed=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-check.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+stage_wanted() {
+	case " $CHECK_STAGES " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+# show_tail FILE: the end of a log, indented.
+show_tail() {
+	tail -n "${2:-30}" "$1" | sed 's/^/    | /'
+}
+
+# cmocka_counts LOG: "<ok> <failed>" per-test results; summary lines after
+# "[==========] N test(s) run." repeat the failures and are skipped.
+cmocka_counts() {
+	awk '
+		/^\[==========\] Running/ { summary = 0 }
+		/^\[==========\] [0-9]+ test\(s\) run/ { summary = 1 }
+		!summary && /^\[       OK \]/ { ok++ }
+		!summary && /^\[  FAILED  \]/ { bad++ }
+		END { print ok + 0, bad + 0 }' "$1"
+}
+
+run_unit() {
+	echo "== unit tests ($HOST_DIR/tests$([ "$SAN" = 1 ] && echo ', ASan/UBSan'))"
+	found=0
+	for bin in "$HOST_DIR"/tests/*; do
+		{ [ -f "$bin" ] && [ -x "$bin" ]; } || continue
+		found=1
+		name=$(basename "$bin")
+		log=$tmp/unit-$name.log
+		timeout -s KILL "$UNIT_TIMEOUT" "$bin" > "$log" 2>&1 < /dev/null
+		rc=$?
+		counts=$(cmocka_counts "$log")
+		ok=${counts% *}
+		bad=${counts#* }
+		passed=$((passed + ok))
+		failed=$((failed + bad))
+		extra=
+		if [ "$rc" -gt 128 ] || { [ "$rc" != 0 ] && [ "$bad" = 0 ]; }; then
+			failed=$((failed + 1))
+			bad=$((bad + 1))
+			if [ "$rc" = 137 ]; then
+				extra=" (killed after ${UNIT_TIMEOUT}s)"
+			elif [ "$rc" -gt 128 ]; then
+				extra=" (killed by signal $((rc - 128)))"
+			else
+				extra=" (exit $rc)"
+			fi
+		fi
+		if [ "$bad" = 0 ]; then
+			echo "PASS $name: $ok tests"
+		else
+			echo "FAIL $name: $ok passed, $bad failed$extra"
+			grep '^\[  FAILED  \]' "$log" | grep -v 'test(s)' | sort -u | sed 's/^/    /'
+			show_tail "$log"
+		fi
+	done
+	[ "$found" = 1 ] || echo "(no unit test binaries)"
+}
+
+run_fuzz() {
+	echo "== fuzz smoke runs ($BUILD/fuzz, -runs=$FUZZ_RUNS)"
+	found=0
+	for bin in "$BUILD"/fuzz/fuzz_*; do
+		{ [ -f "$bin" ] && [ -x "$bin" ]; } || continue
+		found=1
+		name=$(basename "$bin")
+		corpus=$tmp/corpus-$name
+		mkdir -p "$corpus"
+		[ ! -d "fuzz/corpus/$name" ] || cp -R "fuzz/corpus/$name/." "$corpus/"
+		artifacts=$BUILD/fuzz/artifacts
+		mkdir -p "$artifacts"
+		log=$tmp/fuzz-$name.log
+		timeout -s KILL "$FUZZ_TIMEOUT" "$bin" -runs="$FUZZ_RUNS" \
+			-artifact_prefix="$artifacts/$name-" "$corpus" > "$log" 2>&1 < /dev/null
+		rc=$?
+		if [ "$rc" = 0 ]; then
+			passed=$((passed + 1))
+			echo "PASS $name: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log" | tail -n 1)"
+		else
+			failed=$((failed + 1))
+			how="exit $rc"
+			[ "$rc" != 137 ] || how="killed after ${FUZZ_TIMEOUT}s"
+			echo "FAIL $name: $how (artifacts in $artifacts/)"
+			show_tail "$log" 40
+		fi
+	done
+	[ "$found" = 1 ] || echo "(no fuzz harnesses)"
+}
+
+# run_listing TITLE SCRIPT TAG: runs a script that prints "PASS TAG/..." / "FAIL TAG/..."
+# lines; counts them, and one failure if it exits non-zero without a FAIL line.
+run_listing() {
+	echo "== $1 ($2)"
+	if [ ! -x "$2" ]; then
+		echo "(no $2)"
+		return 0
+	fi
+	log=$tmp/$3.log
+	env KILN="$BUILD/kiln" BUILD="$BUILD" "$2" > "$log" 2> "$tmp/$3.err" < /dev/null
+	rc=$?
+	cat "$log"
+	ok=$(grep -c "^PASS $3/" "$log")
+	bad=$(grep -c "^FAIL $3/" "$log")
+	grep "^$3: " "$tmp/$3.err" | sed 's/^/    /'
+	if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+		echo "FAIL $3: $2 exited $rc without a failed case"
+		show_tail "$tmp/$3.err"
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
+! stage_wanted unit || run_unit
+! stage_wanted host || run_listing "host tests" tests/host/run.sh host
+! stage_wanted fuzz || run_fuzz
+! stage_wanted e2e || run_listing "end-to-end" tests/e2e/run.sh e2e
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,117 @@
+# lib.sh: helpers sourced by every e2e case (tests/e2e/cases/*.sh); busybox sh compatible.
+#
+# The runner (run-cases.sh) sets:
+#   KILN       the kiln binary
+#   E2E_DIR    fixture directory: bzImage, vmlinux, guest-initramfs.cpio.gz
+#   E2E_CASES  directory of the case scripts and their JSON configs
+#   E2E_WORK   scratch directory; a case writes $E2E_WORK/<case>.{json,console,stderr}
+#   E2E_CASE   the case's name
+#   E2E_KILN_TIMEOUT  seconds one kiln run may take before it counts as hung
+# JSON configs name fixtures as /e2e/<file> (their location inside the L1 test host);
+# run_kiln rewrites that prefix to $E2E_DIR when the cases run elsewhere.
+# A case calls run_kiln, then expect_* checks; the first failed check prints
+# "FAIL: <reason>" and exits 1. A case that reaches `pass` prints "PASS" and exits 0.
+# shellcheck shell=sh
+
+: "${KILN:?}" "${E2E_DIR:?}" "${E2E_CASES:?}" "${E2E_WORK:?}" "${E2E_CASE:?}"
+: "${E2E_KILN_TIMEOUT:=120}"
+
+kiln_rc=
+kiln_desc=
+kiln_secs=
+console=$E2E_WORK/$E2E_CASE.console
+stderr_log=$E2E_WORK/$E2E_CASE.stderr
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+pass() {
+	echo "PASS"
+	exit 0
+}
+
+# uptime_cs: a monotonic clock in centiseconds (/proc/uptime).
+uptime_cs() {
+	read -r up _ < /proc/uptime
+	echo "${up%.*}${up#*.}" | sed 's/^0*//; s/^$/0/'
+}
+
+# json_int KEY FILE: the integer value of "KEY" in FILE (its last occurrence), or empty.
+json_int() {
+	tr -d '\n' < "$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p"
+}
+
+# run_kiln CONFIG.json: runs kiln on the case's config (fixture paths rewritten) with a
+# timeout; the guest console (stdout) goes to $console, kiln's own output to $stderr_log.
+# stdin is a FIFO opened read-write: always open, never readable, never at EOF.
+run_kiln() {
+	cfg=$E2E_WORK/$E2E_CASE.json
+	sed "s#\"/e2e/#\"$E2E_DIR/#g" "$E2E_CASES/$1" > "$cfg" || fail "cannot read $1"
+	fifo=$E2E_WORK/$E2E_CASE.stdin
+	rm -f "$fifo"
+	mkfifo "$fifo" || fail "mkfifo $fifo"
+	start=$(uptime_cs)
+	timeout -s KILL "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" \
+		> "$console" 2> "$stderr_log" <> "$fifo"
+	kiln_rc=$?
+	kiln_secs=$(($(uptime_cs) - start))
+	kiln_secs=$((kiln_secs / 100)).$(printf '%02d' $((kiln_secs % 100)))
+	rm -f "$fifo"
+	echo "kiln exited $kiln_rc after ${kiln_secs}s"
+	if [ "$kiln_rc" = 137 ]; then
+		kiln_desc="SIGKILL (timeout)"
+		fail "kiln hung: killed after ${E2E_KILN_TIMEOUT}s$(last_marker)"
+	elif [ "$kiln_rc" -gt 128 ]; then
+		kiln_desc="$kiln_rc: killed by signal $((kiln_rc - 128))"
+	else
+		kiln_desc=$kiln_rc
+	fi
+}
+
+# last_marker: " (kiln exit N, last guest marker: <line>)" for failure messages.
+last_marker() {
+	m=$(grep -a 'KILN-E2E:' "$console" 2> /dev/null | tail -n 1 | tr -d '\r' | sed 's/.*KILN-E2E: //')
+	echo " (kiln exit $kiln_desc, last guest marker: ${m:-none})"
+}
+
+expect_exit() {
+	[ "$kiln_rc" = "$1" ] || fail "expected kiln to exit $1$(last_marker)"
+}
+
+# expect_console TEXT: the guest console contains the line fragment TEXT.
+expect_console() {
+	grep -aqF -- "$1" "$console" || fail "guest console lacks '$1'$(last_marker)"
+}
+
+# expect_machine CONFIG.json: the guest reported as many CPUs as vcpu_count and a
+# MemTotal between 80% and 100% of mem_size_mib (kiln's default 128 if absent).
+expect_machine() {
+	want_cpus=$(json_int vcpu_count "$E2E_CASES/$1")
+	want_mib=$(json_int mem_size_mib "$E2E_CASES/$1")
+	line=$(grep -a 'KILN-E2E: nproc=' "$console" | tail -n 1 | tr -d '\r')
+	[ -n "$line" ] || fail "guest never reported nproc/memtotal$(last_marker)"
+	nproc=$(echo "$line" | sed -n 's/.*nproc=\([0-9]*\).*/\1/p')
+	mem_kb=$(echo "$line" | sed -n 's/.*memtotal_kb=\([0-9]*\).*/\1/p')
+	[ "${nproc:-?}" = "${want_cpus:-1}" ] ||
+		fail "guest sees $nproc CPUs, vcpu_count is ${want_cpus:-1}"
+	max_kb=$((${want_mib:-128} * 1024))
+	if [ -z "$mem_kb" ] || [ "$mem_kb" -gt "$max_kb" ] || [ "$mem_kb" -lt $((max_kb * 80 / 100)) ]; then
+		fail "guest MemTotal ${mem_kb} kB outside 80-100% of ${want_mib:-128} MiB"
+	fi
+	echo "guest: $nproc CPUs, MemTotal $mem_kb kB"
+}
+
+# expect_boots_and_does CONFIG.json ACTION: the positive-case body: kiln exits 0 after the
+# guest booted to the test init, reported the configured machine and ran ACTION.
+expect_boots_and_does() {
+	run_kiln "$1"
+	expect_console "KILN-E2E: ready"
+	expect_machine "$1"
+	expect_console "KILN-E2E: action=$2"
+	if grep -aq 'KILN-E2E: error' "$console"; then
+		fail "guest error: $(grep -a 'KILN-E2E: error' "$console" | head -n 1 | tr -d '\r')"
+	fi
+	expect_exit 0
+}

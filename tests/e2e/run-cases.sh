@@ -1,0 +1,67 @@
+#!/bin/sh
+# run-cases.sh: runs every e2e case script once and prints one machine-readable line each.
+# Used inside the L1 test host (by tests/e2e/l1/init) and directly on hosts with real KVM
+# (by tests/e2e/run.sh); busybox sh compatible.
+#
+#   run-cases.sh CASES_DIR
+#   env: KILN, E2E_DIR, E2E_WORK (see lib.sh), E2E_KILN_TIMEOUT (per kiln run, default 120),
+#        E2E_ONLY (optional space-separated case names to run)
+#
+# Output per case, in name order:
+#   E2E-TIME <name> <seconds>
+#   E2E-RESULT PASS <name>   or   E2E-RESULT FAIL <name>: <reason>
+#   E2E-LOG <name>: <line>   for a failed case: its own output, kiln's stderr, guest console
+# and "E2E-CASES DONE" at the end.
+
+cases=${1:?usage: run-cases.sh CASES_DIR}
+cases=$(cd "$cases" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+: "${KILN:?}" "${E2E_DIR:?}" "${E2E_WORK:?}"
+: "${E2E_KILN_TIMEOUT:=120}"
+E2E_CASES=$cases
+E2E_LIB=$here/lib.sh
+export KILN E2E_DIR E2E_WORK E2E_CASES E2E_LIB E2E_KILN_TIMEOUT
+mkdir -p "$E2E_WORK"
+# The case itself may need a little longer than its kiln run(s): a second, outer bound.
+case_timeout=$((E2E_KILN_TIMEOUT * 2 + 30))
+
+uptime_cs() {
+	read -r up _ < /proc/uptime
+	echo "${up%.*}${up#*.}" | sed 's/^0*//; s/^$/0/'
+}
+
+log_file() { # log_file NAME FILE LABEL
+	[ -s "$2" ] || return 0
+	tr -d '\r' < "$2" | tail -n 200 | sed "s/^/E2E-LOG $1: $3/"
+}
+
+for script in "$cases"/*.sh; do
+	[ -f "$script" ] || continue
+	name=$(basename "$script" .sh)
+	if [ -n "${E2E_ONLY:-}" ]; then
+		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
+	fi
+	rm -f "$E2E_WORK/$name".*
+	start=$(uptime_cs)
+	E2E_CASE=$name timeout -s KILL "$case_timeout" sh "$script" > "$E2E_WORK/$name.out" 2>&1
+	rc=$?
+	t=$(($(uptime_cs) - start))
+	echo "E2E-TIME $name $((t / 100)).$(printf '%02d' $((t % 100)))"
+	if [ "$rc" = 0 ] && [ "$(tail -n 1 "$E2E_WORK/$name.out")" = PASS ]; then
+		echo "E2E-RESULT PASS $name"
+		continue
+	fi
+	reason=$(grep '^FAIL: ' "$E2E_WORK/$name.out" | tail -n 1 | cut -c7-)
+	if [ -z "$reason" ]; then
+		case $rc in
+		137) reason="case killed after ${case_timeout}s" ;;
+		0) reason="case ended without PASS" ;;
+		*) reason="case exited $rc" ;;
+		esac
+	fi
+	echo "E2E-RESULT FAIL $name: $reason"
+	log_file "$name" "$E2E_WORK/$name.out" ""
+	log_file "$name" "$E2E_WORK/$name.stderr" "kiln: "
+	log_file "$name" "$E2E_WORK/$name.console" "console: "
+done
+echo "E2E-CASES DONE"

@@ -1,0 +1,154 @@
+#!/bin/sh
+# run.sh: the kiln end-to-end tests. Builds the fixtures under build/e2e/ (cached), runs
+# every case in tests/e2e/cases/ once and prints "PASS e2e/<name>" or
+# "FAIL e2e/<name>: <reason>" per case; exits 1 if any case failed or the test host did
+# not come up.
+#
+# Modes (E2E_MODE=auto|direct|l1, default auto):
+#   direct  the host has real KVM (/dev/kvm usable, no kvm_pvm module): the cases run here.
+#   l1      otherwise: one boot of the L1 KVM test host (QEMU TCG with emulated AMD SVM,
+#           tests/e2e/build-l1.sh) runs all cases; its serial console is parsed.
+# Environment:
+#   KILN=path            kiln binary (default build/kiln; static, as it runs inside L1)
+#   E2E_ONLY="a b"       run only these cases
+#   E2E_TIMEOUT=900      overall bound in seconds (the L1 run, or all direct cases)
+#   E2E_KILN_TIMEOUT=120 bound for one kiln run; a case that hits it fails as hung
+#   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
+# Logs: build/e2e/l1-console.log (+ .stderr: QEMU's own messages) or build/e2e/direct.log.
+set -u
+
+root_dir=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root_dir" || exit 1
+out=build/e2e
+mkdir -p "$out"
+KILN=${KILN:-build/kiln}
+case $KILN in /*) ;; *) KILN=$root_dir/$KILN ;; esac
+E2E_MODE=${E2E_MODE:-auto}
+E2E_TIMEOUT=${E2E_TIMEOUT:-900}
+E2E_KILN_TIMEOUT=${E2E_KILN_TIMEOUT:-120}
+E2E_ONLY=${E2E_ONLY:-}
+
+cases=
+for script in tests/e2e/cases/*.sh; do
+	name=$(basename "$script" .sh)
+	if [ -n "$E2E_ONLY" ]; then
+		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
+	fi
+	cases="$cases $name"
+done
+[ -n "$cases" ] || {
+	echo "e2e: no cases selected (E2E_ONLY='$E2E_ONLY')" >&2
+	exit 1
+}
+
+# fail_all REASON: every case fails with REASON; exits 1.
+fail_all() {
+	echo "e2e: $1" >&2
+	for name in $cases; do
+		echo "FAIL e2e/$name: $1"
+	done
+	exit 1
+}
+
+# Oldest first would be wrong: the newest installed cloud kernel is both L1 and guest.
+kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /dev/null |
+	sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+[ -n "$kver" ] || fail_all "no /boot/vmlinuz-*-cloud-amd64 (install linux-image-cloud-amd64)"
+bzimage=/boot/vmlinuz-$kver
+[ -x "$KILN" ] || fail_all "kiln binary $KILN not found (run make, or set KILN=)"
+
+if [ "$E2E_MODE" = auto ]; then
+	if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; then
+		E2E_MODE=direct
+	else
+		E2E_MODE=l1
+	fi
+fi
+
+# Fixtures shared by both modes: E2E_DIR holds bzImage, vmlinux, guest-initramfs.cpio.gz.
+scripts/extract-vmlinux.sh "$bzimage" "$out/vmlinux" >&2 ||
+	fail_all "cannot extract vmlinux from $bzimage"
+tests/guest/build-initramfs.sh -o "$out/guest-initramfs.cpio.gz" >&2 ||
+	fail_all "cannot build the guest initramfs"
+cmp -s "$bzimage" "$out/bzImage" || cp "$bzimage" "$out/bzImage" ||
+	fail_all "cannot copy $bzimage"
+
+start=$(date +%s)
+if [ "$E2E_MODE" = direct ]; then
+	log=$out/direct.log
+	echo "e2e: direct mode (real KVM), kiln $KILN" >&2
+	rm -rf "$out/work"
+	KILN=$KILN E2E_DIR=$root_dir/$out E2E_WORK=$root_dir/$out/work E2E_ONLY=$E2E_ONLY \
+		E2E_KILN_TIMEOUT=$E2E_KILN_TIMEOUT \
+		timeout -s KILL "$E2E_TIMEOUT" sh tests/e2e/run-cases.sh tests/e2e/cases \
+		< /dev/null > "$log" 2>&1 &
+	host_ready=yes
+elif [ "$E2E_MODE" = l1 ]; then
+	log=$out/l1-console.log
+	command -v qemu-system-x86_64 > /dev/null ||
+		fail_all "qemu-system-x86_64 not found (install qemu-system-x86)"
+	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" >&2 ||
+		fail_all "cannot build the L1 initramfs"
+	echo "e2e: L1 mode (QEMU TCG test host with nested SVM), kiln $KILN" >&2
+	append="console=ttyS0 panic=-1 rdinit=/init quiet e2e.kiln_timeout=$E2E_KILN_TIMEOUT"
+	[ -z "$E2E_ONLY" ] || append="$append e2e.only=\"$(echo "$E2E_ONLY" | tr -s " \t" "  ")\""
+	timeout -s KILL "$E2E_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -M q35 \
+		-cpu EPYC,+svm,+npt -smp 2 -m 4096 -nographic -no-reboot -nic none -kernel "$bzimage" \
+		-initrd "$out/L1.cpio.gz" -append "$append" < /dev/null > "$log" 2> "$log.stderr" &
+	host_ready=
+else
+	fail_all "E2E_MODE must be auto, direct or l1, not '$E2E_MODE'"
+fi
+pid=$!
+if [ "${E2E_VERBOSE:-0}" = 1 ]; then
+	tail -f "$log" --pid="$pid" >&2 &
+fi
+wait "$pid"
+rc=$?
+secs=$(($(date +%s) - start))
+
+# clean: the log with CRs dropped and every E2E- line cut to start at its marker (the
+# serial console can put escape sequences or kernel messages before it).
+clean=$log.clean
+tr -d '\r' < "$log" | awk '{ i = index($0, "E2E-"); if (i) print substr($0, i) }' > "$clean"
+
+how="exit code $rc"
+[ "$rc" != 137 ] || how="killed after the overall timeout of ${E2E_TIMEOUT}s"
+if [ "$E2E_MODE" = l1 ]; then
+	if grep -q '^E2E-L1: kvm ready' "$clean"; then
+		host_ready=yes
+	else
+		reason=$(sed -n 's/^E2E-L1: FAIL //p' "$clean" | head -n 1)
+		echo "e2e: the L1 KVM test host did not come up: ${reason:-no 'kvm ready' line, QEMU $how}" >&2
+		echo "e2e: last lines of $log:" >&2
+		tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tail -n 30 |
+			sed 's/^/  | /' >&2
+		echo >&2
+		grep -v "TCG doesn't support requested feature" "$log.stderr" | sed 's/^/  qemu: /' >&2
+		fail_all "L1 test host did not come up${reason:+: $reason}"
+	fi
+	sed -n 's/^E2E-L1: //p' "$clean" | grep -v '^dmesg' | sed 's/^/e2e: L1 /' >&2
+fi
+
+failed=0
+for name in $cases; do
+	res=$(awk -v n="$name" '$1 == "E2E-RESULT" && ($3 == n || $3 == n ":")' "$clean" | tail -n 1)
+	t=$(awk -v n="$name" '$1 == "E2E-TIME" && $2 == n { print $3 }' "$clean" | tail -n 1)
+	case $res in
+	"E2E-RESULT PASS $name")
+		echo "PASS e2e/$name"
+		;;
+	"E2E-RESULT FAIL $name: "*)
+		echo "FAIL e2e/$name: ${res#"E2E-RESULT FAIL $name: "}"
+		failed=$((failed + 1))
+		grep "^E2E-LOG $name: " "$clean" | sed "s/^E2E-LOG $name: /  | /"
+		;;
+	*)
+		echo "FAIL e2e/$name: no result (test host ${E2E_MODE} stopped: $how)"
+		failed=$((failed + 1))
+		;;
+	esac
+	[ -z "$t" ] || echo "e2e: $name took ${t}s" >&2
+done
+echo "e2e: $E2E_MODE run took ${secs}s, log $log" >&2
+[ -n "$host_ready" ] && [ "$failed" = 0 ]
