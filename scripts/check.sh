@@ -146,6 +146,8 @@ run_listing() {
 
 ! stage_wanted unit || run_unit
 ! stage_wanted host || run_listing "host tests" tests/host/run.sh host
+! stage_wanted host || run_listing "seccomp host tests" tests/host/seccomp.sh host
+! stage_wanted host || run_listing "jailer tests" tests/jailer/run.sh jailer
 ! stage_wanted fuzz || run_fuzz
 ! stage_wanted e2e || run_listing "end-to-end" tests/e2e/run.sh e2e
 echo "$passed passed, $failed failed"

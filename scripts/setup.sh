@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential musl-tools linux-libc-dev libseccomp-dev libcap-ng-dev libcmocka-dev
 libjsmn-dev clang libclang-rt-14-dev acpica-tools
-qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio e2fsprogs xz-utils zstd
+qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio e2fsprogs xz-utils zstd lz4
 iproute2 procps"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
