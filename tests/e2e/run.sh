@@ -68,8 +68,29 @@ fi
 # Fixtures shared by both modes: E2E_DIR holds bzImage, vmlinux, guest-initramfs.cpio.gz.
 scripts/extract-vmlinux.sh "$bzimage" "$out/vmlinux" >&2 ||
 	fail_all "cannot extract vmlinux from $bzimage"
-tests/guest/build-initramfs.sh -o "$out/guest-initramfs.cpio.gz" >&2 ||
-	fail_all "cannot build the guest initramfs"
+# Feature fixtures: each tests/e2e/fixtures/*.sh (run with FIX, KVER and KILN set) puts what
+# its cases need under $FIX: l1/ (files the cases find in E2E_DIR, /e2e in L1), guest-bin/
+# (programs for the guest's /bin) and guest-modules (guest kernel modules, one per line;
+# dependencies are added and everything is loaded in order by the guest init).
+fix=$out/fix
+rm -rf "$fix"
+mkdir -p "$fix/l1" "$fix/guest-bin" || fail_all "cannot create $fix"
+: > "$fix/guest-modules"
+for f in tests/e2e/fixtures/*.sh; do
+	[ -e "$f" ] || continue
+	FIX=$root_dir/$fix KVER=$kver KILN=$KILN sh "$f" >&2 || fail_all "fixture $f failed"
+done
+guest_args=
+for b in "$fix"/guest-bin/*; do [ -e "$b" ] && guest_args="$guest_args -b $b"; done
+# shellcheck disable=SC2046,SC2086 # word splitting of the lists is intended
+tests/guest/build-initramfs.sh -o "$out/guest-initramfs.cpio.gz" $guest_args \
+	$(cat "$fix/guest-modules") >&2 || fail_all "cannot build the guest initramfs"
+l1_args=
+for x in "$fix"/l1/*; do
+	[ -e "$x" ] || continue
+	l1_args="$l1_args -x $x"
+	cp "$x" "$out/" || fail_all "cannot copy $x" # direct mode finds them in E2E_DIR
+done
 cmp -s "$bzimage" "$out/bzImage" || cp "$bzimage" "$out/bzImage" ||
 	fail_all "cannot copy $bzimage"
 
@@ -87,7 +108,8 @@ elif [ "$E2E_MODE" = l1 ]; then
 	log=$out/l1-console.log
 	command -v qemu-system-x86_64 > /dev/null ||
 		fail_all "qemu-system-x86_64 not found (install qemu-system-x86)"
-	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" >&2 ||
+	# shellcheck disable=SC2086 # word splitting of the list is intended
+	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" $l1_args >&2 ||
 		fail_all "cannot build the L1 initramfs"
 	echo "e2e: L1 mode (QEMU TCG test host with nested SVM), kiln $KILN" >&2
 	append="console=ttyS0 panic=-1 rdinit=/init quiet e2e.kiln_timeout=$E2E_KILN_TIMEOUT"
