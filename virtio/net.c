@@ -49,17 +49,23 @@ static uint64_t rx_need(const struct virtio_net *n)
 	return plain < VIRTIO_NET_MAX_FRAME ? plain : VIRTIO_NET_MAX_FRAME;
 }
 
-/* Whether the held chains are what a read should get: one chain without MRG_RXBUF; with
- * it, enough for the largest frame, or all the guest can give (the whole ring, or as many
- * segments as one read takes). */
-static bool rx_enough(const struct virtio_net *n, const struct virtq *rxq)
+static bool rx_can_hold_more(const struct virtio_net *n, const struct virtq *rxq)
 {
-	if (!n->rx_nr_chains)
+	return n->rx_nr_chains < rxq->size && n->rx_nr_chains < VIRTIO_NET_QUEUE_SIZE &&
+	       n->rx_nr_iov < VIRTQ_MAX_SEGS;
+}
+
+/* Whether to pop another chain before reading: one chain without MRG_RXBUF; with it,
+ * enough for the largest frame (or for the frame waiting in the overflow buffer). */
+static bool rx_want_more(const struct virtio_net *n, const struct virtq *rxq)
+{
+	if (!rx_can_hold_more(n, rxq))
 		return false;
-	if (!rx_mrg(n))
+	if (!n->rx_nr_chains)
 		return true;
-	return n->rx_cap >= rx_need(n) || n->rx_nr_chains >= rxq->size ||
-	       n->rx_nr_chains >= VIRTIO_NET_QUEUE_SIZE || n->rx_nr_iov >= VIRTQ_MAX_SEGS;
+	if (!rx_mrg(n))
+		return false;
+	return n->rx_cap < (n->rx_spill_len ? n->rx_spill_len : rx_need(n));
 }
 
 static int rx_hold(struct virtio_net *n, const struct virtq_chain *c)
@@ -77,11 +83,11 @@ static int rx_hold(struct virtio_net *n, const struct virtq_chain *c)
 	return 0;
 }
 
-/* Pops chains until the device holds enough buffers or the ring is empty. A chain the
- * device cannot write to goes straight back, unused. */
+/* Pops chains while rx_want_more() and the ring has some. A chain the device cannot write
+ * to goes straight back, unused. */
 static int rx_fill(struct virtio_net *n, struct virtq *rxq)
 {
-	while (!rx_enough(n, rxq)) {
+	while (rx_want_more(n, rxq)) {
 		struct virtq_chain c;
 		int err = virtq_pop(rxq, n->segs, VIRTQ_MAX_SEGS, &c);
 		if (err)
@@ -202,15 +208,27 @@ static int rx_deliver(struct virtio_net *n, struct virtq *rxq, uint32_t len)
 	return r;
 }
 
-static int rx_step(struct virtio_net *n, struct virtq *rxq)
+/* A frame that outgrew the buffers held when it was read: its tail waits in the overflow
+ * buffer until the guest adds buffers, then goes after its head. Dropped only when even
+ * all the device can hold is too small. */
+static int rx_unspill(struct virtio_net *n, struct virtq *rxq)
 {
-	if (n->rx_deferred)
-		return rx_publish(n, rxq);
-	int err = rx_fill(n, rxq);
-	if (err)
-		return err;
-	if (!rx_enough(n, rxq))
-		return virtq_enable_notify(rxq) ? STEP_NEXT : STEP_WAIT_GUEST;
+	uint32_t len = n->rx_spill_len;
+	if (n->rx_cap < len) {
+		if (rx_can_hold_more(n, rxq))
+			return virtq_enable_notify(rxq) ? STEP_NEXT : STEP_WAIT_GUEST;
+		n->rx_spill_len = 0;
+		n->stats.rx_drops++;
+		return STEP_NEXT;
+	}
+	iov_put(n->rx_iov, n->rx_spill_at, n->rx_overflow, len - n->rx_spill_at);
+	n->rx_spill_len = 0;
+	return rx_deliver(n, rxq, len);
+}
+
+/* Reads one frame into the held chains (and the overflow buffer) and delivers it. */
+static int rx_read(struct virtio_net *n, struct virtq *rxq)
+{
 	unsigned nr_iov;
 	uint64_t cap = rx_read_set(n, &nr_iov);
 	ssize_t len = tap_read(n, nr_iov);
@@ -221,12 +239,32 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 		net_log(n, "TAP read", (int)len);
 		return STEP_WAIT_TAP;
 	}
-	/* Too big for the guest buffers (it ran into the overflow buffer) or a runt. */
-	if ((uint64_t)len > cap || len < HDR + ETH_HLEN) {
+	if ((uint64_t)len <= cap && len >= HDR + ETH_HLEN)
+		return rx_deliver(n, rxq, (uint32_t)len);
+	/* A runt, a frame one chain cannot hold without MRG_RXBUF, or one cut off even in the
+	 * overflow buffer. */
+	if (len < HDR + ETH_HLEN || !rx_mrg(n) || (uint64_t)len > cap + sizeof(n->rx_overflow) ||
+	    len > VIRTIO_NET_MAX_FRAME) {
 		n->stats.rx_drops++;
 		return STEP_NEXT;
 	}
-	return rx_deliver(n, rxq, (uint32_t)len);
+	n->rx_spill_len = (uint32_t)len;
+	n->rx_spill_at = cap;
+	return rx_unspill(n, rxq);
+}
+
+static int rx_step(struct virtio_net *n, struct virtq *rxq)
+{
+	if (n->rx_deferred)
+		return rx_publish(n, rxq);
+	int err = rx_fill(n, rxq);
+	if (err)
+		return err;
+	if (n->rx_spill_len)
+		return rx_unspill(n, rxq);
+	if (!n->rx_nr_chains)
+		return virtq_enable_notify(rxq) ? STEP_NEXT : STEP_WAIT_GUEST;
+	return rx_read(n, rxq);
 }
 
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
@@ -428,7 +466,7 @@ static void net_reset(void *dev)
 	struct virtio_net *n = dev;
 	n->active = false;
 	n->features = 0;
-	n->rx_nr_chains = n->rx_nr_iov = n->rx_deferred = 0;
+	n->rx_nr_chains = n->rx_nr_iov = n->rx_deferred = n->rx_spill_len = 0;
 	n->rx_cap = 0;
 	n->tx_held = n->tx_paid = false;
 	n->rx_want_tap = n->tx_want_tap = false;

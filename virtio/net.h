@@ -3,14 +3,16 @@
  * with IFF_VNET_HDR, so the 12-byte virtio_net_hdr_v1 crosses as is and checksum/TSO
  * offloads work end to end).
  *
- * RX reads a frame only once the guest has buffers for it and pauses the TAP in the event
- * loop otherwise, so no frame is ever queued on the host side: the TAP's own queue holds
- * them. Without MRG_RXBUF a frame goes into one chain; with it, into as many chains as it
- * needs, and the device holds popped chains until they cover the largest frame the
- * negotiated offloads allow (or the whole ring) before reading. Every read ends with a
- * host overflow buffer after the guest's: a frame that reaches it did not fit and is
- * dropped and counted (whatever length the kernel reports for a cut-off read), never
- * delivered truncated. TX writes one chain per frame.
+ * RX reads a frame only into guest buffers it holds and pauses the TAP in the event loop
+ * while the guest has none, so frames wait in the TAP's own queue, never in kiln. Without
+ * MRG_RXBUF a frame goes into one chain and is dropped (and counted) if larger. With it,
+ * the device pops chains until they cover the largest frame the negotiated offloads allow
+ * (or the ring is empty), then reads into all of them; every read ends with a host
+ * overflow buffer. A frame that reaches it (the guest had posted too little) waits there,
+ * the TAP paused, until the guest adds buffers, and is dropped only if the whole ring
+ * cannot hold it: at most one frame is ever held on the host, and nothing is delivered
+ * truncated whatever length the kernel reports for a cut-off read. TX writes one chain
+ * per frame.
  *
  * Rate limiters (config rx_rate_limiter/tx_rate_limiter) count Ethernet bytes (without the
  * virtio header) and frames. A refused RX frame waits in the guest buffers it was read
@@ -99,7 +101,9 @@ struct virtio_net {
 	uint64_t rx_cap;
 	unsigned rx_deferred;
 	uint32_t rx_deferred_len;
-	bool rx_want_tap; /* RX has buffers and waits for the TAP */
+	uint32_t rx_spill_len; /* a frame whose tail is in rx_overflow, 0 if none */
+	uint64_t rx_spill_at;  /* where that tail belongs in the frame */
+	bool rx_want_tap;      /* RX has buffers and waits for the TAP */
 	/* TX: a popped chain not yet written (limiter or TAP full). */
 	bool tx_held;
 	bool tx_paid;	  /* the limiter already admitted the held chain */

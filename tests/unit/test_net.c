@@ -232,25 +232,45 @@ static void test_rx_mrg_large_frame_and_header_split(void **state)
 static void test_rx_mrg_runs_out_of_buffers(void **state)
 {
 	struct nenv *e = *state;
-	/* 8 KiB of buffers: the device waits for more, unless the ring is all it holds. */
+	/* 8 KiB of buffers for a 9500-byte frame: its tail waits on the host, TAP paused. */
+	uint16_t h[5];
 	for (int i = 0; i < 4; i++)
-		nenv_rx_post(e, 1, 2048);
+		h[i] = nenv_rx_post(e, 1, 2048);
 	nenv_peer_send(e, 9500, 9);
+	nenv_peer_send(e, 100, 10);
 	assert_int_equal(rx(e, NULL), 0);
-	assert_int_equal(e->n.tap_events, 0);
-	assert_int_equal(e->n.rx_nr_chains, 4);
-	/* The guest was asked to kick when it adds a buffer. */
-	assert_int_equal(tring_avail_event(&e->rx), 4);
-	for (int i = 4; i < NENV_QSIZE; i++)
-		nenv_rx_post(e, 1, 16);
-	/* The whole ring (4*2048 + 60*16 bytes) is held: read, and drop what does not fit. */
-	assert_int_equal(virtio_net_ops.queue_notify(&e->n, &e->vq[0], 0, &(bool){0}), 0);
-	assert_int_equal(e->n.stats.rx_drops, 1);
 	assert_int_equal(tring_used_idx(&e->rx), 0);
-	nenv_peer_send(e, 2100, 10); /* fits in two chains */
-	assert_int_equal(rx(e, NULL), 0);
-	assert_int_equal(tring_used_idx(&e->rx), 2);
+	assert_int_equal(e->n.rx_spill_len, 9500);
+	assert_int_equal(e->n.tap_events, 0);
+	assert_int_equal(tring_avail_event(&e->rx), 4); /* kick me when you add a buffer */
+	h[4] = nenv_rx_post(e, 1, 2048);
+	assert_int_equal(virtio_net_ops.queue_notify(&e->n, &e->vq[0], 0, &(bool){0}), 0);
+	assert_int_equal(tring_used_idx(&e->rx), 5);
+	for (int i = 0; i < 4; i++)
+		expect_used(&e->rx, (uint16_t)i, h[i], 2048);
+	expect_used(&e->rx, 4, h[4], 9500 - 4 * 2048);
+	const uint8_t *p = tring_host(&e->rx, nenv_desc_addr(&e->rx, h[4]), 9500 - 8192);
+	for (uint32_t i = 8192; i < 9500; i++)
+		assert_int_equal(p[i - 8192], nenv_byte(i - HDR, 9));
+	assert_int_equal(e->n.stats.rx_drops, 0);
+	/* The ring has no buffer left for the 100-byte frame. */
 	assert_int_equal(e->n.stats.rx_frames, 1);
+	/* Another big frame, and the whole ring (3 * 2048 + 61 * 16 bytes) cannot hold it. */
+	nenv_rx_post(e, 1, 2048);
+	assert_int_equal(rx(e, NULL), 0);
+	assert_int_equal(e->n.stats.rx_frames, 2);
+	nenv_peer_send(e, 9000, 11);
+	for (int i = 0; i < 3; i++)
+		nenv_rx_post(e, 1, 2048);
+	assert_int_equal(rx(e, NULL), 0);
+	assert_int_equal(e->n.rx_spill_len, 9000);
+	for (int i = 0; i < NENV_QSIZE - 3; i++)
+		nenv_rx_post(e, 1, 16);
+	nenv_peer_send(e, 60, 12);
+	assert_int_equal(rx(e, NULL), 0);
+	assert_int_equal(e->n.stats.rx_drops, 1);
+	assert_int_equal(e->n.rx_spill_len, 0);
+	assert_int_equal(e->n.stats.rx_frames, 3); /* the 60-byte one */
 }
 
 static void test_rx_pause_and_resume_on_notify(void **state)
