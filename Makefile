@@ -114,13 +114,17 @@ $(HOST_DIR)/seccomp_filters.o: $(SECCOMP_GEN)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
+# test_jailer_* link the pure jailer sources, every other test kiln's. Static pattern rules
+# over explicit lists, so no test can match the wrong one.
+JAILER_HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(JAILER_LIB_SRCS))
+UNIT_JAILER_BINS := $(filter $(HOST_DIR)/tests/test_jailer_%,$(UNIT_BINS))
+UNIT_KILN_BINS := $(filter-out $(UNIT_JAILER_BINS),$(UNIT_BINS))
+
+$(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) -lcmocka -lpthread
 
-# test_jailer_* link the pure jailer sources instead of kiln's.
-JAILER_HOST_OBJS := $(patsubst %.c,$(HOST_DIR)/%.o,$(JAILER_LIB_SRCS))
-$(HOST_DIR)/tests/test_jailer_%: tests/unit/test_jailer_%.c $(JAILER_HOST_OBJS)
+$(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
 
