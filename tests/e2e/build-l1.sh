@@ -62,7 +62,9 @@ ldd "$busybox" 2>&1 | grep -q 'not a dynamic' || die "$busybox is not static (in
 fixtures=$(dirname "$out")
 mkdir -p "$fixtures"
 scripts/extract-vmlinux.sh "$bzimage" "$fixtures/vmlinux"
-tests/guest/build-initramfs.sh -o "$fixtures/guest-initramfs.cpio.gz"
+# run.sh builds it first with the fixtures' modules and programs: never rebuild it without.
+[ -s "$fixtures/guest-initramfs.cpio.gz" ] ||
+	tests/guest/build-initramfs.sh -o "$fixtures/guest-initramfs.cpio.gz"
 
 modules="kernel/virt/lib/irqbypass kernel/arch/x86/kvm/kvm kernel/arch/x86/kvm/kvm-amd
 kernel/drivers/net/tun kernel/drivers/block/loop"
