@@ -8,6 +8,7 @@
 #include "vmm/console.h"
 #include "vmm/evloop.h"
 #include "vmm/log.h"
+#include "vmm/metrics.h"
 #include "vmm/power.h"
 #include "vmm/serial.h"
 #include "vmm/vcpu.h"
@@ -54,6 +55,7 @@ struct kiln {
 	struct ev_source exit_src;
 	struct ev_source signal_src;
 	int metrics_fd;
+	struct metrics metrics;
 };
 
 /* Setup failed after devices were added: undo what outlives the process (the vsock socket
@@ -401,6 +403,8 @@ static void start_event_loop(struct kiln *k, const sigset_t *handled)
 		err = evloop_add(&k->loop, &k->signal_src, EPOLLIN);
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
+	if (!err)
+		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio);
 	if (err)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
@@ -409,19 +413,6 @@ static const char *exit_reason_name(int reason)
 {
 	static const char *const names[] = {"running", "reboot", "poweroff", "signal", "error"};
 	return reason >= 0 && reason <= VM_EXIT_ERROR ? names[reason] : "unknown";
-}
-
-static void write_metrics(struct kiln *k, int reason)
-{
-	if (k->metrics_fd < 0)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	dprintf(k->metrics_fd,
-		"{\"utc_timestamp_ms\":%llu,\"vmm\":{\"exit_reason\":\"%s\"},"
-		"\"uart\":{\"write_count\":%llu}}\n",
-		(unsigned long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-		exit_reason_name(reason), (unsigned long long)k->serial.tx_bytes);
 }
 
 /* Runs the devices until some thread asks the VM to end; returns the exit reason. */
@@ -449,14 +440,16 @@ static int run_vm(struct kiln *k)
 		}
 	}
 	vcpu_stop_all(&k->vm);
+	int reason = atomic_load(&k->vm.exit.reason);
+	metrics_flush(&k->metrics, exit_reason_name(reason));
+	metrics_stop(&k->metrics);
 	virtio_set_destroy(&k->virtio);
-	return atomic_load(&k->vm.exit.reason);
+	return reason;
 }
 
-static void teardown(struct kiln *k, int reason)
+static void teardown(struct kiln *k)
 {
 	console_stop(&k->console);
-	write_metrics(k, reason);
 	evloop_destroy(&k->loop);
 	if (k->signal_src.fd >= 0)
 		close(k->signal_src.fd);
@@ -486,7 +479,7 @@ int main(int argc, char **argv)
 	start_event_loop(k, &handled);
 	int reason = run_vm(k);
 	log_info("VM stopped: %s", exit_reason_name(reason));
-	teardown(k, reason);
+	teardown(k);
 	free(k);
 	return reason == VM_EXIT_ERROR ? KILN_EXIT_ERROR : KILN_EXIT_OK;
 }

@@ -134,6 +134,18 @@ run_kiln vsock-ok --config-file "$T/vsock-ok.json"
 if [ "$rc" -eq 0 ] && [ ! -e "$T/v.sock" ]; then pass vsock-socket-removed-at-exit; else
 	fail vsock-socket-removed-at-exit "exit $rc: $err"; fi
 
+# Metrics: one JSON line at exit naming the exit reason (written under the vmm filter).
+write_cfg metrics "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"r\"},
+	\"metrics\":{\"metrics_path\":\"$T/kiln-metrics.ndjson\"}}"
+run_kiln metrics --config-file "$T/metrics.json"
+if [ "$rc" -eq 0 ] && [ "$(grep -c . "$T/kiln-metrics.ndjson")" -eq 1 ] &&
+	grep -q '"exit_reason":"reboot"' "$T/kiln-metrics.ndjson" &&
+	grep -q '"uart":{"write_count":23}' "$T/kiln-metrics.ndjson"; then
+	pass metrics
+else
+	fail metrics "exit $rc: $err: $(cat "$T/kiln-metrics.ndjson" 2>/dev/null)"
+fi
+
 run_kiln version --version
 if [ "$rc" -eq 0 ] && [[ "$out" == kiln\ * ]]; then pass version; else fail version "rc $rc"; fi
 run_kiln help --help

@@ -1,0 +1,144 @@
+/* Metrics: the JSON line's shape (parsed back with jsmn), per-device and aggregate objects,
+ * overflow, and a flush through a pipe. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define JSMN_STATIC
+#include <jsmn.h>
+
+#include "vmm/metrics.h"
+
+static void fill(struct metrics_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->utc_ms = 1234;
+	s->exit_reason = "reboot";
+	s->uart_write_count = 42;
+	s->nr_blk = 2;
+	snprintf(s->blk[0].id, sizeof(s->blk[0].id), "rootfs");
+	s->blk[0].read_count = 3;
+	s->blk[0].write_bytes = 4096;
+	snprintf(s->blk[1].id, sizeof(s->blk[1].id), "data");
+	s->blk[1].read_count = 4;
+	s->nr_net = 1;
+	snprintf(s->net[0].id, sizeof(s->net[0].id), "eth0");
+	s->net[0].tx_bytes = 1500;
+	s->has_vsock = 1;
+	s->vsock.conns_added = 5;
+}
+
+/* Parses buf as one JSON object; returns the number of tokens (negative on error). */
+static int parse(const char *buf, size_t len, jsmntok_t *tok, unsigned ntok)
+{
+	jsmn_parser p;
+	jsmn_init(&p);
+	return jsmn_parse(&p, buf, len, tok, ntok);
+}
+
+static void test_format_shape(void **state)
+{
+	(void)state;
+	struct metrics_snapshot s;
+	char buf[8192];
+	jsmntok_t tok[512];
+	fill(&s);
+	int len = metrics_format(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(buf[len - 1], '\n');
+	assert_int_equal(strlen(buf), (size_t)len);
+	assert_null(memchr(buf, '\n', len - 1)); /* exactly one line */
+	int n = parse(buf, len - 1, tok, 512);
+	assert_true(n > 0);
+	assert_int_equal(tok[0].type, JSMN_OBJECT);
+	assert_non_null(strstr(buf, "\"vmm\":{\"exit_reason\":\"reboot\"}"));
+	assert_non_null(strstr(buf, "\"uart\":{\"write_count\":42}"));
+	assert_non_null(strstr(buf, "\"block_rootfs\":{\"read_count\":3,"));
+	assert_non_null(strstr(buf, "\"block_data\":{\"read_count\":4,"));
+	assert_non_null(strstr(buf, "\"block\":{\"read_count\":7,")); /* the aggregate */
+	assert_non_null(strstr(buf, "\"write_bytes\":4096"));
+	assert_non_null(strstr(buf, "\"net_eth0\":{"));
+	assert_non_null(strstr(buf, "\"tx_bytes_count\":1500"));
+	assert_non_null(strstr(buf, "\"vsock\":{"));
+	assert_non_null(strstr(buf, "\"conns_added\":5"));
+}
+
+static void test_running_has_no_exit_reason(void **state)
+{
+	(void)state;
+	struct metrics_snapshot s;
+	char buf[8192];
+	fill(&s);
+	s.exit_reason = NULL;
+	s.has_vsock = 0;
+	int len = metrics_format(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_null(strstr(buf, "exit_reason"));
+	assert_null(strstr(buf, "\"vsock\""));
+}
+
+static void test_overflow(void **state)
+{
+	(void)state;
+	struct metrics_snapshot s;
+	char buf[8192];
+	fill(&s);
+	int full = metrics_format(&s, buf, sizeof(buf));
+	assert_true(full > 0);
+	for (size_t cap = 0; cap <= (size_t)full; cap += 7)
+		assert_int_equal(metrics_format(&s, buf, cap), -ENOSPC);
+	assert_int_equal(metrics_format(&s, buf, full + 1), full);
+}
+
+static void test_flush_to_pipe(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct metrics m;
+	struct evloop loop;
+	assert_int_equal(evloop_init(&loop), 0);
+	assert_int_equal(metrics_start(&m, p[1], &loop, NULL, NULL), 0);
+	assert_int_equal(metrics_flush(&m, "poweroff"), 0);
+	char buf[4096];
+	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "\"exit_reason\":\"poweroff\""));
+	assert_int_equal(buf[n - 1], '\n');
+	metrics_stop(&m); /* closes p[1] */
+	assert_int_equal(read(p[0], buf, sizeof(buf)), 0);
+	close(p[0]);
+	evloop_destroy(&loop);
+}
+
+static void test_no_metrics_configured(void **state)
+{
+	(void)state;
+	struct metrics m;
+	struct evloop loop;
+	assert_int_equal(evloop_init(&loop), 0);
+	assert_int_equal(metrics_start(&m, -1, &loop, NULL, NULL), 0);
+	assert_int_equal(metrics_flush(&m, "reboot"), 0);
+	metrics_stop(&m);
+	evloop_destroy(&loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_format_shape),
+	    cmocka_unit_test(test_running_has_no_exit_reason),
+	    cmocka_unit_test(test_overflow),
+	    cmocka_unit_test(test_flush_to_pipe),
+	    cmocka_unit_test(test_no_metrics_configured),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
