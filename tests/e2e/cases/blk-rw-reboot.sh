@@ -17,7 +17,7 @@ guest=$(guest_line "blk-rw guest.bin sha256=")
 guest_sha=${guest%% *}
 [ "${guest#* }" = "size=1049576" ] || fail "the guest wrote guest.bin with ${guest#* }"
 blk_mount "$E2E_CASE.vda"
-[ -f "$mnt/guest.bin" ] || fail "guest.bin is not in the image (ls: $(ls "$mnt" | tr '\n' ' '))"
+[ -f "$mnt/guest.bin" ] || fail "guest.bin is not in the image (it has: $(cd "$mnt" && echo *))"
 have=$(blk_sha256 "$mnt/guest.bin")
 have_host=$(blk_sha256 "$mnt/host.bin")
 size=$(wc -c < "$mnt/guest.bin")

@@ -15,7 +15,7 @@ blk_wait_dev() {
 	while [ ! -b "/dev/$1" ]; do
 		i=$((i + 1))
 		if [ "$i" -gt 100 ]; then
-			blk_err "no /dev/$1 ($(ls /sys/block 2> /dev/null | tr '\n' ' '))"
+			blk_err "no /dev/$1 (block devices: $(cd /sys/block && echo *))"
 			return 1
 		fi
 		sleep 0.1
@@ -101,7 +101,8 @@ action_blk_ro() {
 action_rootfs() {
 	root=$(kernel_param root)
 	mode=ro
-	for word in $(cat /proc/cmdline); do
+	read -r cmdline < /proc/cmdline
+	for word in $cmdline; do
 		case $word in rw | ro) mode=$word ;; esac
 	done
 	case $root in
@@ -132,8 +133,8 @@ action_rootfs() {
 # a marker; the host SIGKILLs kiln on the marker and finds the pattern in the image.
 action_blk_flush() {
 	blk_wait_dev vda && blk_wait_dev vdb || return 0
-	say "blk-flush write_cache vda=$(cat /sys/block/vda/queue/write_cache | tr ' ' _)" \
-		"vdb=$(cat /sys/block/vdb/queue/write_cache | tr ' ' _)"
+	say "blk-flush write_cache vda=$(tr ' ' _ < /sys/block/vda/queue/write_cache)" \
+		"vdb=$(tr ' ' _ < /sys/block/vdb/queue/write_cache)"
 	blk_flush_pattern > /tmp/pattern
 	if dd if=/tmp/pattern of=/dev/vdb bs=1048576 seek=3 conv=fsync 2> /dev/null; then
 		say "blk-flush synced sha256=$(blk_sha256 /tmp/pattern)"
