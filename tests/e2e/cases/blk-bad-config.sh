@@ -16,7 +16,8 @@
 expect_refused() {
 	[ "$fg_rc" = 2 ] || fail "$2: kiln exited $fg_rc, not 2: $(head -c 300 "$1.stderr")"
 	lines=$(grep -c . "$1.stderr")
-	[ "$lines" = 1 ] || fail "$2: expected a one-line error, kiln wrote $lines lines: $(head -c 300 "$1.stderr")"
+	[ "$lines" = 1 ] ||
+		fail "$2: expected a one-line error, kiln wrote $lines lines: $(head -c 300 "$1.stderr")"
 	grep -qE "$3" "$1.stderr" || fail "$2: the error does not match '$3': $(cat "$1.stderr")"
 	[ ! -s "$1.console" ] || fail "$2: kiln wrote to the guest console: $(head -c 200 "$1.console")"
 	echo "$2: $(cat "$1.stderr")"
@@ -37,7 +38,7 @@ blk_run blk-bad-config-lock.json "$E2E_CASE.second-ro" \
 grep -q '"is_read_only": true' "$E2E_CASE.second-ro.json" || fail "no read-only variant"
 expect_refused "$E2E_CASE.second-ro" "image in use, read-only" \
 	"drives\\[[a-z0-9-]*\\]\\.path_on_host: $E2E_CASE\\.vda: locked"
-kill -0 "$bg_pid" 2> /dev/null || fail "the first kiln died"
+bg_alive || fail "the first kiln died"
 bg_kill TERM
 [ "$bg_rc" = 0 ] || fail "the first kiln exited $bg_rc on SIGTERM, not 0"
 if grep -aq 'KILN-E2E: error' "$E2E_CASE.first.console"; then
@@ -49,7 +50,8 @@ echo "first kiln: exit 0 on SIGTERM after ${bg_secs}s"
 BLK_RUN_TIMEOUT=$E2E_KILN_TIMEOUT blk_run blk-bad-config-lock.json "$E2E_CASE.after" \
 	's/kiln.test=blk_hold/kiln.test=poweroff/'
 grep -aq 'KILN-E2E: action=poweroff' "$E2E_CASE.after.console" ||
-	fail "the image did not boot after the first kiln stopped (kiln exit $fg_rc): $(head -c 300 "$E2E_CASE.after.stderr")"
+	fail "the image did not boot after the first kiln stopped (kiln exit $fg_rc):" \
+		"$(head -c 300 "$E2E_CASE.after.stderr")"
 [ "$fg_rc" = 0 ] || fail "kiln on the released image exited $fg_rc, not 0"
 echo "after the first kiln: the image boots again, kiln exit 0"
 pass

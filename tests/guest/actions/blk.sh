@@ -1,7 +1,8 @@
 # virtio-blk actions of the e2e test guest (sourced by /init) for the tests/e2e/cases/blk-*
 # cases. The drives are the images of tests/e2e/fixtures/blk.sh (an ext4 holding host.bin,
-# a root filesystem) or raw scratch files, all copied by the case. Results are "KILN-E2E: blk-<what> ..." lines; anything unexpected is a
-# "KILN-E2E: error: blk: ..." line, which fails the case.
+# a root filesystem) or raw scratch files, all copied by the case. Results are
+# "KILN-E2E: blk-<what> ..." lines; anything unexpected is a "KILN-E2E: error: blk: ..."
+# line, which fails the case.
 # shellcheck shell=sh disable=SC2317 # actions are called by name
 
 blk_err() {
@@ -32,7 +33,8 @@ blk_flush_pattern() {
 	awk 'BEGIN { for (i = 0; i < 32768; i++) printf "kiln-flush-%020d\n", i }'
 }
 
-# /dev/vda is the fixture's ext4: read the host's file, write a new one, sync, reboot.
+# /dev/vda is the fixture's ext4: read the host's file, write a new one, sync, read it back
+# from the drive (page cache dropped), reboot without unmounting.
 action_blk_rw() {
 	blk_wait_dev vda || guest_finish reboot
 	mkdir -p /mnt
@@ -43,7 +45,10 @@ action_blk_rw() {
 	say "blk-rw host.bin sha256=$(blk_sha256 /mnt/host.bin) size=$(wc -c < /mnt/host.bin)"
 	# 1 MiB + 1000 bytes of random data: several extents and a partial last block.
 	if head -c 1049576 /dev/urandom > /mnt/guest.bin && sync; then
-		say "blk-rw guest.bin sha256=$(blk_sha256 /mnt/guest.bin) size=$(wc -c < /mnt/guest.bin)"
+		sum=$(blk_sha256 /mnt/guest.bin)
+		echo 3 > /proc/sys/vm/drop_caches
+		say "blk-rw guest.bin sha256=$sum size=$(wc -c < /mnt/guest.bin)" \
+			"readback=$(blk_sha256 /mnt/guest.bin)"
 	else
 		blk_err "cannot write /mnt/guest.bin"
 	fi
