@@ -60,6 +60,7 @@ action_blk_rw() {
 action_blk_ro() {
 	blk_wait_dev vda && blk_wait_dev vdb || return 0
 	say "blk-ro sysfs-ro vda=$(cat /sys/block/vda/ro) vdb=$(cat /sys/block/vdb/ro)"
+	say "blk-ro serial vda=$(cat /sys/block/vda/serial) vdb=$(cat /sys/block/vdb/serial)"
 	mkdir -p /mnt
 	if ! out=$(mount -t ext4 -o ro /dev/vdb /mnt 2>&1); then
 		blk_err "mount -o ro /dev/vdb: $out"
