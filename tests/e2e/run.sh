@@ -14,6 +14,9 @@
 #   E2E_TIMEOUT=900      overall bound in seconds (the L1 run, or all direct cases)
 #   E2E_KILN_TIMEOUT=120 bound for one kiln run; a case that hits it fails as hung
 #   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
+#   E2E_L1_RETRIES=3     new L1 boots allowed when the test host itself crashes (kernel panic);
+#                        the cases without a result run again, and a case that saw the
+#                        host crash twice fails
 # Logs: build/e2e/l1-console.log (+ .stderr: QEMU's own messages) or build/e2e/direct.log.
 set -u
 
@@ -94,8 +97,14 @@ done
 cmp -s "$bzimage" "$out/bzImage" || cp "$bzimage" "$out/bzImage" ||
 	fail_all "cannot copy $bzimage"
 
-start=$(date +%s)
-if [ "$E2E_MODE" = direct ]; then
+# clean_log LOG: the log with CRs dropped and every E2E- line cut to start at its marker (the
+# serial console can put escape sequences or kernel messages before it).
+clean_log() {
+	tr -d '\r' < "$1" | awk '{ i = index($0, "E2E-"); if (i) print substr($0, i) }'
+}
+
+# run_direct: all cases on this host's real KVM; sets rc and log.
+run_direct() {
 	log=$out/direct.log
 	echo "e2e: direct mode (real KVM), kiln $KILN" >&2
 	rm -rf "$out/work"
@@ -103,43 +112,95 @@ if [ "$E2E_MODE" = direct ]; then
 		E2E_KILN_TIMEOUT=$E2E_KILN_TIMEOUT \
 		timeout -s KILL "$E2E_TIMEOUT" sh tests/e2e/run-cases.sh tests/e2e/cases \
 		< /dev/null > "$log" 2>&1 &
+	wait_logged $!
+}
+
+# run_l1 CASES: one boot of the L1 test host running CASES; sets rc and log.
+run_l1() {
+	log=$out/l1-console.log
+	append="console=ttyS0 panic=-1 rdinit=/init quiet e2e.kiln_timeout=$E2E_KILN_TIMEOUT"
+	# shellcheck disable=SC2086 # split the list: one space between names
+	set -- $1
+	append="$append e2e.only=\"$*\""
+	timeout -s KILL "$E2E_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -M q35 \
+		-cpu EPYC,+svm,+npt -smp 2 -m 4096 -nographic -no-reboot -nic none -kernel "$bzimage" \
+		-initrd "$out/L1.cpio.gz" -append "$append" < /dev/null > "$log" 2> "$log.stderr" &
+	wait_logged $!
+}
+
+# wait_logged PID: waits for the test host, copying its log to stderr with E2E_VERBOSE=1.
+wait_logged() {
+	if [ "${E2E_VERBOSE:-0}" = 1 ]; then
+		tail -f "$log" --pid="$1" >&2 &
+	fi
+	wait "$1"
+	rc=$?
+}
+
+# no_result CASES: those of CASES without a result line in $clean.
+no_result() {
+	for name in $1; do
+		grep -q "^E2E-RESULT [A-Z]* $name:\{0,1\}\( \|$\)" "$clean" || printf '%s ' "$name"
+	done
+}
+
+start=$(date +%s)
+clean=$out/e2e-results.clean
+: > "$clean"
+host_ready=
+if [ "$E2E_MODE" = direct ]; then
+	run_direct
+	clean_log "$log" > "$clean"
 	host_ready=yes
 elif [ "$E2E_MODE" = l1 ]; then
-	log=$out/l1-console.log
 	command -v qemu-system-x86_64 > /dev/null ||
 		fail_all "qemu-system-x86_64 not found (install qemu-system-x86)"
 	# shellcheck disable=SC2086 # word splitting of the list is intended
 	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" $l1_args >&2 ||
 		fail_all "cannot build the L1 initramfs"
 	echo "e2e: L1 mode (QEMU TCG test host with nested SVM), kiln $KILN" >&2
-	append="console=ttyS0 panic=-1 rdinit=/init quiet e2e.kiln_timeout=$E2E_KILN_TIMEOUT"
-	[ -z "$E2E_ONLY" ] || append="$append e2e.only=\"$(echo "$E2E_ONLY" | tr -s " \t" "  ")\""
-	timeout -s KILL "$E2E_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -M q35 \
-		-cpu EPYC,+svm,+npt -smp 2 -m 4096 -nographic -no-reboot -nic none -kernel "$bzimage" \
-		-initrd "$out/L1.cpio.gz" -append "$append" < /dev/null > "$log" 2> "$log.stderr" &
-	host_ready=
+	# The emulated test host's own kernel can crash (seen rarely: a nested-SVM fault while a
+	# VM is torn down). That is the test host failing, not a case: the cases left without a
+	# result run again in a fresh L1, at most E2E_L1_RETRIES times, each retry reported.
+	# The case running at the crash gets one more try; a second crash fails it alone.
+	todo=$cases
+	attempt=0
+	crashed_once=
+	while :; do
+		run_l1 "$todo"
+		clean_log "$log" >> "$clean"
+		cp "$log" "$log.$attempt"
+		if grep -q '^E2E-L1: kvm ready' "$clean"; then
+			host_ready=yes
+		fi
+		todo=$(no_result "$todo")
+		crash=$(tr -d '\r' < "$log" | grep -m1 -o 'Kernel panic - not syncing: .*' || true)
+		if [ -z "$todo" ] || [ -z "$crash" ] || [ "$attempt" -ge "${E2E_L1_RETRIES:-3}" ]; then
+			break
+		fi
+		attempt=$((attempt + 1))
+		culprit=${todo%% *}
+		echo "e2e: the L1 test host crashed ($crash) while $culprit ran (log $log.$((attempt - 1)))" >&2
+		case " $crashed_once " in
+		*" $culprit "*)
+			echo "E2E-RESULT FAIL $culprit: the L1 test host crashed twice while it ran: $crash" >> "$clean"
+			todo=${todo#"$culprit"}
+			todo=${todo# }
+			;;
+		*) crashed_once="$crashed_once $culprit" ;;
+		esac
+		[ -n "$todo" ] || break
+		echo "e2e: running $todo again in a new L1 (retry $attempt)" >&2
+	done
 else
 	fail_all "E2E_MODE must be auto, direct or l1, not '$E2E_MODE'"
 fi
-pid=$!
-if [ "${E2E_VERBOSE:-0}" = 1 ]; then
-	tail -f "$log" --pid="$pid" >&2 &
-fi
-wait "$pid"
-rc=$?
 secs=$(($(date +%s) - start))
-
-# clean: the log with CRs dropped and every E2E- line cut to start at its marker (the
-# serial console can put escape sequences or kernel messages before it).
-clean=$log.clean
-tr -d '\r' < "$log" | awk '{ i = index($0, "E2E-"); if (i) print substr($0, i) }' > "$clean"
 
 how="exit code $rc"
 [ "$rc" != 137 ] || how="killed after the overall timeout of ${E2E_TIMEOUT}s"
 if [ "$E2E_MODE" = l1 ]; then
-	if grep -q '^E2E-L1: kvm ready' "$clean"; then
-		host_ready=yes
-	else
+	if [ -z "$host_ready" ]; then
 		reason=$(sed -n 's/^E2E-L1: FAIL //p' "$clean" | head -n 1)
 		echo "e2e: the L1 KVM test host did not come up: ${reason:-no 'kvm ready' line, QEMU $how}" >&2
 		echo "e2e: last lines of $log:" >&2
