@@ -21,82 +21,60 @@ static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 	*len = (n < 0 || (size_t)n >= cap - *len) ? cap : *len + n;
 }
 
-static void put_blk(char *buf, size_t cap, size_t *len, const char *key,
-		    const struct metrics_blk *b)
+static const char *const blk_names[BLK_NR_COUNTERS] = {"read_count", "write_count", "flush_count",
+						       "read_bytes", "write_bytes", "io_errors"};
+static const char *const net_names[NET_NR_COUNTERS] = {"rx_bytes_count",
+						       "rx_packets_count",
+						       "rx_dropped",
+						       "tx_bytes_count",
+						       "tx_packets_count",
+						       "tx_dropped",
+						       "rx_rate_limiter_throttled",
+						       "tx_rate_limiter_throttled"};
+static const char *const vsock_names[VSOCK_NR_COUNTERS] = {
+    "rx_packets_count", "tx_packets_count", "rx_bytes_count", "tx_bytes_count",
+    "conns_added",	"conns_removed",    "conns_refused",  "malformed"};
+
+/* ,"<prefix><id>":{"name":value,...} */
+static void put_counters(char *buf, size_t cap, size_t *len, const char *prefix, const char *id,
+			 const char *const *names, unsigned n, const uint64_t *c)
 {
-	put(buf, cap, len,
-	    ",\"%s\":{\"read_count\":%llu,\"write_count\":%llu,\"flush_count\":%llu,"
-	    "\"read_bytes\":%llu,\"write_bytes\":%llu,\"io_errors\":%llu}",
-	    key, (unsigned long long)b->read_count, (unsigned long long)b->write_count,
-	    (unsigned long long)b->flush_count, (unsigned long long)b->read_bytes,
-	    (unsigned long long)b->write_bytes, (unsigned long long)b->io_errors);
+	put(buf, cap, len, ",\"%s%s\":{", prefix, id);
+	for (unsigned i = 0; i < n; i++)
+		put(buf, cap, len, "%s\"%s\":%llu", i ? "," : "", names[i],
+		    (unsigned long long)c[i]);
+	put(buf, cap, len, "}");
 }
 
-static void put_net(char *buf, size_t cap, size_t *len, const char *key,
-		    const struct metrics_net *n)
+/* Firecracker's shape: one object per device ("block_<id>") and their sum ("block"). */
+static void put_kind(char *buf, size_t cap, size_t *len, const char *kind,
+		     const struct metrics_dev *devs, unsigned nr, const char *const *names,
+		     unsigned n)
 {
-	put(buf, cap, len,
-	    ",\"%s\":{\"rx_bytes_count\":%llu,\"rx_packets_count\":%llu,\"rx_dropped\":%llu,"
-	    "\"tx_bytes_count\":%llu,\"tx_packets_count\":%llu,\"tx_dropped\":%llu,"
-	    "\"rx_rate_limiter_throttled\":%llu,\"tx_rate_limiter_throttled\":%llu}",
-	    key, (unsigned long long)n->rx_bytes, (unsigned long long)n->rx_packets,
-	    (unsigned long long)n->rx_drops, (unsigned long long)n->tx_bytes,
-	    (unsigned long long)n->tx_packets, (unsigned long long)n->tx_drops,
-	    (unsigned long long)n->rx_throttled, (unsigned long long)n->tx_throttled);
-}
-
-static void put_vsock(char *buf, size_t cap, size_t *len, const struct vsock_stats *v)
-{
-	put(buf, cap, len,
-	    ",\"vsock\":{\"rx_packets_count\":%llu,\"tx_packets_count\":%llu,"
-	    "\"rx_bytes_count\":%llu,\"tx_bytes_count\":%llu,\"conns_added\":%llu,"
-	    "\"conns_removed\":%llu,\"conns_refused\":%llu,\"malformed\":%llu}",
-	    (unsigned long long)v->rx_packets, (unsigned long long)v->tx_packets,
-	    (unsigned long long)v->rx_bytes, (unsigned long long)v->tx_bytes,
-	    (unsigned long long)v->conns_added, (unsigned long long)v->conns_removed,
-	    (unsigned long long)v->conns_refused, (unsigned long long)v->malformed);
+	uint64_t sum[METRICS_MAX_COUNTERS] = {0};
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), "%s_", kind);
+	for (unsigned d = 0; d < nr; d++) {
+		for (unsigned i = 0; i < n; i++)
+			sum[i] += devs[d].c[i];
+		put_counters(buf, cap, len, prefix, devs[d].id, names, n, devs[d].c);
+	}
+	put_counters(buf, cap, len, kind, "", names, n, sum);
 }
 
 int metrics_format(const struct metrics_snapshot *s, char *buf, size_t cap)
 {
 	size_t len = 0;
-	char key[METRICS_ID_MAX + 16];
 	put(buf, cap, &len, "{\"utc_timestamp_ms\":%llu", (unsigned long long)s->utc_ms);
 	if (s->exit_reason)
 		put(buf, cap, &len, ",\"vmm\":{\"exit_reason\":\"%s\"}", s->exit_reason);
 	put(buf, cap, &len, ",\"uart\":{\"write_count\":%llu}",
 	    (unsigned long long)s->uart_write_count);
-	/* Firecracker's shape: an aggregate "block"/"net" plus one object per device. */
-	struct metrics_blk blk_sum = {0};
-	for (unsigned i = 0; i < s->nr_blk; i++) {
-		const struct metrics_blk *b = &s->blk[i];
-		blk_sum.read_count += b->read_count;
-		blk_sum.write_count += b->write_count;
-		blk_sum.flush_count += b->flush_count;
-		blk_sum.read_bytes += b->read_bytes;
-		blk_sum.write_bytes += b->write_bytes;
-		blk_sum.io_errors += b->io_errors;
-		snprintf(key, sizeof(key), "block_%s", b->id);
-		put_blk(buf, cap, &len, key, b);
-	}
-	put_blk(buf, cap, &len, "block", &blk_sum);
-	struct metrics_net net_sum = {0};
-	for (unsigned i = 0; i < s->nr_net; i++) {
-		const struct metrics_net *n = &s->net[i];
-		net_sum.rx_bytes += n->rx_bytes;
-		net_sum.rx_packets += n->rx_packets;
-		net_sum.rx_drops += n->rx_drops;
-		net_sum.tx_bytes += n->tx_bytes;
-		net_sum.tx_packets += n->tx_packets;
-		net_sum.tx_drops += n->tx_drops;
-		net_sum.rx_throttled += n->rx_throttled;
-		net_sum.tx_throttled += n->tx_throttled;
-		snprintf(key, sizeof(key), "net_%s", n->id);
-		put_net(buf, cap, &len, key, n);
-	}
-	put_net(buf, cap, &len, "net", &net_sum);
+	put_kind(buf, cap, &len, "block", s->blk, s->nr_blk, blk_names, BLK_NR_COUNTERS);
+	put_kind(buf, cap, &len, "net", s->net, s->nr_net, net_names, NET_NR_COUNTERS);
 	if (s->has_vsock)
-		put_vsock(buf, cap, &len, &s->vsock);
+		put_counters(buf, cap, &len, "vsock", "", vsock_names, VSOCK_NR_COUNTERS,
+			     s->vsock.c);
 	put(buf, cap, &len, "}\n");
 	return len >= cap ? -ENOSPC : (int)len;
 }
@@ -112,30 +90,28 @@ static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 {
 	pthread_mutex_lock(&s->mmio.lock);
 	if (s->blk && snap->nr_blk < VIRTIO_DEVICES_MAX) {
-		struct metrics_blk *b = &snap->blk[snap->nr_blk++];
+		struct metrics_dev *d = &snap->blk[snap->nr_blk++];
 		const struct virtio_blk_stats *st = &s->blk->stats;
-		slot_id(s, b->id, sizeof(b->id));
-		b->read_count = st->reads;
-		b->write_count = st->writes;
-		b->flush_count = st->flushes;
-		b->read_bytes = st->read_bytes;
-		b->write_bytes = st->write_bytes;
-		b->io_errors = st->io_errors;
+		slot_id(s, d->id, sizeof(d->id));
+		const uint64_t c[BLK_NR_COUNTERS] = {st->reads,	      st->writes,
+						     st->flushes,     st->read_bytes,
+						     st->write_bytes, st->io_errors};
+		memcpy(d->c, c, sizeof(c));
 	} else if (s->net && snap->nr_net < VIRTIO_DEVICES_MAX) {
-		struct metrics_net *n = &snap->net[snap->nr_net++];
+		struct metrics_dev *d = &snap->net[snap->nr_net++];
 		const struct virtio_net_stats *st = &s->net->stats;
-		slot_id(s, n->id, sizeof(n->id));
-		n->rx_bytes = st->rx_bytes;
-		n->rx_packets = st->rx_frames;
-		n->rx_drops = st->rx_drops;
-		n->tx_bytes = st->tx_bytes;
-		n->tx_packets = st->tx_frames;
-		n->tx_drops = st->tx_drops;
-		n->rx_throttled = st->rx_throttled;
-		n->tx_throttled = st->tx_throttled;
+		slot_id(s, d->id, sizeof(d->id));
+		const uint64_t c[NET_NR_COUNTERS] = {
+		    st->rx_bytes,  st->rx_frames, st->rx_drops,	    st->tx_bytes,
+		    st->tx_frames, st->tx_drops,  st->rx_throttled, st->tx_throttled};
+		memcpy(d->c, c, sizeof(c));
 	} else if (s->vsock) {
+		const struct vsock_stats *st = &s->vsock->mux.stats;
+		const uint64_t c[VSOCK_NR_COUNTERS] = {
+		    st->rx_packets,  st->tx_packets,	st->rx_bytes,	   st->tx_bytes,
+		    st->conns_added, st->conns_removed, st->conns_refused, st->malformed};
 		snap->has_vsock = 1;
-		snap->vsock = s->vsock->mux.stats;
+		memcpy(snap->vsock.c, c, sizeof(c));
 	}
 	pthread_mutex_unlock(&s->mmio.lock);
 }

@@ -14,27 +14,55 @@
 #define METRICS_PERIOD_S 60
 #define METRICS_ID_MAX 80 /* a device id, as in the transport's name */
 
-struct metrics_blk {
-	char id[METRICS_ID_MAX];
-	uint64_t read_count, write_count, flush_count, read_bytes, write_bytes, io_errors;
+/* A device's counters by index; the names below are the JSON keys, as in Firecracker. */
+enum {
+	BLK_READS,
+	BLK_WRITES,
+	BLK_FLUSHES,
+	BLK_READ_BYTES,
+	BLK_WRITE_BYTES,
+	BLK_IO_ERRORS,
+	BLK_NR_COUNTERS
 };
+enum {
+	NET_RX_BYTES,
+	NET_RX_PACKETS,
+	NET_RX_DROPS,
+	NET_TX_BYTES,
+	NET_TX_PACKETS,
+	NET_TX_DROPS,
+	NET_RX_THROTTLED,
+	NET_TX_THROTTLED,
+	NET_NR_COUNTERS
+};
+enum {
+	VSOCK_RX_PACKETS,
+	VSOCK_TX_PACKETS,
+	VSOCK_RX_BYTES,
+	VSOCK_TX_BYTES,
+	VSOCK_CONNS_ADDED,
+	VSOCK_CONNS_REMOVED,
+	VSOCK_CONNS_REFUSED,
+	VSOCK_MALFORMED,
+	VSOCK_NR_COUNTERS
+};
+#define METRICS_MAX_COUNTERS 8
 
-struct metrics_net {
+struct metrics_dev {
 	char id[METRICS_ID_MAX];
-	uint64_t rx_bytes, rx_packets, rx_drops, tx_bytes, tx_packets, tx_drops;
-	uint64_t rx_throttled, tx_throttled;
+	uint64_t c[METRICS_MAX_COUNTERS];
 };
 
 struct metrics_snapshot {
 	uint64_t utc_ms;
 	const char *exit_reason; /* NULL while the VM runs */
 	uint64_t uart_write_count;
-	struct metrics_blk blk[VIRTIO_DEVICES_MAX];
+	struct metrics_dev blk[VIRTIO_DEVICES_MAX];
 	unsigned nr_blk;
-	struct metrics_net net[VIRTIO_DEVICES_MAX];
+	struct metrics_dev net[VIRTIO_DEVICES_MAX];
 	unsigned nr_net;
 	int has_vsock;
-	struct vsock_stats vsock;
+	struct metrics_dev vsock;
 };
 
 struct metrics {

@@ -24,15 +24,15 @@ static void fill(struct metrics_snapshot *s)
 	s->uart_write_count = 42;
 	s->nr_blk = 2;
 	snprintf(s->blk[0].id, sizeof(s->blk[0].id), "rootfs");
-	s->blk[0].read_count = 3;
-	s->blk[0].write_bytes = 4096;
+	s->blk[0].c[BLK_READS] = 3;
+	s->blk[0].c[BLK_WRITE_BYTES] = 4096;
 	snprintf(s->blk[1].id, sizeof(s->blk[1].id), "data");
-	s->blk[1].read_count = 4;
+	s->blk[1].c[BLK_READS] = 4;
 	s->nr_net = 1;
 	snprintf(s->net[0].id, sizeof(s->net[0].id), "eth0");
-	s->net[0].tx_bytes = 1500;
+	s->net[0].c[NET_TX_BYTES] = 1500;
 	s->has_vsock = 1;
-	s->vsock.conns_added = 5;
+	s->vsock.c[VSOCK_CONNS_ADDED] = 5;
 }
 
 /* Parses buf as one JSON object; returns the number of tokens (negative on error). */
