@@ -73,7 +73,7 @@ int vcpu_handle_exit(struct vcpu *v)
 		return 0;
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault: how a PC resets when every other way failed. */
-		log_info("vCPU %u: triple fault, treating as reboot", v->index);
+		log_warn("vCPU %u: triple fault, treating it as a reboot", v->index);
 		vm_request_exit(&v->vm->exit, VM_EXIT_REBOOT);
 		return 1;
 	case KVM_EXIT_SYSTEM_EVENT:
