@@ -11,6 +11,7 @@
 #   E2E-TIME <name> <seconds>
 #   E2E-RESULT PASS <name>   or   E2E-RESULT FAIL <name>: <reason>
 #   E2E-LOG <name>: <line>   for a failed case: its own output, kiln's stderr, guest console
+#   E2E-FLAKE <name>: <why>  the case failed with a guest triple fault and runs once more
 # and "E2E-CASES DONE" at the end.
 
 cases=${1:?usage: run-cases.sh CASES_DIR}
@@ -35,19 +36,37 @@ log_file() { # log_file NAME FILE LABEL
 	tr -d '\r' < "$2" | tail -n 200 | sed "s/^/E2E-LOG $1: $3/"
 }
 
+# run_case NAME SCRIPT: one run of a case; sets rc and ok (yes when it printed PASS).
+run_case() {
+	rm -f "$E2E_WORK/$1".*
+	start=$(uptime_cs)
+	E2E_CASE=$1 timeout -s KILL "$case_timeout" sh "$2" > "$E2E_WORK/$1.out" 2>&1
+	rc=$?
+	t=$(($(uptime_cs) - start))
+	echo "E2E-TIME $1 $((t / 100)).$(printf '%02d' $((t % 100)))"
+	ok=no
+	if [ "$rc" = 0 ] && [ "$(tail -n 1 "$E2E_WORK/$1.out")" = PASS ]; then
+		ok=yes
+	fi
+}
+
 for script in "$cases"/*.sh; do
 	[ -f "$script" ] || continue
 	name=$(basename "$script" .sh)
 	if [ -n "${E2E_ONLY:-}" ]; then
 		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
 	fi
-	rm -f "$E2E_WORK/$name".*
-	start=$(uptime_cs)
-	E2E_CASE=$name timeout -s KILL "$case_timeout" sh "$script" > "$E2E_WORK/$name.out" 2>&1
-	rc=$?
-	t=$(($(uptime_cs) - start))
-	echo "E2E-TIME $name $((t / 100)).$(printf '%02d' $((t % 100)))"
-	if [ "$rc" = 0 ] && [ "$(tail -n 1 "$E2E_WORK/$name.out")" = PASS ]; then
+	run_case "$name" "$script"
+	if [ "$ok" != yes ] && grep -q 'triple fault' "$E2E_WORK/$name.stderr" 2> /dev/null; then
+		# No case expects one: under the emulated test host an L2 guest has been seen to
+		# triple-fault about once in a dozen heavy-I/O runs, cause not yet known. Retry once,
+		# and say so on the console (run.sh reports it); a second failure stands.
+		echo "E2E-FLAKE $name: guest triple fault; first attempt's output follows, retrying"
+		log_file "$name" "$E2E_WORK/$name.out" ""
+		log_file "$name" "$E2E_WORK/$name.stderr" "kiln: "
+		run_case "$name" "$script"
+	fi
+	if [ "$ok" = yes ]; then
 		echo "E2E-RESULT PASS $name"
 		continue
 	fi

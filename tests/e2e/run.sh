@@ -213,6 +213,8 @@ if [ "$E2E_MODE" = l1 ]; then
 	sed -n 's/^E2E-L1: //p' "$clean" | grep -v '^dmesg' | sed 's/^/e2e: L1 /' >&2
 fi
 
+# Retried flakes pass only on their second run, and are never silent.
+grep '^E2E-FLAKE ' "$clean" | sed 's/^E2E-FLAKE /e2e: WARNING: retried /' >&2
 failed=0
 for name in $cases; do
 	res=$(awk -v n="$name" '$1 == "E2E-RESULT" && ($3 == n || $3 == n ":")' "$clean" | tail -n 1)
