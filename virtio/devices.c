@@ -115,9 +115,13 @@ static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t ba
 }
 
 /* Everything but the device model itself: window, GSI, eventfds, transport, bus. */
-static int add_device(struct virtio_set *set, struct vm *vm, struct virtio_slot *s,
-		      const struct virtio_dev_ops *ops, void *dev, const char *name)
+static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		      struct virtio_slot *s, const struct virtio_dev_ops *ops, void *dev,
+		      const char *name)
 {
+	if (set->real_kvm)
+		set->kvm.ctx = vm;
+	set->loop = loop;
 	unsigned i = set->nr;
 	uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + i * LAYOUT_VIRTIO_MMIO_SIZE;
 	uint32_t gsi = LAYOUT_VIRTIO_IRQ_BASE + i;
@@ -216,15 +220,12 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	int ret = virtio_blk_open(s->blk, d, err, errlen);
 	if (ret)
 		goto fail;
-	if (set->real_kvm)
-		set->kvm.ctx = vm;
-	set->loop = loop;
 	char name[CONFIG_ID_MAX + 16];
 	snprintf(name, sizeof(name), "virtio-blk %s", d->id);
 	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))
 		goto fail;
 	if ((ret = watch_limiter(loop, s)) ||
-	    (ret = add_device(set, vm, s, &virtio_blk_ops, s->blk, name))) {
+	    (ret = add_device(set, vm, loop, s, &virtio_blk_ops, s->blk, name))) {
 		snprintf(err, errlen, "drives[%s]: cannot add the virtio-blk device: %s", d->id,
 			 strerror(-ret));
 		if (d->is_root_device)
@@ -270,14 +271,11 @@ int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	int ret = virtio_net_open(s->net, nc, index, err, errlen);
 	if (ret)
 		goto fail;
-	if (set->real_kvm)
-		set->kvm.ctx = vm;
-	set->loop = loop;
 	char name[CONFIG_ID_MAX + 16];
 	snprintf(name, sizeof(name), "virtio-net %s", nc->id);
 	/* Attach first (it only records the transport): add_device() cannot be undone. */
 	if ((ret = virtio_net_attach(s->net, loop, &s->mmio)) ||
-	    (ret = add_device(set, vm, s, &virtio_net_ops, s->net, name))) {
+	    (ret = add_device(set, vm, loop, s, &virtio_net_ops, s->net, name))) {
 		snprintf(err, errlen,
 			 "network-interfaces[%u]: cannot add the virtio-net device: %s", index,
 			 strerror(-ret));
@@ -321,11 +319,8 @@ int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		s->vsock = NULL; /* nothing left open to close */
 		goto fail;
 	}
-	if (set->real_kvm)
-		set->kvm.ctx = vm;
-	set->loop = loop;
 	s->vsock->transport = &s->mmio;
-	if ((ret = add_device(set, vm, s, &virtio_vsock_ops, s->vsock, "virtio-vsock"))) {
+	if ((ret = add_device(set, vm, loop, s, &virtio_vsock_ops, s->vsock, "virtio-vsock"))) {
 		snprintf(err, errlen, "vsock: cannot add the virtio-vsock device: %s",
 			 strerror(-ret));
 		goto fail;
