@@ -1,17 +1,21 @@
 #!/bin/sh
 # check.sh: the whole kiln test suite, run by `make check` (after the build targets).
 #   1. unit tests: every binary in $HOST_DIR/tests/ (cmocka; each "[       OK ]" passes, each
-#      "[  FAILED  ]" fails; a binary that crashes or exits non-zero without a FAILED line
-#      is one failure)
-#   2. host tests: tests/host/run.sh (kiln with a tiny guest on this host's /dev/kvm); one
-#      pass/fail per "PASS host/..." / "FAIL host/..." line
+#      "[  FAILED  ]" fails, each "[  SKIPPED ]" is skipped; a binary that crashes or exits
+#      non-zero without a FAILED line is one failure)
+#   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on
+#      /dev/kvm) and tests/jailer/run.sh. On a host without a usable /dev/kvm
+#      (scripts/kvm-kind.sh) the KVM cases run inside the KVM test host (scripts/in-l1.sh
+#      host) instead, so every host kind runs the same cases.
 #   3. fuzz smoke runs: every harness in $BUILD/fuzz/ for -runs=$FUZZ_RUNS on a temporary
 #      copy of fuzz/corpus/<name>/; one pass/fail each
 #   4. end-to-end: tests/e2e/run.sh with KILN=$BUILD/kiln; one pass/fail per case
-# Prints a header per stage, the failures, and alone on the last line "N passed, N failed";
-# exits 1 if anything failed.
+# Listing scripts print "PASS tag/name", "FAIL tag/name: why" or "SKIP tag/name: why" per
+# case. Prints a header per stage (saying where it ran), the failures and skips, and alone on
+# the last line "N passed, N failed, N skipped"; exits 1 if anything failed.
 # Environment (from the Makefile): SAN (0/1), BUILD, HOST_DIR, FUZZ_RUNS.
-# Optional: CHECK_STAGES="unit host fuzz e2e" (default all), UNIT_TIMEOUT, FUZZ_TIMEOUT (seconds).
+# Optional: CHECK_STAGES="unit host fuzz e2e" (default all), UNIT_TIMEOUT, FUZZ_TIMEOUT
+# (seconds), KILN_KVM=real|pvm|none (pretend this host has that KVM, see kvm-kind.sh).
 set -u
 
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +32,7 @@ export UBSAN_OPTIONS
 
 passed=0
 failed=0
+skipped=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-check.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -41,15 +46,16 @@ show_tail() {
 	tail -n "${2:-30}" "$1" | sed 's/^/    | /'
 }
 
-# cmocka_counts LOG: "<ok> <failed>" per-test results; summary lines after
-# "[==========] N test(s) run." repeat the failures and are skipped.
+# cmocka_counts LOG: "<ok> <failed> <skipped>" per-test results; summary lines after
+# "[==========] N test(s) run." repeat the failures and skips and are not counted.
 cmocka_counts() {
 	awk '
 		/^\[==========\] Running/ { summary = 0 }
 		/^\[==========\] [0-9]+ test\(s\) run/ { summary = 1 }
 		!summary && /^\[       OK \]/ { ok++ }
 		!summary && /^\[  FAILED  \]/ { bad++ }
-		END { print ok + 0, bad + 0 }' "$1"
+		!summary && /^\[  SKIPPED \]/ { skip++ }
+		END { print ok + 0, bad + 0, skip + 0 }' "$1"
 }
 
 run_unit() {
@@ -62,11 +68,12 @@ run_unit() {
 		log=$tmp/unit-$name.log
 		timeout -s KILL "$UNIT_TIMEOUT" "$bin" > "$log" 2>&1 < /dev/null
 		rc=$?
-		counts=$(cmocka_counts "$log")
-		ok=${counts% *}
-		bad=${counts#* }
+		# shellcheck disable=SC2046 # three numbers
+		set -- $(cmocka_counts "$log")
+		ok=$1 bad=$2 skip=$3
 		passed=$((passed + ok))
 		failed=$((failed + bad))
+		skipped=$((skipped + skip))
 		extra=
 		if [ "$rc" -gt 128 ] || { [ "$rc" != 0 ] && [ "$bad" = 0 ]; }; then
 			failed=$((failed + 1))
@@ -80,7 +87,9 @@ run_unit() {
 			fi
 		fi
 		if [ "$bad" = 0 ]; then
-			echo "PASS $name: $ok tests"
+			echo "PASS $name: $ok tests$([ "$skip" = 0 ] || echo ", $skip skipped")"
+			awk '/^\[==========\] [0-9]+ test\(s\) run/ { s = 1 }
+				!s && /^\[  SKIPPED \]/ { print "    skipped:" substr($0, 14) }' "$log"
 		else
 			echo "FAIL $name: $ok passed, $bad failed$extra"
 			grep '^\[  FAILED  \]' "$log" | grep -v 'test(s)' | sort -u | sed 's/^/    /'
@@ -120,35 +129,49 @@ run_fuzz() {
 	[ "$found" = 1 ] || echo "(no fuzz harnesses)"
 }
 
-# run_listing TITLE SCRIPT TAG: runs a script that prints "PASS TAG/..." / "FAIL TAG/..."
-# lines; counts them, and one failure if it exits non-zero without a FAIL line.
+# run_listing TITLE TAGS COMMAND...: runs a script that prints "PASS tag/...", "FAIL tag/..."
+# and "SKIP tag/..." lines for tag in TAGS ("a|b"); counts them, and one failure if it exits
+# non-zero without a FAIL line.
 run_listing() {
-	echo "== $1 ($2)"
-	if [ ! -x "$2" ]; then
-		echo "(no $2)"
-		return 0
-	fi
-	log=$tmp/$3.log
-	env KILN="$BUILD/kiln" BUILD="$BUILD" "$2" > "$log" 2> "$tmp/$3.err" < /dev/null
+	title=$1 tags=$2
+	shift 2
+	echo "== $title ($*)"
+	log=$tmp/listing.log
+	env KILN="$BUILD/kiln" BUILD="$BUILD" "$@" > "$log" 2> "$tmp/listing.err" < /dev/null
 	rc=$?
 	cat "$log"
-	ok=$(grep -c "^PASS $3/" "$log")
-	bad=$(grep -c "^FAIL $3/" "$log")
-	grep "^$3: " "$tmp/$3.err" | sed 's/^/    /'
+	ok=$(grep -Ec "^PASS ($tags)/" "$log")
+	bad=$(grep -Ec "^FAIL ($tags)/" "$log")
+	skip=$(grep -Ec "^SKIP ($tags)/" "$log")
+	grep -E "^($tags|in-l1|e2e): " "$tmp/listing.err" | sed 's/^/    /'
 	if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
-		echo "FAIL $3: $2 exited $rc without a failed case"
-		show_tail "$tmp/$3.err"
+		echo "FAIL $1: exited $rc without a failed case"
+		show_tail "$tmp/listing.err"
 		bad=1
 	fi
 	passed=$((passed + ok))
 	failed=$((failed + bad))
+	skipped=$((skipped + skip))
+}
+
+# run_host: the host stage, directly where /dev/kvm is usable, else its KVM cases in L1.
+run_host() {
+	kind=$(scripts/kvm-kind.sh) || kind=none
+	if [ "$kind" != none ]; then
+		echo "== host stage: directly on this host's KVM ($kind)"
+		run_listing "host tests" host tests/host/run.sh
+		run_listing "seccomp host tests" host tests/host/seccomp.sh
+		run_listing "jailer tests" jailer tests/jailer/run.sh
+	else
+		echo "== host stage: this host has no usable /dev/kvm: the KVM cases run in the KVM test host (L1)"
+		run_listing "host, seccomp and kiln-in-jail tests in L1" "host|jailer" scripts/in-l1.sh host
+		run_listing "jailer tests" jailer env JAILER_EXCLUDE=kiln_in_jail tests/jailer/run.sh
+	fi
 }
 
 ! stage_wanted unit || run_unit
-! stage_wanted host || run_listing "host tests" tests/host/run.sh host
-! stage_wanted host || run_listing "seccomp host tests" tests/host/seccomp.sh host
-! stage_wanted host || run_listing "jailer tests" tests/jailer/run.sh jailer
+! stage_wanted host || run_host
 ! stage_wanted fuzz || run_fuzz
-! stage_wanted e2e || run_listing "end-to-end" tests/e2e/run.sh e2e
-echo "$passed passed, $failed failed"
+! stage_wanted e2e || run_listing "end-to-end" e2e tests/e2e/run.sh
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

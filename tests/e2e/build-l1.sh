@@ -1,9 +1,13 @@
 #!/bin/sh
 # build-l1.sh: builds the initramfs of the L1 KVM test host: build/e2e/L1.cpio.gz.
 #
-#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]...
+#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-n]
 #
-# Contents: busybox-static, tests/e2e/l1/init as /init, irqbypass/kvm/kvm-amd (plus tun and
+#   -x FILE  also put FILE into /e2e;  -d DIR  also copy the tree DIR into /e2e;
+#   -n       no guest fixtures (vmlinux, guest initramfs): for the host-test and bench stages
+#
+# Contents: busybox-static, bash with its libraries (the host test scripts are bash),
+# tests/e2e/l1/init as /init and the stage scripts beside it, irqbypass/kvm/kvm-amd (plus tun and
 # loop) from /lib/modules/KVER (.ko, .ko.xz, .ko.zst and .ko.gz are handled; decompressed
 # here), and under /e2e: the kiln binary (static, it runs in L1), the guest kernels
 # (bzImage = /boot/vmlinuz-KVER, vmlinux extracted from it), the guest initramfs, the
@@ -33,7 +37,9 @@ kiln=build/kiln
 out=build/e2e/L1.cpio.gz
 kver=
 extras=
-while getopts k:v:o:x: opt; do
+trees=
+guest=yes
+while getopts k:v:o:x:d:n opt; do
 	case $opt in
 	k) kiln=$(abspath "$OPTARG") ;;
 	v) kver=$OPTARG ;;
@@ -42,7 +48,12 @@ while getopts k:v:o:x: opt; do
 		[ -f "$(abspath "$OPTARG")" ] || die "-x $OPTARG: no such file"
 		extras="$extras $(abspath "$OPTARG")"
 		;;
-	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]..." ;;
+	d)
+		[ -d "$(abspath "$OPTARG")" ] || die "-d $OPTARG: no such directory"
+		trees="$trees $(abspath "$OPTARG")"
+		;;
+	n) guest=no ;;
+	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-n]" ;;
 	esac
 done
 if [ -z "$kver" ]; then
@@ -61,10 +72,18 @@ ldd "$busybox" 2>&1 | grep -q 'not a dynamic' || die "$busybox is not static (in
 
 fixtures=$(dirname "$out")
 mkdir -p "$fixtures"
-scripts/extract-vmlinux.sh "$bzimage" "$fixtures/vmlinux"
-# run.sh builds it first with the fixtures' modules and programs: never rebuild it without.
-[ -s "$fixtures/guest-initramfs.cpio.gz" ] ||
-	tests/guest/build-initramfs.sh -o "$fixtures/guest-initramfs.cpio.gz"
+guest_files=
+if [ "$guest" = yes ]; then
+	scripts/extract-vmlinux.sh "$bzimage" "$fixtures/vmlinux"
+	# run.sh builds it first with the fixtures' modules and programs: never rebuild it without.
+	[ -s "$fixtures/guest-initramfs.cpio.gz" ] ||
+		tests/guest/build-initramfs.sh -o "$fixtures/guest-initramfs.cpio.gz"
+	guest_files="$bzimage $fixtures/vmlinux $fixtures/guest-initramfs.cpio.gz"
+fi
+bash_bin=$(command -v bash) || die "bash not found"
+# bash and the shared objects it loads, at their own paths (ldd prints "name => path (addr)"
+# and the loader as "path (addr)").
+bash_libs=$(ldd "$bash_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 
 modules="kernel/virt/lib/irqbypass kernel/arch/x86/kvm/kvm kernel/arch/x86/kvm/kvm-amd
 kernel/drivers/net/tun kernel/drivers/block/loop"
@@ -86,10 +105,11 @@ inputs=$(
 	{
 		echo "kver=$kver"
 		# shellcheck disable=SC2086 # a list of paths without spaces
-		sha256sum "$busybox" "$kiln" "$bzimage" "$fixtures/vmlinux" \
-			"$fixtures/guest-initramfs.cpio.gz" tests/e2e/l1/init tests/e2e/run-cases.sh \
-			tests/e2e/lib.sh $extras
-		find tests/e2e/cases -type f | LC_ALL=C sort | xargs sha256sum
+		# shellcheck disable=SC2086 # lists of paths without spaces
+		sha256sum "$busybox" "$kiln" $guest_files tests/e2e/l1/* tests/e2e/run-cases.sh \
+			tests/e2e/lib.sh "$bash_bin" $bash_libs $extras
+		# shellcheck disable=SC2086 # a list of paths without spaces
+		find tests/e2e/cases $trees -type f | LC_ALL=C sort | xargs sha256sum
 		for m in $modules; do
 			sha256sum "$(mod_path "$m")"
 		done
@@ -108,6 +128,14 @@ for applet in $("$busybox" --list); do
 	[ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
 done
 install -m 755 tests/e2e/l1/init "$root/init"
+for f in tests/e2e/l1/*.sh; do
+	install -m 755 "$f" "$root/e2e/"
+done
+for f in "$bash_bin" $bash_libs; do
+	mkdir -p "$root$(dirname "$f")"
+	cp -L "$f" "$root$f"
+done
+[ -e "$root/bin/bash" ] || ln -s "$bash_bin" "$root/bin/bash"
 : > "$root/etc/modules"
 for m in $modules; do
 	p=$(mod_path "$m")
@@ -121,13 +149,18 @@ for m in $modules; do
 	echo "$name" >> "$root/etc/modules"
 done
 install -m 755 "$kiln" "$root/e2e/kiln"
-cp "$bzimage" "$root/e2e/bzImage"
-cp "$fixtures/vmlinux" "$fixtures/guest-initramfs.cpio.gz" "$root/e2e/"
+if [ "$guest" = yes ]; then
+	cp "$bzimage" "$root/e2e/bzImage"
+	cp "$fixtures/vmlinux" "$fixtures/guest-initramfs.cpio.gz" "$root/e2e/"
+fi
 install -m 755 tests/e2e/run-cases.sh "$root/e2e/run-cases.sh"
 cp tests/e2e/lib.sh "$root/e2e/lib.sh"
 cp tests/e2e/cases/* "$root/e2e/cases/"
 for f in $extras; do
 	cp -p "$f" "$root/e2e/"
+done
+for d in $trees; do
+	cp -a "$d/." "$root/e2e/"
 done
 if [ "$(id -u)" = 0 ]; then
 	mknod -m 600 "$root/dev/console" c 5 1

@@ -43,6 +43,35 @@ json_int() {
 	tr -d '\n' < "$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p"
 }
 
+# bounded_kiln SECS CMD...: runs CMD (a kiln, redirected by the caller) for at most SECS
+# seconds. At the bound it sends SIGUSR2, on which kiln logs every vCPU's registers and every
+# virtqueue's indices (README: signals) so a hang can be diagnosed from its stderr, then
+# SIGKILL 2 s later. Returns CMD's status: 137 when it was killed.
+bounded_kiln() {
+	bk_secs=$1
+	shift
+	"$@" &
+	bk_pid=$!
+	(
+		i=0
+		while kill -0 "$bk_pid" 2> /dev/null; do
+			if [ "$i" -ge "$bk_secs" ]; then
+				kill -USR2 "$bk_pid" 2> /dev/null
+				sleep 2
+				kill -KILL "$bk_pid" 2> /dev/null
+				exit 0
+			fi
+			sleep 1
+			i=$((i + 1))
+		done
+	) < /dev/null > /dev/null 2>&1 &
+	bk_dog=$!
+	wait "$bk_pid"
+	bk_rc=$?
+	wait "$bk_dog"
+	return "$bk_rc"
+}
+
 # run_kiln CONFIG.json: runs kiln on the case's config (fixture paths rewritten) with a
 # timeout; the guest console (stdout) goes to $console, kiln's own output to $stderr_log.
 # stdin is a FIFO opened read-write: always open, never readable, never at EOF.
@@ -53,7 +82,7 @@ run_kiln() {
 	rm -f "$fifo"
 	mkfifo "$fifo" || fail "mkfifo $fifo"
 	start=$(uptime_cs)
-	timeout -s KILL "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" \
+	bounded_kiln "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" \
 		> "$console" 2> "$stderr_log" <> "$fifo"
 	kiln_rc=$?
 	kiln_secs=$(($(uptime_cs) - start))
@@ -101,6 +130,7 @@ expect_machine() {
 		fail "guest MemTotal ${mem_kb} kB outside 80-100% of ${want_mib:-128} MiB"
 	fi
 	echo "guest: $nproc CPUs, MemTotal $mem_kb kB"
+	expect_console "KILN-E2E: xsave=enabled"
 }
 
 # expect_boots_and_does CONFIG.json ACTION: the positive-case body: kiln exits 0 after the

@@ -11,7 +11,6 @@
 #   E2E-TIME <name> <seconds>
 #   E2E-RESULT PASS <name>   or   E2E-RESULT FAIL <name>: <reason>
 #   E2E-LOG <name>: <line>   for a failed case: its own output, kiln's stderr, guest console
-#   E2E-FLAKE <name>: <why>  the case failed with a guest triple fault and runs once more
 # and "E2E-CASES DONE" at the end.
 
 cases=${1:?usage: run-cases.sh CASES_DIR}
@@ -57,15 +56,6 @@ for script in "$cases"/*.sh; do
 		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
 	fi
 	run_case "$name" "$script"
-	if [ "$ok" != yes ] && grep -q 'triple fault' "$E2E_WORK/$name.stderr" 2> /dev/null; then
-		# No case expects one: under the emulated test host an L2 guest has been seen to
-		# triple-fault about once in a dozen heavy-I/O runs, cause not yet known. Retry once,
-		# and say so on the console (run.sh reports it); a second failure stands.
-		echo "E2E-FLAKE $name: guest triple fault; first attempt's output follows, retrying"
-		log_file "$name" "$E2E_WORK/$name.out" ""
-		log_file "$name" "$E2E_WORK/$name.stderr" "kiln: "
-		run_case "$name" "$script"
-	fi
 	if [ "$ok" = yes ]; then
 		echo "E2E-RESULT PASS $name"
 		continue

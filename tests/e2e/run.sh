@@ -14,9 +14,10 @@
 #   E2E_TIMEOUT=900      overall bound in seconds (the L1 run, or all direct cases)
 #   E2E_KILN_TIMEOUT=120 bound for one kiln run; a case that hits it fails as hung
 #   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
-#   E2E_L1_RETRIES=3     new L1 boots allowed when the test host itself crashes (kernel panic);
-#                        the cases without a result run again, and a case that saw the
-#                        host crash twice fails
+#   E2E_L1_RETRIES=3     new L1 boots allowed when the test host's own kernel panics (its
+#                        panic line on L1's console); the cases without a result run again,
+#                        and a case that saw the host crash twice fails. A timeout never
+#                        reruns anything.
 # Logs: build/e2e/l1-console.log (+ .stderr: QEMU's own messages) or build/e2e/direct.log.
 set -u
 
@@ -118,14 +119,18 @@ run_direct() {
 # run_l1 CASES: one boot of the L1 test host running CASES; sets rc and log.
 run_l1() {
 	log=$out/l1-console.log
-	append="console=ttyS0 panic=-1 rdinit=/init quiet e2e.kiln_timeout=$E2E_KILN_TIMEOUT"
 	# shellcheck disable=SC2086 # split the list: one space between names
 	set -- $1
-	append="$append e2e.only=\"$*\""
-	timeout -s KILL "$E2E_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -M q35 \
-		-cpu EPYC,+svm,+npt -smp 2 -m 4096 -nographic -no-reboot -nic none -kernel "$bzimage" \
-		-initrd "$out/L1.cpio.gz" -append "$append" < /dev/null > "$log" 2> "$log.stderr" &
+	scripts/l1-boot.sh -t "$E2E_TIMEOUT" -l "$log" "$out/L1.cpio.gz" \
+		"e2e.kiln_timeout=$E2E_KILN_TIMEOUT" "e2e.only=\"$*\"" &
 	wait_logged $!
+}
+
+# l1_panic: the L1 kernel's own panic line, if it panicked. Only the test host's kernel prints
+# it at the start of a console line: guest consoles reach L1's console only as E2E-LOG lines.
+l1_panic() {
+	tr -d '\r' < "$log" | grep -m1 -E '^(\[ *[0-9]+\.[0-9]+\] )?Kernel panic - not syncing' |
+		sed 's/^\[[^]]*\] //'
 }
 
 # wait_logged PID: waits for the test host, copying its log to stderr with E2E_VERBOSE=1.
@@ -153,12 +158,10 @@ if [ "$E2E_MODE" = direct ]; then
 	clean_log "$log" > "$clean"
 	host_ready=yes
 elif [ "$E2E_MODE" = l1 ]; then
-	command -v qemu-system-x86_64 > /dev/null ||
-		fail_all "qemu-system-x86_64 not found (install qemu-system-x86)"
 	# shellcheck disable=SC2086 # word splitting of the list is intended
 	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" $l1_args >&2 ||
 		fail_all "cannot build the L1 initramfs"
-	echo "e2e: L1 mode (QEMU TCG test host with nested SVM), kiln $KILN" >&2
+	echo "e2e: L1 mode (QEMU $(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([^ ]*\).*/\1/p') TCG test host with nested SVM), kiln $KILN" >&2
 	# The emulated test host's own kernel can crash (seen rarely: a nested-SVM fault while a
 	# VM is torn down). That is the test host failing, not a case: the cases left without a
 	# result run again in a fresh L1, at most E2E_L1_RETRIES times, each retry reported.
@@ -174,8 +177,10 @@ elif [ "$E2E_MODE" = l1 ]; then
 			host_ready=yes
 		fi
 		todo=$(no_result "$todo")
-		crash=$(tr -d '\r' < "$log" | grep -m1 -o 'Kernel panic - not syncing: .*' || true)
-		if [ -z "$todo" ] || [ -z "$crash" ] || [ "$attempt" -ge "${E2E_L1_RETRIES:-3}" ]; then
+		crash=$(l1_panic)
+		# A QEMU killed by the overall timeout is a failure, never a reason to run again.
+		if [ -z "$todo" ] || [ -z "$crash" ] || [ "$rc" = 137 ] ||
+			[ "$attempt" -ge "${E2E_L1_RETRIES:-3}" ]; then
 			break
 		fi
 		attempt=$((attempt + 1))
@@ -213,8 +218,6 @@ if [ "$E2E_MODE" = l1 ]; then
 	sed -n 's/^E2E-L1: //p' "$clean" | grep -v '^dmesg' | sed 's/^/e2e: L1 /' >&2
 fi
 
-# Retried flakes pass only on their second run, and are never silent.
-grep '^E2E-FLAKE ' "$clean" | sed 's/^E2E-FLAKE /e2e: WARNING: retried /' >&2
 failed=0
 for name in $cases; do
 	res=$(awk -v n="$name" '$1 == "E2E-RESULT" && ($3 == n || $3 == n ":")' "$clean" | tail -n 1)

@@ -117,7 +117,7 @@ expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 # A setup that fails after the vsock socket was bound removes it again, so a retry works.
 long2=$(head -c 2100 /dev/zero | tr '\0' x)
 # Debian's bzImage takes at most 2047 bytes, checked once the devices are known.
-BZIMAGE=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
+BZIMAGE=${BZIMAGE:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)}
 if [ -n "$BZIMAGE" ]; then
 	write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$BZIMAGE\",
 	\"boot_args\":\"$long2\"},\"machine-config\":{\"mem_size_mib\":256},

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/test_child.h"
 #include "vmm/config.h"
 
 #define ERRLEN 512
@@ -844,6 +845,7 @@ static void test_check_permissions(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		test_child_begin();
 		if (setgid(65534) < 0 || setuid(65534) < 0)
 			_exit(77);
 		_exit(check_permissions(f) ? 1 : 0);

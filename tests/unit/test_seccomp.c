@@ -24,6 +24,7 @@
 
 #include "seccomp/rules.h"
 #include "seccomp/seccomp.h"
+#include "tests/unit/test_child.h"
 #include "vmm/log.h"
 
 #define NR_MAX 450
@@ -369,6 +370,7 @@ static void run_child(void (*fn)(int role), int role, struct child *c)
 	c->pid = fork();
 	assert_true(c->pid >= 0);
 	if (c->pid == 0) {
+		test_child_begin();
 		struct rlimit none = {0, 0};
 		setrlimit(RLIMIT_CORE, &none);
 		dup2(p[1], STDERR_FILENO);

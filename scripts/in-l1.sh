@@ -1,0 +1,74 @@
+#!/bin/sh
+# in-l1.sh: runs a test stage inside the L1 KVM test host, for hosts without a usable /dev/kvm.
+#
+#   scripts/in-l1.sh STAGE
+#
+# Stages (tests/e2e/l1/stage-STAGE.sh runs in L1 on a copy of what it needs):
+#   host   tests/host/run.sh, tests/host/seccomp.sh and the jailer's kiln_in_jail case
+#   bench  bench/startup (kiln on the tiny guest)
+# Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
+# with the stage's exit code; 1 with the console's last lines when the test host did not
+# finish the stage. The build must be done (make all build/kiln-testhooks).
+# Environment: BUILD (default build), L1_TIMEOUT (default 900 s), E2E_VERBOSE=1 (console
+# copied to stderr as it runs).
+set -u
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root_dir" || exit 1
+stage=${1:?usage: in-l1.sh host|bench}
+BUILD=${BUILD:-build}
+out=$BUILD/l1
+tree=$out/$stage-tree
+log=$out/$stage-console.log
+
+die() {
+	echo "in-l1: $*" >&2
+	exit 1
+}
+
+# stage_files: the repository files (relative paths) the stage runs in L1.
+stage_files() {
+	case $stage in
+	host)
+		echo tests/host/run.sh tests/host/seccomp.sh tests/jailer/run.sh \
+			"$BUILD/kiln" "$BUILD/kiln-testhooks" "$BUILD/kiln-jailer" "$BUILD/tiny-guest.elf"
+		;;
+	bench)
+		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup"
+		;;
+	*) die "unknown stage '$stage' (host, bench)" ;;
+	esac
+}
+
+mkdir -p "$out"
+rm -rf "$tree"
+mkdir -p "$tree/repo"
+for f in $(stage_files); do
+	[ -e "$f" ] || die "$f missing (run make first)"
+	mkdir -p "$tree/repo/$(dirname "$f")"
+	cp -p "$f" "$tree/repo/$f"
+done
+[ "$BUILD" = build ] || ln -s "$BUILD" "$tree/repo/build"
+kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /dev/null |
+	sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+[ -n "$kver" ] || die "no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
+cp "/boot/vmlinuz-$kver" "$tree/bzImage"
+tests/e2e/build-l1.sh -n -k "$BUILD/kiln" -v "$kver" -o "$out/L1-$stage.cpio.gz" -d "$tree" >&2 ||
+	die "cannot build the L1 image"
+
+echo "in-l1: running the $stage stage in the KVM test host (QEMU $(qemu-system-x86_64 --version |
+	sed -n 's/^QEMU emulator version \([^ ]*\).*/\1/p') TCG, nested SVM)" >&2
+scripts/l1-boot.sh -t "${L1_TIMEOUT:-900}" -l "$log" "$out/L1-$stage.cpio.gz" "l1.stage=$stage" &
+qpid=$!
+[ "${E2E_VERBOSE:-0}" != 1 ] || tail -f "$log" --pid="$qpid" >&2 &
+wait "$qpid"
+qrc=$?
+clean=$(tr -d '\r' < "$log")
+printf '%s\n' "$clean" | sed -n 's/^.*E2E-OUT //p'
+printf '%s\n' "$clean" | sed -n 's/^.*E2E-ERR //p' >&2
+rc=$(printf '%s\n' "$clean" | sed -n 's/^.*E2E-STAGE-EXIT \([0-9]*\).*/\1/p' | tail -n 1)
+if [ -z "$rc" ]; then
+	echo "in-l1: the test host did not finish the $stage stage (QEMU exit $qrc); console $log:" >&2
+	printf '%s\n' "$clean" | tail -n 30 | sed 's/^/  | /' >&2
+	exit 1
+fi
+exit "$rc"
