@@ -9,7 +9,8 @@
 #      host) instead, so every host kind runs the same cases.
 #   3. fuzz smoke runs: every harness in $BUILD/fuzz/ for -runs=$FUZZ_RUNS on a temporary
 #      copy of fuzz/corpus/<name>/; one pass/fail each
-#   4. end-to-end: tests/e2e/run.sh with KILN=$BUILD/kiln; one pass/fail per case
+#   4. end-to-end: tests/e2e/run.sh with KILN=$BUILD/kiln, one pass/fail per case, then
+#      tests/e2e/powercut.sh (durability across a power cut of the test host)
 # Listing scripts print "PASS tag/name", "FAIL tag/name: why" or "SKIP tag/name: why" per
 # case. Prints a header per stage (saying where it ran), the failures and skips, and alone on
 # the last line "N passed, N failed, N skipped"; exits 1 if anything failed.
@@ -173,5 +174,6 @@ run_host() {
 ! stage_wanted host || run_host
 ! stage_wanted fuzz || run_fuzz
 ! stage_wanted e2e || run_listing "end-to-end" e2e tests/e2e/run.sh
+! stage_wanted e2e || run_listing "power cut (in the KVM test host)" e2e tests/e2e/powercut.sh
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -85,8 +85,12 @@ bash_bin=$(command -v bash) || die "bash not found"
 # and the loader as "path (addr)").
 bash_libs=$(ldd "$bash_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 
+# virtio_pci and virtio_blk: disks given to L1 with scripts/l1-boot.sh -D.
 modules="kernel/virt/lib/irqbypass kernel/arch/x86/kvm/kvm kernel/arch/x86/kvm/kvm-amd
-kernel/drivers/net/tun kernel/drivers/block/loop"
+kernel/drivers/net/tun kernel/drivers/block/loop kernel/drivers/virtio/virtio_ring
+kernel/drivers/virtio/virtio kernel/drivers/virtio/virtio_pci_legacy_dev
+kernel/drivers/virtio/virtio_pci_modern_dev kernel/drivers/virtio/virtio_pci
+kernel/drivers/block/virtio_blk"
 # mod_path REL: the installed file of module REL (without .ko suffix), any compression.
 mod_path() {
 	for ext in .ko .ko.xz .ko.zst .ko.gz; do
