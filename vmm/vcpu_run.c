@@ -110,38 +110,40 @@ static bool test_fail_kvm_run(const struct vcpu *v)
 #endif
 }
 
-/* Whether a dump was requested; clears the request and the immediate_exit it set. */
-static bool vcpu_take_dump_request(struct vcpu *v)
+/* The kick protocol (as QEMU's): a requester sets its flag (`stopping`, dump_requested),
+ * then immediate_exit, then sends SIGUSR1. The vCPU clears immediate_exit each time KVM_RUN
+ * returns and only then reads the flags, and sets immediate_exit again before KVM_RUN if a
+ * request arrived meanwhile: so no request is lost, whenever the signal lands, and
+ * immediate_exit never stays set without a request to serve. */
+static int vcpu_kvm_run(struct vcpu *v, bool fail_run)
 {
-	if (!atomic_exchange(&v->dump_requested, false))
-		return false;
-	/* vcpu_request_state_dump() set immediate_exit before the flag, so this clear is not
-	 * undone; a concurrent vcpu_stop_all() set `stopping` first, which the loop sees. */
+	if (atomic_load(&v->dump_requested))
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int rc = fail_run ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-	return true;
+	return rc;
 }
 
 static void vcpu_run_loop(struct vcpu *v)
 {
 	bool fail_run = test_fail_kvm_run(v);
 	while (!atomic_load(&v->vm->stopping)) {
-		if (vcpu_take_dump_request(v)) {
-			vcpu_log_state(v, LOG_WARN, "state");
+		if (vcpu_kvm_run(v, fail_run) < 0) {
+			if (errno != EINTR && errno != EAGAIN) {
+				log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+				vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+				break;
+			}
+			/* Any pending I/O was completed first: the state is consistent. */
+			if (atomic_exchange(&v->dump_requested, false))
+				vcpu_log_state(v, LOG_WARN, "state");
 			continue;
-		}
-		int rc = fail_run ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
-		if (rc < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
-			vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
-			break;
 		}
 		if (vcpu_handle_exit(v))
 			break;
 	}
 	/* A dump requested just before the VM stopped (SIGTERM) is still owed. */
-	if (vcpu_take_dump_request(v))
+	if (atomic_exchange(&v->dump_requested, false))
 		vcpu_log_state(v, LOG_WARN, "state");
 }
 
@@ -192,9 +194,9 @@ void vcpu_request_state_dump(struct vm *vm)
 		struct vcpu *v = &vm->vcpu[i];
 		if (!v->thread_started)
 			continue;
-		/* immediate_exit before the flag: see vcpu_take_dump_request(). */
-		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		/* The flag before immediate_exit: see vcpu_kvm_run(). */
 		atomic_store(&v->dump_requested, true);
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		pthread_kill(v->thread, SIGUSR1);
 	}
 }
