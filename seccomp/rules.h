@@ -124,13 +124,21 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW_IF(R_ALL, madvise, ARG32(2, MADV_FREE), "free(): musl's malloc returns freed pages"),
     ALLOW(R_VMM, brk, "musl's malloc grows its metadata area with brk"),
 
+    /* ---- diagnostics: a vCPU logs its own state (triple fault, KVM error, hang dump) ---- */
+    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_REGS), "vcpu_log_state: RIP, RSP, RFLAGS"),
+    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_SREGS),
+	     "vcpu_log_state: control registers, EFER, CS/SS, GDTR/IDTR"),
+    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_VCPU_EVENTS),
+	     "vcpu_log_state: the pending or injected exception"),
+
     /* ---- signals, threads, exit ---- */
     ALLOW(R_ALL, rt_sigprocmask,
 	  "vcpu: unblocks the SIGUSR1 kick, musl blocks signals in pthread_exit; vmm: musl "
 	  "pthread_kill and pthread_join"),
     ALLOW(R_ALL, rt_sigreturn, "return from the SIGUSR1 kick handler (and any handler)"),
     ALLOW_IF(R_VMM, tkill, ARG32(1, SIGUSR1),
-	     "vcpu_stop_all kicks vCPUs out of KVM_RUN (musl pthread_kill is tkill)"),
+	     "vcpu_stop_all and the SIGUSR2/SIGTERM state dump kick vCPUs out of KVM_RUN "
+	     "(musl pthread_kill is tkill)"),
     ALLOW_IF(R_VMM, ioctl, ARG32(1, TCSETS), "console_stop restores the terminal settings"),
     ALLOW(R_VCPU, exit, "a vCPU thread ends (pthread_exit)"),
     ALLOW(R_ALL, gettid, "the SIGSYS handler names the thread"),

@@ -368,6 +368,12 @@ int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *bu
 	return err;
 }
 
+void virtio_set_log_state(struct virtio_set *set)
+{
+	for (unsigned i = 0; i < set->nr; i++)
+		virtio_mmio_log_state(&set->slot[i]->mmio, LOG_WARN);
+}
+
 void virtio_set_destroy(struct virtio_set *set)
 {
 	for (unsigned i = 0; i < set->nr; i++)

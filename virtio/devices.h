@@ -111,6 +111,10 @@ int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
  * unchanged) when it does not fit. */
 int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *buf, size_t cap);
 
+/* The hang dump of every device (virtio_mmio_log_state at warning level), in the order
+ * they were added. Call on the event-loop thread, which owns the queues' processing. */
+void virtio_set_log_state(struct virtio_set *set);
+
 /* Unwatches, closes and frees every device. The vCPUs must have stopped (the MMIO bus still
  * points at the transports). Safe on an empty set. */
 void virtio_set_destroy(struct virtio_set *set);

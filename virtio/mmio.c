@@ -395,3 +395,20 @@ void virtio_mmio_config_changed(struct virtio_mmio *t)
 		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
 	pthread_mutex_unlock(&t->lock);
 }
+
+void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl)
+{
+	pthread_mutex_lock(&t->lock);
+	log_msg(lvl, __FILE__, __LINE__,
+		"%s state: status=0x%x interrupt_status=0x%x activated=%d features=0x%llx "
+		"interrupts=%llu",
+		t->name, t->status, t->isr, t->activated, (unsigned long long)t->driver_features,
+		(unsigned long long)t->interrupts);
+	for (unsigned i = 0; i < t->ops->nr_queues; i++) {
+		char line[200];
+		if (virtq_format_state(&t->vq[i], line, sizeof(line)) < 0)
+			continue; /* cannot happen: the widest line fits */
+		log_msg(lvl, __FILE__, __LINE__, "%s queue %u: %s", t->name, i, line);
+	}
+	pthread_mutex_unlock(&t->lock);
+}

@@ -99,4 +99,9 @@ typedef int (*virtio_work_fn)(void *dev, struct virtq *vq, void *arg, bool *need
  * report DEVICE_NEEDS_RESET, as one from queue_notify would. */
 void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
 
+/* The hang dump: under the lock, logs at `lvl` one line for the transport,
+ * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N",
+ * then "<name> queue <i>: <virtq_format_state line>" per queue. */
+void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl);
+
 #endif

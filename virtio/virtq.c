@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/virtio_ring.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Ring layouts (virtio 1.x 2.7): offsets inside the three areas. */
@@ -234,6 +235,31 @@ bool virtq_enable_notify(struct virtq *q)
 	 * between writing avail->idx and reading avail_event). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return load16_acquire(q->avail + AVAIL_IDX) != q->last_avail;
+}
+
+int virtq_format_state(const struct virtq *q, char *buf, size_t len)
+{
+	int n;
+	if (!q->ready) {
+		n = snprintf(buf, len, "not ready");
+		return n >= 0 && (size_t)n < len ? n : -ENOSPC;
+	}
+	/* Read now, without ordering: a snapshot for a human, not for processing. */
+	uint16_t avail_flags = load16(q->avail), avail_idx = load16(q->avail + AVAIL_IDX);
+	uint16_t used_flags = load16(q->used), used_idx = load16(q->used + USED_IDX);
+	n = snprintf(buf, len,
+		     "size=%u avail_idx=%u last_avail=%u used_idx=%u device_used_idx=%u "
+		     "inflight=%u avail_flags=0x%x used_flags=0x%x",
+		     q->size, avail_idx, q->last_avail, used_idx, q->used_idx, q->inflight,
+		     avail_flags, used_flags);
+	if (n >= 0 && (size_t)n < len && q->event_idx) {
+		uint16_t used_event = load16(q->avail + AVAIL_RING + 2 * q->size);
+		uint16_t avail_event = load16(q->used + USED_RING + USED_ELEM_BYTES * q->size);
+		int m = snprintf(buf + n, len - n, " used_event=%u avail_event=%u", used_event,
+				 avail_event);
+		n = m < 0 ? m : n + m;
+	}
+	return n >= 0 && (size_t)n < len ? n : -ENOSPC;
 }
 
 const char *virtq_strerror(int err)

@@ -5,6 +5,7 @@
 #define KILN_VIRTQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/guest_mem.h"
@@ -85,6 +86,14 @@ bool virtq_should_notify(struct virtq *q);
  * was consumed (avail_event with EVENT_IDX), then re-checks the ring. True when new buffers
  * arrived meanwhile, so the caller must pop again instead of sleeping. */
 bool virtq_enable_notify(struct virtq *q);
+
+/* The queue's state now, as one line for the hang dump: "not ready", or
+ * "size=N avail_idx=N last_avail=N used_idx=N device_used_idx=N inflight=N avail_flags=0x..
+ * used_flags=0x.." with avail_idx, used_idx and the flags read from guest memory now
+ * (last_avail is the next avail index the device consumes, device_used_idx the device's own
+ * copy), then " used_event=N avail_event=N" when EVENT_IDX was negotiated. Returns the
+ * length, or -ENOSPC when it did not fit in len bytes. */
+int virtq_format_state(const struct virtq *q, char *buf, size_t len);
 
 /* A description of a virtq_pop()/virtq_setup() error for logs ("descriptor chain loops"). */
 const char *virtq_strerror(int err);

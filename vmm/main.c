@@ -82,7 +82,8 @@ static void usage(FILE *out)
 		"            [--virtio-mmio-cmdline]\n"
 		"       kiln --help | --version\n"
 		"Boots the microVM described by PATH (Firecracker --config-file schema)\n"
-		"and exits when the guest reboots or powers off.\n"
+		"and exits when the guest reboots or powers off. SIGUSR2 logs the state of\n"
+		"every vCPU and virtqueue; SIGTERM logs it too, then stops the VM.\n"
 		"  --no-seccomp           run without seccomp filters (debugging only)\n"
 		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
 		"                         on the kernel command line, for kernels without ACPI\n");
@@ -347,6 +348,16 @@ static void on_exit_request(void *ctx, uint32_t events)
 	(void)rc;
 }
 
+/* The hang dump: every vCPU logs its registers from its own thread, this thread the
+ * virtio transports and queues. */
+static void dump_vm_state(struct kiln *k)
+{
+	vcpu_request_state_dump(&k->vm);
+	virtio_set_log_state(&k->virtio);
+}
+
+/* SIGUSR2 dumps the VM state and keeps it running; SIGTERM dumps it, then stops the VM;
+ * SIGINT and SIGHUP stop it. */
 static void on_signal(void *ctx, uint32_t events)
 {
 	struct kiln *k = ctx;
@@ -354,7 +365,17 @@ static void on_signal(void *ctx, uint32_t events)
 	(void)events;
 	if (read(k->signal_src.fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	log_info("signal %u: stopping the VM", si.ssi_signo);
+	if (si.ssi_signo == SIGUSR2) {
+		log_warn("signal %u: dumping the VM state", si.ssi_signo);
+		dump_vm_state(k);
+		return;
+	}
+	if (si.ssi_signo == SIGTERM) {
+		log_warn("signal %u: dumping the VM state, then stopping the VM", si.ssi_signo);
+		dump_vm_state(k);
+	} else {
+		log_info("signal %u: stopping the VM", si.ssi_signo);
+	}
 	vm_request_exit(&k->vm.exit, VM_EXIT_SIGNAL);
 }
 
@@ -366,6 +387,7 @@ static void block_signals(sigset_t *handled)
 	sigaddset(handled, SIGTERM);
 	sigaddset(handled, SIGINT);
 	sigaddset(handled, SIGHUP);
+	sigaddset(handled, SIGUSR2);
 	sigset_t mask = *handled;
 	sigaddset(&mask, SIGUSR1);
 	if (pthread_sigmask(SIG_BLOCK, &mask, NULL))
@@ -409,12 +431,6 @@ static void start_event_loop(struct kiln *k, const sigset_t *handled)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
 
-static const char *exit_reason_name(int reason)
-{
-	static const char *const names[] = {"running", "reboot", "poweroff", "signal", "error"};
-	return reason >= 0 && reason <= VM_EXIT_ERROR ? names[reason] : "unknown";
-}
-
 /* Runs the devices until some thread asks the VM to end; returns the exit reason. */
 static int run_vm(struct kiln *k)
 {
@@ -441,10 +457,21 @@ static int run_vm(struct kiln *k)
 	}
 	vcpu_stop_all(&k->vm);
 	int reason = atomic_load(&k->vm.exit.reason);
-	metrics_flush(&k->metrics, exit_reason_name(reason));
+	metrics_flush(&k->metrics, vm_exit_reason_name(reason));
 	metrics_stop(&k->metrics);
 	virtio_set_destroy(&k->virtio);
 	return reason;
+}
+
+/* The documented last stderr line of every VM that ran, whatever the logger's level or
+ * log_path: "kiln: exit reason=<name> code=<exit code>" (README, "Exit codes"). */
+static void report_exit(int reason, int code)
+{
+	char line[80];
+	int n = snprintf(line, sizeof(line), "kiln: exit reason=%s code=%d\n",
+			 vm_exit_reason_name(reason), code);
+	ssize_t rc = write(STDERR_FILENO, line, (size_t)n);
+	(void)rc;
 }
 
 static void teardown(struct kiln *k)
@@ -478,8 +505,10 @@ int main(int argc, char **argv)
 	block_signals(&handled);
 	start_event_loop(k, &handled);
 	int reason = run_vm(k);
-	log_info("VM stopped: %s", exit_reason_name(reason));
+	log_info("VM stopped: %s", vm_exit_reason_name(reason));
 	teardown(k);
 	free(k);
-	return reason == VM_EXIT_ERROR ? KILN_EXIT_ERROR : KILN_EXIT_OK;
+	int code = vm_exit_code(reason);
+	report_exit(reason, code);
+	return code;
 }

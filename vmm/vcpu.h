@@ -4,7 +4,10 @@
 #define KILN_VCPU_H
 
 #include "boot/boot.h"
+#include "vmm/log.h"
 #include "vmm/vm.h"
+
+#include <stddef.h>
 
 /* Creates nr_vcpus vCPUs with normalized CPUID, boot MSRs, LAPIC and FPU state.
  * 0 or -errno; *what names the failing step. */
@@ -19,6 +22,28 @@ int vcpu_start_all(struct vm *vm);
 
 /* Makes every vCPU thread leave KVM_RUN and joins it. */
 void vcpu_stop_all(struct vm *vm);
+
+/* Asks every running vCPU to log its state (vcpu_log_state) and keep running: sets its
+ * dump_requested flag and immediate_exit, then kicks it with SIGUSR1; the vCPU thread logs
+ * once it is out of KVM_RUN (only it may read its registers without waiting for the vCPU
+ * to exit). A vCPU that is about to stop still logs before its thread ends. */
+void vcpu_request_state_dump(struct vm *vm);
+
+/* The widest line vcpu_state_format() writes, with its NUL. */
+#define VCPU_STATE_MAX 448
+
+/* Formats the registers, system registers and pending/injected exception as one line
+ * "RIP=0x.. RSP=0x.. RFLAGS=0x.. CR0=0x.. CR2=0x.. CR3=0x.. CR4=0x.. EFER=0x..
+ * CS=<sel>/<base>/<limit> SS=<sel>/<base>/<limit> GDTR=<base>/<limit> IDTR=<base>/<limit>
+ * exception=<none|injected nr=N error_code=<0x..|none>|pending nr=N error_code=..>"
+ * (all numbers in hex but nr). Returns its length, or -ENOSPC when it was cut to fit len. */
+int vcpu_state_format(char *buf, size_t len, const struct kvm_regs *r, const struct kvm_sregs *s,
+		      const struct kvm_vcpu_events *e);
+
+/* On v's own thread, out of KVM_RUN: reads its state (KVM_GET_REGS, KVM_GET_SREGS,
+ * KVM_GET_VCPU_EVENTS) and logs "vCPU <n> <what>: <vcpu_state_format line>" at `lvl`, or
+ * "vCPU <n> <what>: registers unavailable: <ioctl>: <error>". */
+void vcpu_log_state(struct vcpu *v, enum log_level lvl, const char *what);
 
 /* Handles one KVM exit of `v` (exposed for tests). Returns 0 to keep running, 1 when the
  * vCPU must stop (the VM exit reason has been recorded). */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -72,19 +73,21 @@ int vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return 0;
 	case KVM_EXIT_SHUTDOWN:
-		/* A triple fault: how a PC resets when every other way failed. */
-		log_warn("vCPU %u: triple fault, treating it as a reboot", v->index);
-		vm_request_exit(&v->vm->exit, VM_EXIT_REBOOT);
+		/* A triple fault: the guest crashed (Linux resets through the i8042 or ACPI). */
+		vcpu_log_state(v, LOG_ERROR, "triple fault");
+		vm_request_exit(&v->vm->exit, VM_EXIT_TRIPLE_FAULT);
 		return 1;
 	case KVM_EXIT_SYSTEM_EVENT:
 		return vcpu_system_event(v);
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_err("vCPU %u: KVM internal error, suberror %u", v->index,
 			run->internal.suberror);
+		vcpu_log_state(v, LOG_ERROR, "state");
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		log_err("vCPU %u: KVM entry failed, reason 0x%llx", v->index,
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_log_state(v, LOG_ERROR, "state");
 		break;
 	default:
 		log_err("vCPU %u: unexpected KVM exit %u", v->index, run->exit_reason);
@@ -92,6 +95,56 @@ int vcpu_handle_exit(struct vcpu *v)
 	}
 	vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
 	return 1;
+}
+
+/* Test builds (-DKILN_TEST_HOOKS): KILN_TEST_FAIL_KVM_RUN=1 makes vCPU 0's first KVM_RUN
+ * fail with EFAULT, so tests can watch how kiln ends on a KVM error. */
+static bool test_fail_kvm_run(const struct vcpu *v)
+{
+#ifdef KILN_TEST_HOOKS
+	const char *env = getenv("KILN_TEST_FAIL_KVM_RUN");
+	return v->index == 0 && env && strcmp(env, "1") == 0;
+#else
+	(void)v;
+	return false;
+#endif
+}
+
+/* The kick protocol (as QEMU's): a requester sets its flag (`stopping`, dump_requested),
+ * then immediate_exit, then sends SIGUSR1. The vCPU clears immediate_exit each time KVM_RUN
+ * returns and only then reads the flags, and sets immediate_exit again before KVM_RUN if a
+ * request arrived meanwhile: so no request is lost, whenever the signal lands, and
+ * immediate_exit never stays set without a request to serve. */
+static int vcpu_kvm_run(struct vcpu *v, bool fail_run)
+{
+	if (atomic_load(&v->dump_requested))
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int rc = fail_run ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	return rc;
+}
+
+static void vcpu_run_loop(struct vcpu *v)
+{
+	bool fail_run = test_fail_kvm_run(v);
+	while (!atomic_load(&v->vm->stopping)) {
+		if (vcpu_kvm_run(v, fail_run) < 0) {
+			if (errno != EINTR && errno != EAGAIN) {
+				log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+				vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
+				break;
+			}
+			/* Any pending I/O was completed first: the state is consistent. */
+			if (atomic_exchange(&v->dump_requested, false))
+				vcpu_log_state(v, LOG_WARN, "state");
+			continue;
+		}
+		if (vcpu_handle_exit(v))
+			break;
+	}
+	/* A dump requested just before the VM stopped (SIGTERM) is still owed. */
+	if (atomic_exchange(&v->dump_requested, false))
+		vcpu_log_state(v, LOG_WARN, "state");
 }
 
 static void *vcpu_thread(void *arg)
@@ -110,17 +163,7 @@ static void *vcpu_thread(void *arg)
 		}
 		seccomp_test_hook(SECCOMP_ROLE_VCPU);
 	}
-	while (!atomic_load(&v->vm->stopping)) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
-			vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
-			break;
-		}
-		if (vcpu_handle_exit(v))
-			break;
-	}
+	vcpu_run_loop(v);
 	return NULL;
 }
 
@@ -143,6 +186,19 @@ int vcpu_start_all(struct vm *vm)
 		v->thread_started = true;
 	}
 	return 0;
+}
+
+void vcpu_request_state_dump(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		if (!v->thread_started)
+			continue;
+		/* The flag before immediate_exit: see vcpu_kvm_run(). */
+		atomic_store(&v->dump_requested, true);
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(v->thread, SIGUSR1);
+	}
 }
 
 void vcpu_stop_all(struct vm *vm)

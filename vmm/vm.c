@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,24 @@ void vm_request_exit(struct vm_exit_ctl *ctl, enum vm_exit_reason reason)
 		ssize_t rc = write(ctl->efd, &one, sizeof(one));
 		(void)rc;
 	}
+}
+
+const char *vm_exit_reason_name(int reason)
+{
+	static const char *const names[] = {
+	    [VM_RUNNING] = "running",	     [VM_EXIT_REBOOT] = "reboot",
+	    [VM_EXIT_POWEROFF] = "poweroff", [VM_EXIT_SIGNAL] = "signal",
+	    [VM_EXIT_ERROR] = "error",	     [VM_EXIT_TRIPLE_FAULT] = "triple-fault",
+	};
+	if (reason < 0 || (size_t)reason >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[reason];
+}
+
+int vm_exit_code(int reason)
+{
+	return reason == VM_EXIT_ERROR || reason == VM_EXIT_TRIPLE_FAULT ? KILN_EXIT_ERROR
+									 : KILN_EXIT_OK;
 }
 
 static int vm_check_caps(int kvm_fd, const char **what)

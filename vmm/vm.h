@@ -14,11 +14,21 @@
 
 enum vm_exit_reason {
 	VM_RUNNING = 0,
-	VM_EXIT_REBOOT,	  /* guest reset (i8042, ACPI reset register, triple fault) */
-	VM_EXIT_POWEROFF, /* guest entered ACPI S5 */
-	VM_EXIT_SIGNAL,	  /* SIGTERM/SIGINT on the host */
-	VM_EXIT_ERROR,	  /* KVM error or an exit the guest did not ask for */
+	VM_EXIT_REBOOT,	      /* guest reset (i8042, ACPI reset register) */
+	VM_EXIT_POWEROFF,     /* guest entered ACPI S5 */
+	VM_EXIT_SIGNAL,	      /* SIGTERM/SIGINT/SIGHUP on the host */
+	VM_EXIT_ERROR,	      /* KVM error or an exit the guest did not ask for */
+	VM_EXIT_TRIPLE_FAULT, /* the guest crashed: a vCPU triple-faulted (KVM_EXIT_SHUTDOWN) */
 };
+
+/* The reason's name in kiln's last stderr line and in metrics' exit_reason: "reboot",
+ * "poweroff", "signal", "error", "triple-fault" ("running" for VM_RUNNING, "unknown" for
+ * anything else). */
+const char *vm_exit_reason_name(int reason);
+
+/* kiln's exit code for a VM that ended for `reason`: KILN_EXIT_ERROR (1) for "error" and
+ * "triple-fault", KILN_EXIT_OK (0) for the endings the guest or the host asked for. */
+int vm_exit_code(int reason);
 
 /* How any thread asks the VM to end: the first reason recorded wins, and the event loop
  * is woken through the eventfd. Safe to call from vCPU threads and device handlers. */
@@ -38,6 +48,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
+	atomic_bool dump_requested; /* the vCPU logs its registers when next out of KVM_RUN */
 	struct vm *vm;
 };
 

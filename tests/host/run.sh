@@ -37,14 +37,33 @@ tiny_cfg() { # tiny_cfg ACTION VCPUS MEM [extra machine-config]
 	"machine-config":{"vcpu_count":%s,"mem_size_mib":%s%s}}' "$TINY" "$1" "$2" "$3" "${4:-}"
 }
 
-# expect_guest NAME ACTION VCPUS MEM [extra]: the guest prints and ends itself, kiln exits 0.
+# The documented last stderr line of a VM that ran (README, "Exit codes").
+reason_line() { printf 'kiln: exit reason=%s code=%s' "$1" "$2"; }
+
+# The register dump of one vCPU (vmm/vcpu_state.c), after "vCPU <n> <what>: ".
+HEX='0x[0-9a-f]+'
+SEG="$HEX/$HEX/$HEX"
+STATE_RE="RIP=$HEX RSP=$HEX RFLAGS=$HEX CR0=$HEX CR2=$HEX CR3=$HEX CR4=$HEX EFER=$HEX CS=$SEG"
+STATE_RE+=" SS=$SEG GDTR=$HEX/$HEX IDTR=$HEX/$HEX exception=(none|(injected|pending) nr=[0-9]+"
+STATE_RE+=" error_code=($HEX|none))\$"
+
+# expect_guest NAME ACTION VCPUS MEM REASON [extra]: the guest prints and ends itself; kiln
+# exits 0 (1 for a triple fault) and its last stderr line names REASON.
 expect_guest() {
-	write_cfg "$1" "$(tiny_cfg "$2" "$3" "$4" "${5:-}")"
+	local code=0
+	[ "$5" = triple-fault ] && code=1
+	write_cfg "$1" "$(tiny_cfg "$2" "$3" "$4" "${6:-}")"
 	run_kiln "$1" --config-file "$T/$1.json"
-	if [ "$rc" -ne 0 ]; then
-		fail "$1" "exit $rc: $err"
+	local last
+	last=$(printf '%s\n' "$err" | tail -n 1)
+	if [ "$rc" -ne "$code" ]; then
+		fail "$1" "exit $rc, expected $code: $err"
+	elif [ "$last" != "$(reason_line "$5" "$code")" ]; then
+		fail "$1" "last stderr line '$last', expected '$(reason_line "$5" "$code")'"
 	elif [ "$2" != t ] && [[ "$out" != *"kiln tiny guest: hello"* ]]; then
 		fail "$1" "no guest output on stdout"
+	elif [ "$2" = t ] && ! grep -Eq "^kiln: \[ERROR\] vCPU 0 triple fault: $STATE_RE" <<<"$err"; then
+		fail "$1" "no register dump of the triple-faulting vCPU: $err"
 	else
 		pass "$1"
 	fi
@@ -68,27 +87,70 @@ expect_bad() {
 	fi
 }
 
-expect_guest poweroff-acpi p 1 64
-expect_guest reboot-i8042 r 1 64
-expect_guest reboot-acpi-reset a 1 64
-expect_guest triple-fault t 1 64
-expect_guest smp-4 p 4 128
-expect_guest smp-32 p 32 128
-expect_guest smt-2 p 2 128 ',"smt":true'
-expect_guest mem-above-4g p 2 6144
+expect_guest poweroff-acpi p 1 64 poweroff
+expect_guest reboot-i8042 r 1 64 reboot
+expect_guest reboot-acpi-reset a 1 64 reboot
+expect_guest triple-fault t 1 64 triple-fault
+expect_guest smp-4 p 4 128 poweroff
+expect_guest smp-32 p 32 128 poweroff
+expect_guest smt-2 p 2 128 poweroff ',"smt":true'
+expect_guest mem-above-4g p 2 6144 poweroff
 
-# SIGTERM and SIGINT stop a running guest cleanly with exit 0.
-for sig in TERM INT; do
-	write_cfg "sig$sig" "$(tiny_cfg w 2 64)"
-	"$KILN" --config-file "$T/sig$sig.json" >"$T/sig.out" 2>"$T/sig.err" </dev/null &
+# state_lines FILE: how many vCPU register dumps FILE holds.
+state_lines() { grep -Ec "^kiln: \[WARN\] vCPU [0-9]+ state: $STATE_RE" "$1"; }
+
+# start_waiting NAME VCPUS: a guest that waits forever, in the background (pid in $pid).
+start_waiting() {
+	write_cfg "$1" "$(tiny_cfg w "$2" 64)"
+	"$KILN" --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
 	pid=$!
-	for _ in $(seq 100); do grep -q hello "$T/sig.out" && break; sleep 0.05; done
+	for _ in $(seq 100); do grep -qs hello "$T/$1.out" && break; sleep 0.05; done
+}
+
+# SIGTERM and SIGINT stop a running guest cleanly with exit 0; SIGTERM dumps the state of
+# every vCPU (2 here) first.
+for sig in TERM INT; do
+	start_waiting "sig$sig" 2
 	kill -s "$sig" "$pid"
 	wait "$pid"
 	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q hello "$T/sig.out"; then pass "sig$sig"; else
-		fail "sig$sig" "exit $rc: $(cat "$T/sig.err")"; fi
+	want=0
+	[ "$sig" = TERM ] && want=2
+	last=$(tail -n 1 "$T/sig$sig.err")
+	if [ "$rc" -ne 0 ] || ! grep -q hello "$T/sig$sig.out"; then
+		fail "sig$sig" "exit $rc: $(cat "$T/sig$sig.err")"
+	elif [ "$last" != "$(reason_line signal 0)" ]; then
+		fail "sig$sig" "last stderr line '$last', expected '$(reason_line signal 0)'"
+	elif [ "$(state_lines "$T/sig$sig.err")" -ne "$want" ]; then
+		fail "sig$sig" "expected $want vCPU state lines: $(cat "$T/sig$sig.err")"
+	else
+		pass "sig$sig"
+	fi
 done
+
+# SIGUSR2 dumps every vCPU's registers (the APs never left wait-for-SIPI: the kick still
+# gets them out of KVM_RUN) and keeps the VM running; a SIGTERM afterwards dumps them again.
+start_waiting dump-sigusr2 2
+kill -USR2 "$pid"
+for _ in $(seq 100); do [ "$(state_lines "$T/dump-sigusr2.err")" -ge 2 ] && break; sleep 0.05; done
+sleep 0.3
+dumped=$(state_lines "$T/dump-sigusr2.err")
+alive=0
+kill -0 "$pid" 2>/dev/null && alive=1
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+v0=$(grep -c '^kiln: \[WARN\] vCPU 0 state: ' "$T/dump-sigusr2.err")
+v1=$(grep -c '^kiln: \[WARN\] vCPU 1 state: ' "$T/dump-sigusr2.err")
+if [ "$alive" -ne 1 ] || [ "$dumped" -ne 2 ]; then
+	fail dump-sigusr2 "after SIGUSR2: running $alive, $dumped state lines: $(cat "$T/dump-sigusr2.err")"
+elif [ "$rc" -ne 0 ] || [ "$v0" -ne 2 ] || [ "$v1" -ne 2 ]; then
+	fail dump-sigusr2 "after SIGTERM: exit $rc, $v0/$v1 dumps: $(cat "$T/dump-sigusr2.err")"
+elif [ "$(tail -n 1 "$T/dump-sigusr2.err")" != "$(reason_line signal 0)" ]; then
+	fail dump-sigusr2 "last line: $(tail -n 1 "$T/dump-sigusr2.err")"
+else
+	pass dump-sigusr2
+fi
 
 # Bad input: exit 2 with one line naming what is wrong, no guest started.
 expect_bad no-args "config-file"

@@ -4,7 +4,8 @@
 #   - KILN_TEST_FORBIDDEN=<role> makes a thread of that role issue a forbidden syscall right
 #     after loading its filter: kiln must exit 148 with one stderr line naming it;
 #   - without it the guest runs normally under the filters in every mode, including
-#     console input, logging, metrics and a SIGTERM teardown;
+#     console input, logging, metrics and a SIGTERM teardown with its state dump;
+#   - KILN_TEST_FAIL_KVM_RUN=1 makes the first KVM_RUN fail: exit 1, reason=error;
 #   - while kiln runs, every thread shows "Seccomp: 2" (filter mode) in
 #     /proc/<pid>/task/*/status, each with exactly one filter (roles do not stack);
 #   - with --no-seccomp (once kiln has the flag) no thread is filtered.
@@ -69,16 +70,45 @@ expect_sigsys() {
 	fi
 }
 
-# expect_runs NAME ACTION VCPUS: the guest runs and ends itself under the filters; exit 0.
+# expect_runs NAME ACTION VCPUS [REASON]: the guest runs and ends itself under the filters;
+# exit 0 (1 for a triple fault, whose register dump needs the vcpu role's KVM_GET_* ioctls)
+# and the last stderr line names REASON (README, "Exit codes").
 expect_runs() {
+	local reason=${4:-poweroff} code=0
+	[ "$reason" = triple-fault ] && code=1
 	tiny_cfg "$2" "$3" 64 >"$T/$1.json"
 	run_kiln "$1" KILN_TEST_FORBIDDEN=none -- --config-file "$T/$1.json"
-	if [ "$rc" -ne 0 ]; then
-		fail "$1" "exit $rc: $err"
+	local last want="kiln: exit reason=$reason code=$code"
+	last=$(printf '%s\n' "$err" | tail -n 1)
+	if [ "$rc" -ne "$code" ]; then
+		fail "$1" "exit $rc, expected $code: $err"
+	elif [ "$last" != "$want" ]; then
+		fail "$1" "last stderr line '$last', expected '$want'"
 	elif [ "$2" != t ] && [[ "$out" != *"kiln tiny guest: hello"* ]]; then
 		fail "$1" "no guest output on stdout"
+	elif [ "$2" = t ] && ! grep -q '^kiln: \[ERROR\] vCPU 0 triple fault: RIP=0x' <<<"$err"; then
+		fail "$1" "no register dump: $err"
 	else
 		pass "$1"
+	fi
+}
+
+# KILN_TEST_FAIL_KVM_RUN=1: vCPU 0's first KVM_RUN fails with EFAULT, as a KVM error would.
+# kiln exits 1 with one error line naming KVM_RUN, then its reason line.
+kvm_run_error_case() {
+	local name=kvm-run-error
+	tiny_cfg p 1 64 >"$T/$name.json"
+	run_kiln "$name" KILN_TEST_FAIL_KVM_RUN=1 -- --config-file "$T/$name.json"
+	local errors
+	errors=$(printf '%s\n' "$err" | grep -c '^kiln: \[ERROR\] ')
+	if [ "$rc" -ne 1 ]; then
+		fail "$name" "exit $rc, expected 1: $err"
+	elif [ "$errors" -ne 1 ] || ! grep -q '^kiln: \[ERROR\] vCPU 0: KVM_RUN: Bad address$' <<<"$err"; then
+		fail "$name" "expected one error line 'vCPU 0: KVM_RUN: Bad address', got: $err"
+	elif [ "$(printf '%s\n' "$err" | tail -n 1)" != "kiln: exit reason=error code=1" ]; then
+		fail "$name" "last stderr line is not 'kiln: exit reason=error code=1': $err"
+	else
+		pass "$name"
 	fi
 }
 
@@ -86,10 +116,11 @@ expect_sigsys seccomp-forbidden-vmm vmm 1
 expect_sigsys seccomp-forbidden-vcpu vcpu 1
 expect_sigsys seccomp-forbidden-vcpu-smp vcpu 4 # several threads trap: still one line
 expect_runs seccomp-poweroff p 1
-expect_runs seccomp-reboot-i8042 r 1
-expect_runs seccomp-reboot-acpi a 2
-expect_runs seccomp-triple-fault t 1
+expect_runs seccomp-reboot-i8042 r 1 reboot
+expect_runs seccomp-reboot-acpi a 2 reboot
+expect_runs seccomp-triple-fault t 1 triple-fault
 expect_runs seccomp-smp-4 p 4
+kvm_run_error_case
 
 # device_case NAME EXTRA-JSON: the tiny guest powers off with the device configured; its
 # setup runs before the filters, its teardown under them. A device this kiln does not
@@ -185,8 +216,10 @@ running_case() {
 		fail "$name" "threads (tid mode filters): $modes expected $((vcpus + 1)) with mode 2, 1 filter"
 	elif [ "$rc" -ne 0 ]; then
 		fail "$name" "SIGTERM: exit $rc: $(cat "$T/$name.err")"
-	elif ! grep -q exit_reason "$T/metrics.json" 2>/dev/null; then
-		fail "$name" "no metrics line written at teardown"
+	elif ! grep -q '"exit_reason":"signal"' "$T/metrics.json" 2>/dev/null; then
+		fail "$name" "no metrics line with exit_reason signal written at teardown"
+	elif [ "$(grep -c 'vCPU [0-9] state: RIP=0x' "$T/log.txt")" -ne "$vcpus" ]; then
+		fail "$name" "SIGTERM: expected $vcpus vCPU state lines in the log: $(cat "$T/log.txt")"
 	else
 		pass "$name"
 	fi

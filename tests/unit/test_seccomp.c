@@ -321,6 +321,16 @@ static void test_policy_invariants(void **state)
 	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
 	d.args[1] = KVM_CREATE_VCPU; /* setup ioctls are over once the filters load */
 	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
+	/* A vCPU logs its own state (triple fault, hang dump); only vCPU threads may ask. */
+	static const unsigned long vcpu_state_ioctls[] = {KVM_GET_REGS, KVM_GET_SREGS,
+							  KVM_GET_VCPU_EVENTS};
+	for (size_t i = 0; i < sizeof(vcpu_state_ioctls) / sizeof(vcpu_state_ioctls[0]); i++) {
+		d.args[1] = vcpu_state_ioctls[i];
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_VCPU, &d), SECCOMP_RET_ALLOW);
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
+	}
+	d.args[1] = KVM_SET_REGS; /* reading is enough */
+	assert_int_equal(filter_verdict(SECCOMP_ROLE_VCPU, &d), SECCOMP_RET_TRAP);
 	d = data_of(__NR_mmap);
 	d.args[2] = PROT_READ | PROT_WRITE | PROT_EXEC;
 	d.args[3] = MAP_PRIVATE | MAP_ANONYMOUS;

@@ -344,10 +344,37 @@ static void expect_stop(struct fx *f, uint32_t exit_reason, uint32_t event, int 
 	assert_int_equal(exit_wakeups(f), 1);
 }
 
-static void test_shutdown_is_reboot(void **state)
+/* A triple fault is a guest crash, not a reboot: its own reason, and kiln exits 1. */
+static void test_shutdown_is_triple_fault(void **state)
 {
 	struct fx *f = *state;
-	expect_stop(f, KVM_EXIT_SHUTDOWN, 0, VM_EXIT_REBOOT);
+	expect_stop(f, KVM_EXIT_SHUTDOWN, 0, VM_EXIT_TRIPLE_FAULT);
+	assert_string_equal(vm_exit_reason_name(VM_EXIT_TRIPLE_FAULT), "triple-fault");
+	assert_int_equal(vm_exit_code(VM_EXIT_TRIPLE_FAULT), KILN_EXIT_ERROR);
+}
+
+/* The names of kiln's last stderr line and metrics' exit_reason, and the exit codes. */
+static void test_reason_names_and_codes(void **state)
+{
+	(void)state;
+	static const struct {
+		int reason;
+		const char *name;
+		int code;
+	} want[] = {
+	    {VM_EXIT_REBOOT, "reboot", 0},
+	    {VM_EXIT_POWEROFF, "poweroff", 0},
+	    {VM_EXIT_SIGNAL, "signal", 0},
+	    {VM_EXIT_ERROR, "error", 1},
+	    {VM_EXIT_TRIPLE_FAULT, "triple-fault", 1},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_string_equal(vm_exit_reason_name(want[i].reason), want[i].name);
+		assert_int_equal(vm_exit_code(want[i].reason), want[i].code);
+	}
+	assert_string_equal(vm_exit_reason_name(VM_RUNNING), "running");
+	assert_string_equal(vm_exit_reason_name(-1), "unknown");
+	assert_string_equal(vm_exit_reason_name(VM_EXIT_TRIPLE_FAULT + 1), "unknown");
 }
 
 static void test_system_events(void **state)
@@ -376,7 +403,7 @@ static void test_first_reason_wins(void **state)
 	struct fx *f = *state;
 	f->run->exit_reason = KVM_EXIT_SHUTDOWN;
 	assert_int_equal(vcpu_handle_exit(f->v), 1);
-	/* Another vCPU fails afterwards: still a reboot, and the loop was woken once. */
+	/* Another vCPU fails afterwards: still the triple fault, and the loop was woken once. */
 	struct vcpu *v1 = &f->vm->vcpu[1];
 	uint8_t *raw1 = calloc(1, RUN_SIZE);
 	assert_non_null(raw1);
@@ -387,7 +414,7 @@ static void test_first_reason_wins(void **state)
 	v1->run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
 	v1->run->system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
 	assert_int_equal(vcpu_handle_exit(v1), 1);
-	assert_int_equal(reason(f), VM_EXIT_REBOOT);
+	assert_int_equal(reason(f), VM_EXIT_TRIPLE_FAULT);
 	assert_int_equal(exit_wakeups(f), 1);
 	free(raw1);
 }
@@ -398,10 +425,18 @@ int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
 	const struct CMUnitTest tests[] = {
-	    T(test_io_out_single),  T(test_io_out_string),	T(test_io_in),
-	    T(test_io_unclaimed),   T(test_io_bounds),		T(test_mmio),
-	    T(test_continue_exits), T(test_shutdown_is_reboot), T(test_system_events),
-	    T(test_errors),	    T(test_first_reason_wins),
+	    T(test_io_out_single),
+	    T(test_io_out_string),
+	    T(test_io_in),
+	    T(test_io_unclaimed),
+	    T(test_io_bounds),
+	    T(test_mmio),
+	    T(test_continue_exits),
+	    T(test_shutdown_is_triple_fault),
+	    T(test_reason_names_and_codes),
+	    T(test_system_events),
+	    T(test_errors),
+	    T(test_first_reason_wins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

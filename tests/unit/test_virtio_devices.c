@@ -215,15 +215,41 @@ static void test_devices_kick_and_irq(void **state)
 	assert_int_equal(isr[0], VIRTIO_MMIO_INT_VRING);
 }
 
+/* The hang dump covers every device in the order they were added, at warning level. */
+static void test_devices_log_state(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	log_setup(p[1], LOG_WARN, 0, 0);
+	virtio_set_log_state(&e->set);
+	log_setup(2, LOG_OFF, 0, 0);
+	char buf[2048] = {0};
+	assert_true(read(p[0], buf, sizeof(buf) - 1) > 0);
+	close(p[0]);
+	close(p[1]);
+	const char *want[] = {"disk1 state: status=0x0", "disk1 queue 0: not ready",
+			      "disk0 state: status=0x0", "disk0 queue 0: not ready",
+			      "disk2 state: status=0x0", "disk2 queue 0: not ready"};
+	const char *at = buf;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		at = strstr(at, want[i]);
+		assert_non_null(at);
+	}
+	int lines = 0;
+	for (const char *c = buf; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(lines, 6);
+}
+
 int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
 #define D(f) cmocka_unit_test_setup_teardown(f, denv_setup, denv_teardown)
 	const struct CMUnitTest tests[] = {
-	    D(test_devices_layout),
-	    D(test_devices_partuuid_and_locks),
-	    D(test_devices_limit),
-	    D(test_devices_kick_and_irq),
+	    D(test_devices_layout),	  D(test_devices_partuuid_and_locks), D(test_devices_limit),
+	    D(test_devices_kick_and_irq), D(test_devices_log_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

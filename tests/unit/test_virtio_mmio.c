@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -422,6 +423,30 @@ static void test_device_work(void **state)
 	assert_false(e->dev.work_saw_queues);
 }
 
+/* The hang dump: the transport's line, then one line per queue (ready or not). */
+static void test_log_state(void **state)
+{
+	struct env *e = *state;
+	bring_up(e);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	log_setup(p[1], LOG_WARN, 0, 0);
+	virtio_mmio_log_state(&e->t, LOG_WARN);
+	log_setup(2, LOG_OFF, 0, 0);
+	char buf[1024] = {0};
+	assert_true(read(p[0], buf, sizeof(buf) - 1) > 0);
+	assert_string_equal(buf,
+			    "kiln: fake 0 state: status=0xf interrupt_status=0x1 activated=1 "
+			    "features=0x120000000 interrupts=1\n"
+			    "kiln: fake 0 queue 0: not ready\n"
+			    "kiln: fake 0 queue 1: size=16 avail_idx=0 last_avail=0 used_idx=0 "
+			    "device_used_idx=0 inflight=0 avail_flags=0x0 used_flags=0x0 "
+			    "used_event=0 avail_event=0\n");
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
@@ -438,6 +463,7 @@ int main(void)
 	    T(test_config_space_access),
 	    T(test_register_widths),
 	    T(test_device_work),
+	    T(test_log_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

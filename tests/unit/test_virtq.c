@@ -425,6 +425,48 @@ static void test_enable_notify(void **state)
 	tring_free(&r);
 }
 
+/* The hang dump's line: indexes read from the rings now, the device's own counters, and
+ * the suppression fields; event idx values only when negotiated. */
+static void test_format_state(void **state)
+{
+	(void)state;
+	struct tring r = {0};
+	struct virtq_chain c;
+	char line[200];
+	tring_layout(&r, RAM, QSIZE);
+	assert_int_equal(virtq_format_state(&r.q, line, sizeof(line)), 9);
+	assert_string_equal(line, "not ready");
+	tring_init(&r, RAM, QSIZE, 0);
+	uint64_t buf = tring_alloc(&r, 8);
+	tring_desc(&r, 0, buf, 8, WRITE, 0);
+	tring_publish(&r, 0);
+	tring_publish(&r, 0);
+	tring_publish(&r, 0);
+	assert_int_equal(pop(&r, &c), 0);
+	assert_int_equal(virtq_push_used(&r.q, 0, 8), 0);
+	assert_int_equal(pop(&r, &c), 0);
+	tring_set_avail_flags(&r, VRING_AVAIL_F_NO_INTERRUPT);
+	int n = virtq_format_state(&r.q, line, sizeof(line));
+	assert_string_equal(line, "size=16 avail_idx=3 last_avail=2 used_idx=1 device_used_idx=1 "
+				  "inflight=1 avail_flags=0x1 used_flags=0x0");
+	assert_int_equal(n, (int)strlen(line));
+	/* The guest scribbled on used->idx: the dump shows both. */
+	tring_put16(&r, r.used_gpa + 2, 7);
+	virtq_format_state(&r.q, line, sizeof(line));
+	assert_non_null(strstr(line, " used_idx=7 device_used_idx=1 "));
+	assert_int_equal(virtq_format_state(&r.q, line, 20), -ENOSPC);
+
+	tring_init(&r, RAM, QSIZE, F_EVENT_IDX);
+	tring_set_used_event(&r, 0xffff);
+	assert_false(virtq_enable_notify(&r.q)); /* writes avail_event = last_avail = 0 */
+	virtq_format_state(&r.q, line, sizeof(line));
+	assert_string_equal(line, "size=16 avail_idx=0 last_avail=0 used_idx=0 device_used_idx=0 "
+				  "inflight=0 avail_flags=0x0 used_flags=0x0 used_event=65535 "
+				  "avail_event=0");
+	assert_int_equal(virtq_format_state(&r.q, line, strlen(line)), -ENOSPC);
+	tring_free(&r);
+}
+
 int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
@@ -447,6 +489,7 @@ int main(void)
 	    cmocka_unit_test(test_event_idx_wraps),
 	    cmocka_unit_test(test_no_interrupt_flag),
 	    cmocka_unit_test(test_enable_notify),
+	    cmocka_unit_test(test_format_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
