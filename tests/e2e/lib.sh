@@ -109,6 +109,23 @@ expect_exit() {
 	[ "$kiln_rc" = "$1" ] || fail "expected kiln to exit $1$(last_marker)"
 }
 
+# end_line STDERR-FILE: kiln's reason line, the last line it wrote (README: exit codes).
+end_line() {
+	tail -n 1 "$1" 2> /dev/null | tr -d '\r'
+}
+
+# expect_end REASON [STDERR-FILE [RC]]: kiln ended the way the case expects: its last stderr
+# line is "kiln: exit reason=REASON code=N" and its exit status is that N (reboot, poweroff
+# and signal are 0; triple-fault and error are 1). Defaults: $stderr_log and $kiln_rc.
+expect_end() {
+	ee_line=$(end_line "${2:-$stderr_log}")
+	ee_rc=${3:-$kiln_rc}
+	case $1 in reboot | poweroff | signal) ee_code=0 ;; *) ee_code=1 ;; esac
+	[ "$ee_line" = "kiln: exit reason=$1 code=$ee_code" ] ||
+		fail "expected kiln to end with reason $1, its last line is '$ee_line'$(last_marker)"
+	[ "$ee_rc" = "$ee_code" ] || fail "kiln ended with reason $1 but exit status $ee_rc"
+}
+
 # expect_console TEXT: the guest console contains the line fragment TEXT.
 expect_console() {
 	grep -aqF -- "$1" "$console" || fail "guest console lacks '$1'$(last_marker)"
@@ -133,8 +150,9 @@ expect_machine() {
 	expect_console "KILN-E2E: xsave=enabled"
 }
 
-# expect_boots_and_does CONFIG.json ACTION: the positive-case body: kiln exits 0 after the
-# guest booted to the test init, reported the configured machine and ran ACTION.
+# expect_boots_and_does CONFIG.json ACTION REASON: the positive-case body: the guest booted
+# to the test init, reported the configured machine, ran ACTION, and kiln ended with REASON
+# (reboot or poweroff).
 expect_boots_and_does() {
 	run_kiln "$1"
 	expect_console "KILN-E2E: ready"
@@ -143,5 +161,5 @@ expect_boots_and_does() {
 	if grep -aq 'KILN-E2E: error' "$console"; then
 		fail "guest error: $(grep -a 'KILN-E2E: error' "$console" | head -n 1 | tr -d '\r')"
 	fi
-	expect_exit 0
+	expect_end "${3:?expect_boots_and_does: no reason}"
 }

@@ -41,6 +41,7 @@ expect_refused "$E2E_CASE.second-ro" "image in use, read-only" \
 bg_alive || fail "the first kiln died"
 bg_kill TERM
 [ "$bg_rc" = 0 ] || fail "the first kiln exited $bg_rc on SIGTERM, not 0"
+expect_end signal "$E2E_CASE.first.stderr" "$bg_rc"
 if grep -aq 'KILN-E2E: error' "$E2E_CASE.first.console"; then
 	fail "first guest: $(grep -a 'KILN-E2E: error' "$E2E_CASE.first.console" | head -n 1)"
 fi
@@ -53,5 +54,6 @@ grep -aq 'KILN-E2E: action=poweroff' "$E2E_CASE.after.console" ||
 	fail "the image did not boot after the first kiln stopped (kiln exit $fg_rc):" \
 		"$(head -c 300 "$E2E_CASE.after.stderr")"
 [ "$fg_rc" = 0 ] || fail "kiln on the released image exited $fg_rc, not 0"
+expect_end poweroff "$E2E_CASE.after.stderr" "$fg_rc"
 echo "after the first kiln: the image boots again, kiln exit 0"
 pass

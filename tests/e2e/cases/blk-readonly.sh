@@ -11,7 +11,7 @@
 blk_raw "$E2E_CASE.vda" 8
 blk_copy blk-data.ext4 "$E2E_CASE.vdb"
 before=$(blk_sha256 "$E2E_CASE.vdb")
-expect_boots_and_does blk-readonly.json blk_ro
+expect_boots_and_does blk-readonly.json blk_ro poweroff
 [ "$(guest_line "blk-ro sysfs-ro ")" = "vda=0 vdb=1" ] ||
 	fail "guest sysfs ro flags: $(guest_line "blk-ro sysfs-ro ")"
 # The serials (VIRTIO_BLK_T_GET_ID) are the drive_ids, in config order.

@@ -11,7 +11,7 @@
 . "$E2E_CASES/blk-common.inc"
 blk_raw "$E2E_CASE.vdb" 4
 blk_copy blk-root.ext4 "$E2E_CASE.vda"
-expect_boots_and_does blk-rootfs.json rootfs
+expect_boots_and_does blk-rootfs.json rootfs poweroff
 [ "$(guest_line "rootfs mounted ")" = "root=/dev/vda mode=rw: switch_root" ] ||
 	fail "initramfs: $(guest_line "rootfs mounted ")"
 [ "$(guest_line "rootfs init ")" = "pid=1 id=kiln-blk-rootfs" ] ||

@@ -10,7 +10,7 @@
 # shellcheck source=tests/e2e/cases/blk-common.inc
 . "$E2E_CASES/blk-common.inc"
 blk_copy blk-data.ext4 "$E2E_CASE.vda"
-expect_boots_and_does blk-rw-reboot.json blk_rw
+expect_boots_and_does blk-rw-reboot.json blk_rw reboot
 want=$(blk_host_sha256)
 got=$(guest_line "blk-rw host.bin sha256=")
 [ "${got%% *}" = "$want" ] || fail "the guest read host.bin with sha256 ${got%% *}, not $want"

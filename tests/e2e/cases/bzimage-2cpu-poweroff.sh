@@ -4,5 +4,5 @@
 # console, then runs 'poweroff -f': kiln must exit 0.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
-expect_boots_and_does bzimage-2cpu-poweroff.json poweroff
+expect_boots_and_does bzimage-2cpu-poweroff.json poweroff poweroff
 pass

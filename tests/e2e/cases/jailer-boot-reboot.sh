@@ -189,5 +189,5 @@ expect_console "KILN-E2E: wait-done input=go"
 if grep -aq 'KILN-E2E: error' "$console"; then
 	fail "guest error: $(grep -a 'KILN-E2E: error' "$console" | head -n 1 | tr -d '\r')"
 fi
-expect_exit 0
+expect_end reboot
 pass

@@ -17,7 +17,7 @@ tap_up kiln-nr0 10.77.3.1/24
 rates() {
 	transfer_start "$bytes"
 	run_kiln "$1"
-	expect_exit 0
+	expect_end poweroff
 	transfer_check "$bytes"
 	tx_ms=$(net_result net-tx | sed -n 's/.* in \([0-9]*\) ms$/\1/p')
 	rx_ms=$(net_result net-rx | sed -n 's/.* in \([0-9]*\) ms$/\1/p')

@@ -12,5 +12,5 @@ transfer_start "$bytes"
 run_kiln net-transfer.json
 expect_console "KILN-E2E: net-up"
 transfer_check "$bytes"
-expect_exit 0
+expect_end poweroff
 pass

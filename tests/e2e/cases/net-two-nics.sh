@@ -16,5 +16,5 @@ echo "eth0: $up0"
 echo "eth1: $up1"
 case $up0 in "06:00:0a:4d:01:02 "*) ;; *) fail "eth0 is not the first interface: $up0" ;; esac
 case $up1 in "06:00:0a:4d:02:02 "*) ;; *) fail "eth1 is not the second interface: $up1" ;; esac
-expect_exit 0
+expect_end poweroff
 pass

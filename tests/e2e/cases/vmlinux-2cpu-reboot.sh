@@ -4,5 +4,5 @@
 # console, then runs 'reboot -f': kiln must exit 0.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
-expect_boots_and_does vmlinux-2cpu-reboot.json reboot
+expect_boots_and_does vmlinux-2cpu-reboot.json reboot reboot
 pass

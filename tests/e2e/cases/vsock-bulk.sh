@@ -33,5 +33,5 @@ echo "host received: $received"
 case $sent in "sent $bytes sha256="*) ;; *) fail "host sent: $sent" ;; esac
 case $received in "received $bytes sha256="*) ;; *) fail "host received: $received" ;; esac
 expect_uds_removed
-expect_exit 0
+expect_end poweroff
 pass

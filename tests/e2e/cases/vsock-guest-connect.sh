@@ -15,5 +15,5 @@ host_wait "$host" host.out
 res=$(tail -n 1 host.out)
 [ "$res" = "served 1048576" ] || fail "host: $res"
 expect_uds_removed
-expect_exit 0
+expect_end poweroff
 pass

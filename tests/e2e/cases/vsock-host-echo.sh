@@ -15,5 +15,5 @@ res=$(tail -n 1 host.out)
 guest_result vsock-echo
 [ "$gres" = "served 4194304" ] || fail "guest: $gres"
 expect_uds_removed
-expect_exit 0
+expect_end poweroff
 pass

@@ -65,5 +65,5 @@ set -- $res
 guest_result vsock-loop
 [ "$gres" = "served 52 connections, 212992 bytes" ] || fail "guest: $gres"
 expect_uds_removed
-expect_exit 0
+expect_end poweroff
 pass
