@@ -15,8 +15,9 @@
 # case. Prints a header per stage (saying where it ran), the failures and skips, and alone on
 # the last line "N passed, N failed, N skipped"; exits 1 if anything failed.
 # Environment (from the Makefile): SAN (0/1), BUILD, HOST_DIR, FUZZ_RUNS.
-# Optional: CHECK_STAGES="unit host fuzz e2e" (default all), UNIT_TIMEOUT, FUZZ_TIMEOUT
-# (seconds), KILN_KVM=real|pvm|none (pretend this host has that KVM, see kvm-kind.sh).
+# Optional: CHECK_STAGES="unit host fuzz e2e" (default all), UNIT_TIMEOUT, FUZZ_TIMEOUT,
+# FUZZ_INPUT_TIMEOUT (one input, libFuzzer's -timeout) (seconds), KILN_KVM=real|pvm|none
+# (pretend this host has that KVM, see kvm-kind.sh).
 set -u
 
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +29,7 @@ FUZZ_RUNS=${FUZZ_RUNS:-1000000}
 CHECK_STAGES=${CHECK_STAGES:-unit host fuzz e2e}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-900}
+FUZZ_INPUT_TIMEOUT=${FUZZ_INPUT_TIMEOUT:-25}
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export UBSAN_OPTIONS
 
@@ -113,7 +115,9 @@ run_fuzz() {
 		artifacts=$BUILD/fuzz/artifacts
 		mkdir -p "$artifacts"
 		log=$tmp/fuzz-$name.log
-		timeout -s KILL "$FUZZ_TIMEOUT" "$bin" -runs="$FUZZ_RUNS" \
+		# A hanging input fails at -timeout, well inside the stage's bound, and leaves a
+		# timeout-* reproducer among the artifacts.
+		timeout -s KILL "$FUZZ_TIMEOUT" "$bin" -runs="$FUZZ_RUNS" -timeout="$FUZZ_INPUT_TIMEOUT" \
 			-artifact_prefix="$artifacts/$name-" "$corpus" > "$log" 2>&1 < /dev/null
 		rc=$?
 		if [ "$rc" = 0 ]; then

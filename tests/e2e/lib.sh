@@ -72,17 +72,18 @@ bounded_kiln() {
 	return "$bk_rc"
 }
 
-# run_kiln CONFIG.json: runs kiln on the case's config (fixture paths rewritten) with a
+# run_kiln CONFIG.json [KILN-ARGS...]: runs kiln on the case's config (fixture paths rewritten) with a
 # timeout; the guest console (stdout) goes to $console, kiln's own output to $stderr_log.
 # stdin is a FIFO opened read-write: always open, never readable, never at EOF.
 run_kiln() {
 	cfg=$E2E_WORK/$E2E_CASE.json
 	sed "s#\"/e2e/#\"$E2E_DIR/#g" "$E2E_CASES/$1" > "$cfg" || fail "cannot read $1"
+	shift
 	fifo=$E2E_WORK/$E2E_CASE.stdin
 	rm -f "$fifo"
 	mkfifo "$fifo" || fail "mkfifo $fifo"
 	start=$(uptime_cs)
-	bounded_kiln "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" \
+	bounded_kiln "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" "$@" \
 		> "$console" 2> "$stderr_log" <> "$fifo"
 	kiln_rc=$?
 	kiln_secs=$(($(uptime_cs) - start))
@@ -131,8 +132,9 @@ expect_console() {
 	grep -aqF -- "$1" "$console" || fail "guest console lacks '$1'$(last_marker)"
 }
 
-# expect_machine CONFIG.json: the guest reported as many CPUs as vcpu_count and a
-# MemTotal between 80% and 100% of mem_size_mib (kiln's default 128 if absent).
+# expect_machine CONFIG.json: the guest reported as many CPUs as vcpu_count, a MemTotal
+# between 80% and 100% of mem_size_mib (kiln's default 128 if absent), the SMT topology of
+# "smt" (CPU 0's thread siblings: 0-1 with smt and 2+ vCPUs, else 0) and XSAVE enabled.
 expect_machine() {
 	want_cpus=$(json_int vcpu_count "$E2E_CASES/$1")
 	want_mib=$(json_int mem_size_mib "$E2E_CASES/$1")
@@ -147,6 +149,11 @@ expect_machine() {
 		fail "guest MemTotal ${mem_kb} kB outside 80-100% of ${want_mib:-128} MiB"
 	fi
 	echo "guest: $nproc CPUs, MemTotal $mem_kb kB"
+	siblings=0
+	if tr -d ' \n' < "$E2E_CASES/$1" | grep -q '"smt":true' && [ "${want_cpus:-1}" -gt 1 ]; then
+		siblings=0-1
+	fi
+	expect_console "KILN-E2E: smt siblings=$siblings"
 	expect_console "KILN-E2E: xsave=enabled"
 }
 

@@ -5,7 +5,8 @@
 #
 #   run-cases.sh CASES_DIR
 #   env: KILN, E2E_DIR, E2E_WORK (see lib.sh), E2E_KILN_TIMEOUT (per kiln run, default 120),
-#        E2E_ONLY (optional space-separated case names to run)
+#        E2E_ONLY (optional space-separated case names to run), E2E_REPEAT (runs of each
+#        case, default 1: every run prints its lines, a case passes only if all did)
 #
 # Output per case, in name order:
 #   E2E-TIME <name> <seconds>
@@ -49,18 +50,13 @@ run_case() {
 	fi
 }
 
-for script in "$cases"/*.sh; do
-	[ -f "$script" ] || continue
-	name=$(basename "$script" .sh)
-	if [ -n "${E2E_ONLY:-}" ]; then
-		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
-	fi
-	run_case "$name" "$script"
+# report_run NAME: the result line of the run just done (and its logs when it failed).
+report_run() {
 	if [ "$ok" = yes ]; then
-		echo "E2E-RESULT PASS $name"
-		continue
+		echo "E2E-RESULT PASS $1"
+		return 0
 	fi
-	reason=$(grep '^FAIL: ' "$E2E_WORK/$name.out" | tail -n 1 | cut -c7-)
+	reason=$(grep '^FAIL: ' "$E2E_WORK/$1.out" | tail -n 1 | cut -c7-)
 	if [ -z "$reason" ]; then
 		case $rc in
 		137) reason="case killed after ${case_timeout}s" ;;
@@ -68,9 +64,31 @@ for script in "$cases"/*.sh; do
 		*) reason="case exited $rc" ;;
 		esac
 	fi
-	echo "E2E-RESULT FAIL $name: $reason"
-	log_file "$name" "$E2E_WORK/$name.out" ""
-	log_file "$name" "$E2E_WORK/$name.stderr" "kiln: "
-	log_file "$name" "$E2E_WORK/$name.console" "console: "
+	echo "E2E-RESULT FAIL $1: $reason"
+	log_file "$1" "$E2E_WORK/$1.out" ""
+	log_file "$1" "$E2E_WORK/$1.stderr" "kiln: "
+	log_file "$1" "$E2E_WORK/$1.console" "console: "
+	# A case with several kiln runs names their logs <case>.<run>.stderr / .console.
+	for f in "$E2E_WORK/$1".*.stderr; do
+		[ -f "$f" ] || continue
+		run=${f#"$E2E_WORK/$1".}
+		run=${run%.stderr}
+		log_file "$1" "$f" "$run kiln: "
+		log_file "$1" "$E2E_WORK/$1.$run.console" "$run console: "
+	done
+}
+
+for script in "$cases"/*.sh; do
+	[ -f "$script" ] || continue
+	name=$(basename "$script" .sh)
+	if [ -n "${E2E_ONLY:-}" ]; then
+		case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac
+	fi
+	runs=0
+	while [ "$runs" -lt "${E2E_REPEAT:-1}" ]; do
+		runs=$((runs + 1))
+		run_case "$name" "$script"
+		report_run "$name"
+	done
 done
 echo "E2E-CASES DONE"

@@ -11,6 +11,7 @@
 # Environment:
 #   KILN=path            kiln binary (default build/kiln; static, as it runs inside L1)
 #   E2E_ONLY="a b"       run only these cases
+#   E2E_REPEAT=1         runs of each case (a stress run); a case passes only if every run did
 #   E2E_TIMEOUT=900      overall bound in seconds (the L1 run, or all direct cases)
 #   E2E_KILN_TIMEOUT=120 bound for one kiln run; a case that hits it fails as hung
 #   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
@@ -31,6 +32,7 @@ E2E_MODE=${E2E_MODE:-auto}
 E2E_TIMEOUT=${E2E_TIMEOUT:-900}
 E2E_KILN_TIMEOUT=${E2E_KILN_TIMEOUT:-120}
 E2E_ONLY=${E2E_ONLY:-}
+E2E_REPEAT=${E2E_REPEAT:-1}
 
 cases=
 for script in tests/e2e/cases/*.sh; do
@@ -110,7 +112,7 @@ run_direct() {
 	echo "e2e: direct mode (real KVM), kiln $KILN" >&2
 	rm -rf "$out/work"
 	KILN=$KILN E2E_DIR=$root_dir/$out E2E_WORK=$root_dir/$out/work E2E_ONLY=$E2E_ONLY \
-		E2E_KILN_TIMEOUT=$E2E_KILN_TIMEOUT \
+		E2E_REPEAT=$E2E_REPEAT E2E_KILN_TIMEOUT=$E2E_KILN_TIMEOUT \
 		timeout -s KILL "$E2E_TIMEOUT" sh tests/e2e/run-cases.sh tests/e2e/cases \
 		< /dev/null > "$log" 2>&1 &
 	wait_logged $!
@@ -122,7 +124,7 @@ run_l1() {
 	# shellcheck disable=SC2086 # split the list: one space between names
 	set -- $1
 	scripts/l1-boot.sh -t "$E2E_TIMEOUT" -l "$log" "$out/L1.cpio.gz" \
-		"e2e.kiln_timeout=$E2E_KILN_TIMEOUT" "e2e.only=\"$*\"" &
+		"e2e.kiln_timeout=$E2E_KILN_TIMEOUT" "e2e.repeat=$E2E_REPEAT" "e2e.only=\"$*\"" &
 	wait_logged $!
 }
 
@@ -220,23 +222,23 @@ fi
 
 failed=0
 for name in $cases; do
-	res=$(awk -v n="$name" '$1 == "E2E-RESULT" && ($3 == n || $3 == n ":")' "$clean" | tail -n 1)
-	t=$(awk -v n="$name" '$1 == "E2E-TIME" && $2 == n { print $3 }' "$clean" | tail -n 1)
-	case $res in
-	"E2E-RESULT PASS $name")
-		echo "PASS e2e/$name"
-		;;
-	"E2E-RESULT FAIL $name: "*)
-		echo "FAIL e2e/$name: ${res#"E2E-RESULT FAIL $name: "}"
+	res=$(awk -v n="$name" '$1 == "E2E-RESULT" && ($3 == n || $3 == n ":")' "$clean")
+	t=$(awk -v n="$name" '$1 == "E2E-TIME" && $2 == n { print $3 }' "$clean" | tr '\n' ' ')
+	npass=$(printf '%s\n' "$res" | grep -c "^E2E-RESULT PASS $name\$")
+	nfail=$(printf '%s\n' "$res" | grep -c "^E2E-RESULT FAIL $name: ")
+	[ "$E2E_REPEAT" = 1 ] || echo "e2e: $name: $npass of $E2E_REPEAT runs passed, $nfail failed" >&2
+	if [ "$nfail" -gt 0 ]; then
+		first=$(printf '%s\n' "$res" | grep -m1 "^E2E-RESULT FAIL $name: ")
+		echo "FAIL e2e/$name: ${first#"E2E-RESULT FAIL $name: "}"
 		failed=$((failed + 1))
 		grep "^E2E-LOG $name: " "$clean" | sed "s/^E2E-LOG $name: /  | /"
-		;;
-	*)
+	elif [ "$npass" -ge "$E2E_REPEAT" ]; then
+		echo "PASS e2e/$name"
+	else
 		echo "FAIL e2e/$name: no result (test host ${E2E_MODE} stopped: $how)"
 		failed=$((failed + 1))
-		;;
-	esac
-	[ -z "$t" ] || echo "e2e: $name took ${t}s" >&2
+	fi
+	[ -z "$t" ] || echo "e2e: $name took ${t% }s" >&2
 done
 echo "e2e: $E2E_MODE run took ${secs}s, log $log" >&2
 [ -n "$host_ready" ] && [ "$failed" = 0 ]

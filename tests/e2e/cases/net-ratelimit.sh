@@ -1,6 +1,6 @@
 #!/bin/sh
-# net-ratelimit: tx_rate_limiter and rx_rate_limiter at 2 MB/s each (a 200 kB bucket refilled
-# every 100 ms). The same 16 MiB each way run twice, unlimited first
+# net-ratelimit: tx_rate_limiter and rx_rate_limiter at 500 kB/s each (a 50 kB bucket refilled
+# every 100 ms). The same 4 MiB each way run twice, unlimited first
 # (net-ratelimit-unlimited.json), then limited; both intact. Rates are the guest's own
 # timings of each direction (the TCP payload; the limiter also counts headers):
 #   limited: at most 115% of the limit, and at least 50% (a limiter that stalls fails too);
@@ -9,8 +9,8 @@
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/net.inc
 . "$E2E_CASES/net.inc"
-bytes=16777216
-rate=2000000
+bytes=4194304
+rate=500000
 tap_up kiln-nr0 10.77.3.1/24
 
 # rates CONFIG: one run; sets tx_bps and rx_bps (bytes per second, from the guest's times).

@@ -62,8 +62,13 @@ while ! grep -aq 'KILN-E2E: blk-flush synced' "$w/console"; do
 	fi
 	sleep 0.1
 done
-echo "powercut: $(grep -a 'KILN-E2E: blk-flush' "$w/console" | tr -d '\r' | tr '\n' ' ')"
-echo "powercut: cutting the power (mode $mode)"
+# Straight to the kernel log (critical level, printed at once even with "quiet"): the
+# stage's own output is a pipe that the power cut does not wait for.
+say() {
+	echo "<2>E2E-OUT powercut: $*" > /dev/kmsg
+}
+say "$(grep -a 'KILN-E2E: blk-flush' "$w/console" | tr -d '\r' | sed 's/^.*KILN-E2E: //' | tr '\n' ' ')"
+say "cutting the power (mode $mode)"
 echo b > /proc/sysrq-trigger
 sleep 10
 echo "powercut: still alive after sysrq b" >&2

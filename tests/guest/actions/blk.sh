@@ -159,3 +159,17 @@ action_blk_hold() {
 	sleep 100
 	blk_err "still holding vda after 100 s (the host should have stopped kiln)"
 }
+
+# /dev/vda has a 1 MB/s rate limiter, /dev/vdb none: 4 MiB read from each with O_DIRECT
+# (nothing from the guest's cache), timed.
+action_blk_rate() {
+	blk_wait_dev vda && blk_wait_dev vdb || return 0
+	for d in vdb vda; do
+		t0=$(uptime_cs)
+		if ! dd if="/dev/$d" of=/dev/null bs=1048576 count=4 iflag=direct 2> /dev/null; then
+			blk_err "dd from /dev/$d failed"
+			return 0
+		fi
+		say "blk-rate $d read 4194304 in $(($(uptime_cs) - t0))0 ms"
+	done
+}

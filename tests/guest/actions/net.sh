@@ -37,6 +37,8 @@ net_up() {
 		return 1
 	fi
 	say "net-up $ifc $1 $2 ping $3 ok"
+	# The virtio features the driver negotiated: one 0/1 character per bit, bit 0 first.
+	say "net-features $ifc $(cat "/sys/class/net/$ifc/device/features")"
 }
 
 # net_each: runs net_up for every kiln.net entry; the first peer is left in $net_peer.
@@ -61,11 +63,6 @@ net_each() {
 		net_up "$1" "$2" "$3" || return 1
 		[ -n "$net_peer" ] || net_peer=$3
 	done
-}
-
-uptime_cs() {
-	read -r up _ < /proc/uptime
-	echo "${up%.*}${up#*.}" | sed 's/^0*//; s/^$/0/'
 }
 
 # Interfaces up, each pinging its peer.
