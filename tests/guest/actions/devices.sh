@@ -3,7 +3,7 @@
 
 # The virtio devices the kernel found and how: "KILN-E2E: devices acpi=<on|off>
 # virtio=<device ids> vda=<yes|no>" (ids from /sys/bus/virtio/devices/*/device: 2 is block,
-# 1 net, 19 vsock).
+# 1 net, 19 vsock). Ends with a reboot through the i8042: with acpi=off there is no poweroff.
 action_devices() {
 	i=0
 	while [ ! -b /dev/vda ] && [ "$i" -lt 50 ]; do
@@ -16,4 +16,5 @@ action_devices() {
 	vda=no
 	[ ! -b /dev/vda ] || vda=yes
 	say "devices acpi=$acpi virtio=${ids% } vda=$vda"
+	guest_finish reboot
 }
