@@ -1,16 +1,17 @@
 #!/bin/sh
-# net-ratelimit: tx_rate_limiter and rx_rate_limiter at 500 kB/s each (a 50 kB bucket refilled
-# every 100 ms). The same 4 MiB each way run twice, unlimited first
+# net-ratelimit: tx_rate_limiter and rx_rate_limiter at 250 kB/s each (a 25 kB bucket refilled
+# every 100 ms). The same 2 MiB each way run twice, unlimited first
 # (net-ratelimit-unlimited.json), then limited; both intact. Rates are the guest's own
 # timings of each direction (the TCP payload; the limiter also counts headers):
-#   limited: at most 115% of the limit, and at least 50% (a limiter that stalls fails too);
+#   limited: at most 115% of the limit, and at least 25% (a limiter that stalls fails too;
+#   the margin is for a loaded test host, where the unlimited rate is low too);
 #   unlimited: at least twice the limit in each direction, so the limit visibly did the work.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/net.inc
 . "$E2E_CASES/net.inc"
-bytes=4194304
-rate=500000
+bytes=2097152
+rate=250000
 tap_up kiln-nr0 10.77.3.1/24
 
 # rates CONFIG: one run; sets tx_bps and rx_bps (bytes per second, from the guest's times).
@@ -36,7 +37,7 @@ rates net-ratelimit.json
 for dir in tx rx; do
 	if [ "$dir" = tx ]; then got=$tx_bps free=$free_tx; else got=$rx_bps free=$free_rx; fi
 	[ "$got" -le $((rate * 115 / 100)) ] || fail "$dir at $got B/s, over the $rate B/s limit"
-	[ "$got" -ge $((rate / 2)) ] || fail "$dir at $got B/s, under half the $rate B/s limit"
+	[ "$got" -ge $((rate / 4)) ] || fail "$dir at $got B/s, under a quarter of the $rate B/s limit"
 	[ "$free" -ge $((rate * 2)) ] ||
 		fail "unlimited $dir only reached $free B/s: the limit of $rate B/s is not tested"
 done
