@@ -131,14 +131,14 @@ run_direct() {
 		say "not root: the guest has no network interface (creating a TAP needs root)"
 	fi
 	o=$(cd "$out" && pwd)
-	r=$(cd "$run" && pwd)
-	vm_json "$o/bzImage" "$o/initramfs.cpio.gz" "$r/rootfs.ext4" "$r/cmds.img" "$tap" \
-		"$r/vsock.sock" > "$run/vm.json"
+	vm_json "$o/bzImage" "$o/initramfs.cpio.gz" "$run/rootfs.ext4" "$run/cmds.img" "$tap" \
+		"$run/vsock.sock" > "$run/vm.json"
 	if [ "$interactive" = yes ]; then
 		say "booting the guest with kiln here: 'poweroff' in the guest leaves"
-		"$BUILD/kiln" --config-file "$run/vm.json"
+		# --foreground: kiln stays in the terminal's foreground process group.
+		timeout --foreground -k 10 "$timeout" "$BUILD/kiln" --config-file "$run/vm.json"
 	else
-		timeout -s KILL "$timeout" "$BUILD/kiln" --config-file "$run/vm.json" < /dev/null
+		timeout -k 10 "$timeout" "$BUILD/kiln" --config-file "$run/vm.json" < /dev/null
 	fi
 	rc=$?
 	[ -z "$tap" ] || ip link del "$TAP"
@@ -173,6 +173,7 @@ run_in_l1() {
 		scripts/l1-boot.sh "$@" < /dev/null 2> "$run/qemu.stderr"
 	fi
 	qrc=$?
+	[ "$qrc" != 137 ] || return 124
 	rc=$(tr -d '\000' < "$run/result.img" | sed -n 's/^kiln-demo-rc=\([0-9]*\)$/\1/p')
 	if [ -z "$rc" ]; then
 		say "the test host ended (QEMU exit $qrc) before kiln did"
@@ -200,7 +201,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 build_guest
 [ "$kind" = real ] || build_l1
-run=$(mktemp -d "$out/run.XXXXXX") || die "cannot create a run directory in $out"
+# A short path: the vsock's uds_path must fit in a sockaddr_un.
+run=$(mktemp -d "${TMPDIR:-/tmp}/kiln-demo.XXXXXX") || die "cannot create a temporary directory"
 make_run_files
 if [ "$kind" = real ]; then
 	run_direct
@@ -208,5 +210,9 @@ else
 	run_in_l1
 fi
 rc=$?
-[ "$rc" = 0 ] || say "kiln exited with $rc"
+case $rc in
+0) ;;
+124 | 137) say "stopped after DEMO_TIMEOUT=${timeout}s" ;;
+*) say "kiln exited with $rc" ;;
+esac
 exit "$rc"
