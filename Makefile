@@ -4,6 +4,7 @@
 #   make check SAN=1  the same with the unit tests under ASan/UBSan
 #   make fuzz         the fuzz harnesses, longer
 #   make bench        figures from bench/
+#   make demo         boots a demo VM with kiln on this terminal (scripts/demo.sh)
 #   make guest-kernel optional minimal vmlinux built from Debian's linux-source
 
 BUILD     ?= build
@@ -155,6 +156,9 @@ check: all unit fuzz-build $(BUILD)/kiln-testhooks
 bench: all
 	@$(MAKE) -s -C bench BUILD=../$(BUILD)
 
+demo: all
+	@BUILD=$(BUILD) scripts/demo.sh
+
 guest-kernel:
 	scripts/build-guest-kernel.sh
 
@@ -164,6 +168,6 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit fuzz fuzz-build check bench guest-kernel format clean
+.PHONY: all unit fuzz fuzz-build check bench demo guest-kernel format clean
 -include $(shell find $(BUILD)/musl $(BUILD)/musl-testhooks $(BUILD)/host $(BUILD)/san -name '*.d' \
 	-type f 2>/dev/null)

@@ -5,7 +5,8 @@
 #   scripts/l1-boot.sh [-i] [-t SECS] [-l LOG] [-D DISK]... IMAGE [KERNEL-ARGS...]
 #
 #   -l LOG   the serial console goes to LOG (QEMU's own messages to LOG.stderr), stdin is
-#            /dev/null; without -l, or with -i, the console is this terminal (interactive)
+#            /dev/null; without -l, or with -i, the console is this terminal (interactive;
+#            Ctrl-A x quits QEMU)
 #   -t SECS  QEMU is killed after SECS (default 900)
 #   -D DISK  a raw image file attached as a virtio disk (/dev/vda, /dev/vdb, ... in L1)
 # The kernel is the newest /boot/vmlinuz-*-cloud-amd64 (KVER= overrides). Exits with QEMU's
@@ -35,7 +36,10 @@ command -v qemu-system-x86_64 > /dev/null ||
 qver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p')
 [ "${qver:-0}" -ge 10 ] || { echo "l1-boot: QEMU ${qver:-?} found, the test host needs QEMU 10 (run scripts/setup.sh)" >&2 && exit 2; }
 
-set -- -accel tcg,thread=multi -M q35 -cpu EPYC,+svm,+npt -smp 2 -m 4096 -nographic \
+# The console is what -nographic sets up (serial and monitor multiplexed on stdio, Ctrl-C to
+# the guest) without -nographic's SeaBIOS serial console, which resets the terminal.
+set -- -accel tcg,thread=multi -M q35 -cpu EPYC,+svm,+npt -smp 2 -m 4096 -display none \
+	-chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline \
 	-no-reboot -nic none -kernel "/boot/vmlinuz-$kver" -initrd "$image" \
 	-append "console=ttyS0 panic=-1 rdinit=/init quiet $*"
 for d in $disks; do

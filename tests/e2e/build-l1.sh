@@ -7,11 +7,12 @@
 #   -n       no guest fixtures (vmlinux, guest initramfs): for the host-test and bench stages
 #
 # Contents: busybox-static, bash with its libraries (the host test scripts are bash),
-# tests/e2e/l1/init as /init and the stage scripts beside it, irqbypass/kvm/kvm-amd (plus tun and
-# loop) from /lib/modules/KVER (.ko, .ko.xz, .ko.zst and .ko.gz are handled; decompressed
-# here), and under /e2e: the kiln binary (static, it runs in L1), the guest kernels
-# (bzImage = /boot/vmlinuz-KVER, vmlinux extracted from it), the guest initramfs, the
-# runner, lib.sh, tests/e2e/cases/ and any extra file given with -x. The fixtures are (re)built with
+# tests/e2e/l1/init as /init and the stage scripts beside it, irqbypass/kvm/kvm-amd (plus tun,
+# loop, and virtio-pci/virtio-blk for the disks scripts/l1-boot.sh -D attaches) from
+# /lib/modules/KVER (.ko, .ko.xz, .ko.zst and .ko.gz are handled; decompressed here), and
+# under /e2e: the kiln binary (static, it runs in L1), the guest kernels (bzImage =
+# /boot/vmlinuz-KVER, vmlinux extracted from it), the guest initramfs, the runner, lib.sh,
+# tests/e2e/cases/ and any extra file given with -x. The fixtures are (re)built with
 # scripts/extract-vmlinux.sh and tests/guest/build-initramfs.sh; the archive is rebuilt
 # only when an input changed. KILN defaults to build/kiln, KVER to the newest installed
 # *-cloud-amd64 kernel, which is also the L1 kernel.

@@ -1,9 +1,9 @@
 #!/bin/sh
 # build-initramfs.sh: builds the kiln e2e test guest's initramfs (gzip'ed newc cpio).
 #
-#   tests/guest/build-initramfs.sh [-o OUT] [-k KVER] [-b FILE]... [MODULE...]
+#   tests/guest/build-initramfs.sh [-o OUT] [-k KVER] [-i INIT] [-b FILE]... [MODULE...]
 #
-# Contents: busybox-static with its applet links, tests/guest/init as /init, the action
+# Contents: busybox-static with its applet links, tests/guest/init (or INIT) as /init, the action
 # files tests/guest/actions/*.sh in /etc/kiln-test.d/, extra programs given with -b (static
 # binaries or scripts, copied to /bin), and optionally kernel modules
 # (names such as virtio_blk, or paths relative to /lib/modules/KVER) from
@@ -23,15 +23,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=build/e2e/guest-initramfs.cpio.gz
 kver=
 extra_bins=
-while getopts o:k:b: opt; do
+init=$here/init
+while getopts o:k:i:b: opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	k) kver=$OPTARG ;;
+	i)
+		[ -f "$OPTARG" ] || die "-i $OPTARG: no such file"
+		init=$(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")
+		;;
 	b)
 		[ -f "$OPTARG" ] || die "-b $OPTARG: no such file"
 		extra_bins="$extra_bins $(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")"
 		;;
-	*) die "usage: $0 [-o OUT] [-k KVER] [-b FILE]... [MODULE...]" ;;
+	*) die "usage: $0 [-o OUT] [-k KVER] [-i INIT] [-b FILE]... [MODULE...]" ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -80,7 +85,7 @@ inputs=$(
 	{
 		echo "kver=$kver mods=$mods"
 		# shellcheck disable=SC2086 # a list of paths without spaces
-		sha256sum "$busybox" "$here/init" $extra_bins
+		sha256sum "$busybox" "$init" $extra_bins
 		find "$here/actions" -name '*.sh' -type f 2> /dev/null | sort | xargs -r sha256sum
 		for m in $mods; do sha256sum "$moddir/$m"; done
 	} | sha256sum | cut -d' ' -f1
@@ -104,7 +109,7 @@ done
 for f in $extra_bins; do
 	install -m 755 "$f" "$root/bin/$(basename "$f")"
 done
-cp "$here/init" "$root/init"
+cp "$init" "$root/init"
 chmod 755 "$root/init"
 for f in "$here"/actions/*.sh; do
 	[ -f "$f" ] && cp "$f" "$root/etc/kiln-test.d/"
