@@ -134,7 +134,9 @@ expect_bad no-args "config-file"
 expect_bad unknown-option "--frobnicate" --frobnicate
 expect_bad missing-config "nope.json" --config-file "$T/nope.json"
 write_cfg missing-kernel '{"boot-source":{"kernel_image_path":"/nonexistent/vmlinux"}}'
-expect_bad missing-kernel "boot-source.kernel_image_path: /nonexistent/vmlinux: " --config-file "$T/missing-kernel.json"
+# The key and the path, in one line.
+expect_bad missing-kernel "boot-source.kernel_image_path: /nonexistent/vmlinux: " \
+	--config-file "$T/missing-kernel.json"
 echo "not a kernel" >"$T/garbage.bin"
 write_cfg bad-kernel "{\"boot-source\":{\"kernel_image_path\":\"$T/garbage.bin\"}}"
 expect_bad bad-kernel "boot-source.kernel_image_path" --config-file "$T/bad-kernel.json"
@@ -162,11 +164,13 @@ expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 put_bytes() { printf "$3" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none; }
 head -c 8192 /dev/zero >"$T/fake.bzImage"
 # setup_sects 1; boot_flag, a jump over the header, "HdrS", protocol 2.15; alignment 4 KiB,
-# relocatable, 64-bit entry, cmdline_size 64; pref_address 1 MiB, init_size 8 KiB.
+# relocatable, 64-bit entry, cmdline_size 64; pref_address 1 MiB, init_size 8 KiB; should
+# it boot after all, its 64-bit entry powers off (mov $0x600,%dx; mov $0x34,%al; out; hlt).
 put_bytes "$T/fake.bzImage" 0x1f1 '\x01'
 put_bytes "$T/fake.bzImage" 0x1fe '\x55\xaa\xeb\x66HdrS\x0f\x02'
 put_bytes "$T/fake.bzImage" 0x230 '\x00\x10\x00\x00\x01\x00\x01\x00\x40'
 put_bytes "$T/fake.bzImage" 0x258 '\x00\x00\x10\x00\x00\x00\x00\x00\x00\x20'
+put_bytes "$T/fake.bzImage" 0x600 '\x66\xba\x00\x06\xb0\x34\xee\xf4'
 mkdir "$T/vs"
 write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$T/fake.bzImage\",
 	\"boot_args\":\"$(head -c 40 /dev/zero | tr '\0' x)\"},
