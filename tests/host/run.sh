@@ -1,7 +1,9 @@
 #!/bin/bash
 # Host tests: build/kiln runs the tiny test guest (tests/guest/tiny) on this host's /dev/kvm,
 # which may be the nested PVM KVM that cannot boot Linux. Covers every way a VM ends, SMP
-# setup, large memory, and bad input that must exit 2 with one line naming the key.
+# (the guest starts every CPU of the MADT and each reports its APIC id and topology), RAM
+# above 4 GiB written and read back, the vsock socket's life, and bad input that must exit
+# 2 with one line naming the key.
 # Prints "PASS host/<name>" or "FAIL host/<name>: why" per case; exits 1 if any failed.
 set -u
 BUILD=${BUILD:-build}
@@ -121,7 +123,7 @@ for sig in TERM INT; do
 	write_cfg "sig$sig" "$(tiny_cfg w 2 64)"
 	"$KILN" --config-file "$T/sig$sig.json" >"$T/sig.out" 2>"$T/sig.err" </dev/null &
 	pid=$!
-	for _ in $(seq 100); do grep -q hello "$T/sig.out" && break; sleep 0.05; done
+	for _ in $(seq 100); do grep -qs hello "$T/sig.out" && break; sleep 0.05; done
 	kill -s "$sig" "$pid"
 	wait "$pid"
 	rc=$?
