@@ -118,17 +118,18 @@ else
 	pass mem-above-4g
 fi
 
-# SIGTERM and SIGINT stop a running guest cleanly with exit 0.
+# SIGTERM and SIGINT stop a running guest cleanly with exit 0. Each signal has its own output
+# file: a hello left from the previous one would send the signal before kiln runs.
 for sig in TERM INT; do
 	write_cfg "sig$sig" "$(tiny_cfg w 2 64)"
-	"$KILN" --config-file "$T/sig$sig.json" >"$T/sig.out" 2>"$T/sig.err" </dev/null &
+	"$KILN" --config-file "$T/sig$sig.json" >"$T/sig$sig.out" 2>"$T/sig$sig.err" </dev/null &
 	pid=$!
-	for _ in $(seq 100); do grep -qs hello "$T/sig.out" && break; sleep 0.05; done
+	for _ in $(seq 100); do grep -qs hello "$T/sig$sig.out" && break; sleep 0.05; done
 	kill -s "$sig" "$pid"
 	wait "$pid"
 	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q hello "$T/sig.out"; then pass "sig$sig"; else
-		fail "sig$sig" "exit $rc: $(cat "$T/sig.err")"; fi
+	if [ "$rc" -eq 0 ] && grep -q hello "$T/sig$sig.out"; then pass "sig$sig"; else
+		fail "sig$sig" "exit $rc: $(cat "$T/sig$sig.err")"; fi
 done
 
 # Bad input: exit 2 with one line naming what is wrong, no guest started.
