@@ -4,7 +4,9 @@
  * "<pid> exit <code>" or "<pid> signal <number>". Returns when no descendant is left, with
  * COMMAND's own exit status (128 + signal if it was killed); 125 if it cannot start it.
  * tests/jailer/run.sh uses it to read kiln's exit status. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <sys/prctl.h>
