@@ -32,11 +32,12 @@ MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/m
 
 all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer
 
-# A few instructions of guest code for host-side tests and bench/startup.
-$(BUILD)/tiny-guest.elf: tests/guest/tiny/tiny.S tests/guest/tiny/tiny.ld
+# The tiny test guest (a few hundred instructions) for host-side tests and bench/startup.
+TINY_SRCS := $(addprefix tests/guest/tiny/,tiny.S smp.S highmem.S virtio.S)
+$(BUILD)/tiny-guest.elf: $(TINY_SRCS) tests/guest/tiny/tiny.h tests/guest/tiny/tiny.ld
 	@mkdir -p $(dir $@)
 	$(HOST_CC) -nostdlib -static -no-pie -Wl,-T,tests/guest/tiny/tiny.ld -Wl,--build-id=none \
-		-Wl,-z,noexecstack -o $@ $<
+		-Wl,-z,noexecstack -o $@ $(TINY_SRCS)
 
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
@@ -149,7 +150,13 @@ fuzz: $(FUZZ_BINS)
 		fuzz/corpus/$$(basename $$f) || exit 1; done
 
 # ---- tests ------------------------------------------------------------------------------
-check: all unit fuzz-build $(BUILD)/kiln-testhooks
+# tests/jailer/run.sh's kiln-in-jail adopts kiln with it (a static binary: it also runs in
+# the KVM test host).
+$(BUILD)/jailer-reaper: tests/jailer/reaper.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -O1 -static -o $@ $<
+
+check: all unit fuzz-build $(BUILD)/kiln-testhooks $(BUILD)/jailer-reaper
 	@SAN=$(SAN) BUILD=$(BUILD) HOST_DIR=$(HOST_DIR) FUZZ_RUNS=$(FUZZ_RUNS) \
 		scripts/check.sh
 

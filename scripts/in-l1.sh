@@ -30,7 +30,8 @@ stage_files() {
 	case $stage in
 	host)
 		echo tests/host/run.sh tests/host/seccomp.sh tests/jailer/run.sh \
-			"$BUILD/kiln" "$BUILD/kiln-testhooks" "$BUILD/kiln-jailer" "$BUILD/tiny-guest.elf"
+			"$BUILD/kiln" "$BUILD/kiln-testhooks" "$BUILD/kiln-jailer" "$BUILD/tiny-guest.elf" \
+			"$BUILD/jailer-reaper"
 		;;
 	bench)
 		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup"
@@ -51,7 +52,6 @@ done
 kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /dev/null |
 	sed 's/^vmlinuz-//' | sort -V | tail -n 1)
 [ -n "$kver" ] || die "no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
-cp "/boot/vmlinuz-$kver" "$tree/bzImage"
 tests/e2e/build-l1.sh -n -k "$BUILD/kiln" -v "$kver" -o "$out/L1-$stage.cpio.gz" -d "$tree" >&2 ||
 	die "cannot build the L1 image"
 

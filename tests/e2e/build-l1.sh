@@ -6,7 +6,7 @@
 #   -x FILE  also put FILE into /e2e;  -d DIR  also copy the tree DIR into /e2e;
 #   -n       no guest fixtures (vmlinux, guest initramfs): for the host-test and bench stages
 #
-# Contents: busybox-static, bash with its libraries (the host test scripts are bash),
+# Contents: busybox-static, bash, ip and socat with their libraries (host test scripts),
 # tests/e2e/l1/init as /init and the stage scripts beside it, irqbypass/kvm/kvm-amd (plus tun,
 # loop, and virtio-pci/virtio-blk for the disks scripts/l1-boot.sh -D attaches) from
 # /lib/modules/KVER (.ko, .ko.xz, .ko.zst and .ko.gz are handled; decompressed here), and
@@ -81,10 +81,18 @@ if [ "$guest" = yes ]; then
 		tests/guest/build-initramfs.sh -o "$fixtures/guest-initramfs.cpio.gz"
 	guest_files="$bzimage $fixtures/vmlinux $fixtures/guest-initramfs.cpio.gz"
 fi
-bash_bin=$(command -v bash) || die "bash not found"
-# bash and the shared objects it loads, at their own paths (ldd prints "name => path (addr)"
-# and the loader as "path (addr)").
-bash_libs=$(ldd "$bash_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+# Host programs the test scripts need beyond busybox: bash (the host tests), and iproute2's
+# ip (TAPs) and socat (vsock) for the seccomp device cases; each with the shared objects it
+# loads, at their own paths (ldd prints "name => path (addr)" and the loader as "path (addr)").
+# The stages put /usr/sbin:/usr/bin before busybox's /bin.
+host_bins=
+for p in bash ip socat; do
+	b=$(command -v "$p") || die "$p not found (run scripts/setup.sh)"
+	host_bins="$host_bins $b"
+done
+# shellcheck disable=SC2086 # a list of paths without spaces
+host_libs=$(for b in $host_bins; do ldd "$b"; done |
+	awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 
 # virtio_pci and virtio_blk: disks given to L1 with scripts/l1-boot.sh -D.
 modules="kernel/virt/lib/irqbypass kernel/arch/x86/kvm/kvm kernel/arch/x86/kvm/kvm-amd
@@ -112,7 +120,7 @@ inputs=$(
 		# shellcheck disable=SC2086 # a list of paths without spaces
 		# shellcheck disable=SC2086 # lists of paths without spaces
 		sha256sum "$busybox" "$kiln" $guest_files tests/e2e/l1/* tests/e2e/run-cases.sh \
-			tests/e2e/lib.sh "$bash_bin" $bash_libs $extras
+			tests/e2e/lib.sh $host_bins $host_libs $extras
 		# shellcheck disable=SC2086 # a list of paths without spaces
 		find tests/e2e/cases $trees -type f | LC_ALL=C sort | xargs sha256sum
 		for m in $modules; do
@@ -136,11 +144,11 @@ install -m 755 tests/e2e/l1/init "$root/init"
 for f in tests/e2e/l1/*.sh; do
 	install -m 755 "$f" "$root/e2e/"
 done
-for f in "$bash_bin" $bash_libs; do
+for f in $host_bins $host_libs; do
 	mkdir -p "$root$(dirname "$f")"
 	cp -L "$f" "$root$f"
 done
-[ -e "$root/bin/bash" ] || ln -s "$bash_bin" "$root/bin/bash"
+[ -e "$root/bin/bash" ] || ln -s "$(command -v bash)" "$root/bin/bash"
 : > "$root/etc/modules"
 for m in $modules; do
 	p=$(mod_path "$m")

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Host tests: build/kiln runs the tiny test guest (tests/guest/tiny) on this host's /dev/kvm,
 # which may be the nested PVM KVM that cannot boot Linux. Covers every way a VM ends, SMP
-# setup, large memory, and bad input that must exit 2 with one line naming the key.
+# (the guest starts every CPU of the MADT and each reports its APIC id and topology), RAM
+# above 4 GiB written and read back, the vsock socket's life, and bad input that must exit
+# 2 with one line naming the key.
 # Prints "PASS host/<name>" or "FAIL host/<name>: why" per case; exits 1 if any failed.
 set -u
 BUILD=${BUILD:-build}
@@ -91,10 +93,54 @@ expect_guest poweroff-acpi p 1 64 poweroff
 expect_guest reboot-i8042 r 1 64 reboot
 expect_guest reboot-acpi-reset a 1 64 reboot
 expect_guest triple-fault t 1 64 triple-fault
-expect_guest smp-4 p 4 128 poweroff
-expect_guest smp-32 p 32 128 poweroff
-expect_guest smt-2 p 2 128 poweroff ',"smt":true'
-expect_guest mem-above-4g p 2 6144 poweroff
+
+# expect_cpus NAME VCPUS THREADS [extra]: the guest starts every CPU kiln's MADT lists
+# (INIT-SIPI-SIPI into real mode); each reports its CPUID APIC id and threads per core
+# (leaf 0xB or AMD's 0x8000001E). The MADT and the reported ids must both be 0..VCPUS-1.
+expect_cpus() {
+	local name=$1 n=$2 tpc=$3 want madt got threads
+	write_cfg "$name" "$(tiny_cfg s "$n" 128 "${4:-}")"
+	run_kiln "$name" --config-file "$T/$name.json"
+	want=$(seq 0 $((n - 1)) | tr '\n' ' ')
+	madt=$(sed -n 's/^kiln tiny guest: madt apic ids: //p' <<<"$out")
+	got=$(sed -n 's/^kiln tiny guest: cpu \([0-9]*\) up, .*/\1/p' <<<"$out" | sort -n | tr '\n' ' ')
+	threads=$(sed -n 's/^kiln tiny guest: cpu .* threads per core //p' <<<"$out" | sort -u)
+	if [ "$rc" -ne 0 ]; then
+		fail "$name" "exit $rc: $err"
+	elif [ "$(printf '%s\n' "$err" | tail -n 1)" != "$(reason_line poweroff 0)" ]; then
+		fail "$name" "last stderr line is not '$(reason_line poweroff 0)': $err"
+	elif ! grep -qx "kiln tiny guest: all $n cpus up" <<<"$out"; then
+		fail "$name" "not every CPU came up: $(grep -v 'cpu .* up,' <<<"$out" | tr '\n' ';')"
+	elif [ "$madt " != "$want" ] || [ "$got" != "$want" ]; then
+		fail "$name" "APIC ids in the MADT '$madt', reported by the CPUs '$got', want '$want'"
+	elif [ "$threads" = 0 ]; then
+		echo "SKIP host/$name/threads-per-core: the guest sees no CPUID topology leaf"
+		pass "$name"
+	elif [ "$threads" != "$tpc" ]; then
+		fail "$name" "threads per core '$(tr '\n' ' ' <<<"$threads")', want $tpc"
+	else
+		pass "$name"
+	fi
+}
+expect_cpus smp-4 4 1
+expect_cpus smp-32 32 1
+expect_cpus smt-2 2 2 ',"smt":true'
+
+# The guest maps what the e820 map lists above 4 GiB and writes and reads back 4 GiB + 16 MiB
+# and the last page: 6144 MiB is 3.25 GiB below the MMIO gap at 0xd0000000 and 2.75 GiB from
+# 4 GiB on, so RAM ends at 0x1b0000000.
+write_cfg mem-above-4g "$(tiny_cfg m 2 6144)"
+run_kiln mem-above-4g --config-file "$T/mem-above-4g.json"
+if [ "$rc" -ne 0 ]; then
+	fail mem-above-4g "exit $rc: $err"
+elif [ "$(printf '%s\n' "$err" | tail -n 1)" != "$(reason_line poweroff 0)" ]; then
+	fail mem-above-4g "last stderr line is not '$(reason_line poweroff 0)': $err"
+elif ! grep -qx "kiln tiny guest: ram ends at 0x1b0000000" <<<"$out" ||
+	! grep -qx "kiln tiny guest: high memory ok" <<<"$out"; then
+	fail mem-above-4g "$(tr '\n' ';' <<<"$out") $err"
+else
+	pass mem-above-4g
+fi
 
 # state_lines FILE: how many vCPU register dumps FILE holds.
 state_lines() { grep -Ec "^kiln: \[WARN\] vCPU [0-9]+ state: $STATE_RE" "$1"; }
@@ -157,7 +203,9 @@ expect_bad no-args "config-file"
 expect_bad unknown-option "--frobnicate" --frobnicate
 expect_bad missing-config "nope.json" --config-file "$T/nope.json"
 write_cfg missing-kernel '{"boot-source":{"kernel_image_path":"/nonexistent/vmlinux"}}'
-expect_bad missing-kernel "boot-source.kernel_image_path" --config-file "$T/missing-kernel.json"
+# The key and the path, in one line.
+expect_bad missing-kernel "boot-source.kernel_image_path: /nonexistent/vmlinux: " \
+	--config-file "$T/missing-kernel.json"
 echo "not a kernel" >"$T/garbage.bin"
 write_cfg bad-kernel "{\"boot-source\":{\"kernel_image_path\":\"$T/garbage.bin\"}}"
 expect_bad bad-kernel "boot-source.kernel_image_path" --config-file "$T/bad-kernel.json"
@@ -177,24 +225,65 @@ write_cfg unknown-key '{"boot-source":{"kernel_image_path":"/x","kernel_typo":1}
 expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 
 # A setup that fails after the vsock socket was bound removes it again, so a retry works.
-long2=$(head -c 2100 /dev/zero | tr '\0' x)
-# Debian's bzImage takes at most 2047 bytes, checked once the devices are known.
-BZIMAGE=${BZIMAGE:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)}
-if [ -n "$BZIMAGE" ]; then
-	write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$BZIMAGE\",
-	\"boot_args\":\"$long2\"},\"machine-config\":{\"mem_size_mib\":256},
-	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}}"
-	expect_bad vsock-cleanup "boot-source.boot_args" --config-file "$T/vsock-cleanup.json"
-	if [ -e "$T/v.sock" ]; then fail vsock-cleanup-socket "socket file left behind"; else
-		pass vsock-cleanup-socket; fi
+# A bzImage's command line limit is checked once the devices, vsock last, exist: kiln's own
+# device arguments (--virtio-mmio-cmdline) push 40 bytes of boot_args over the 64 bytes of
+# a made-up bzImage (a setup header and a payload never run). The socket's directory starts
+# with an mtime of 1970: a bind and an unlink in it make it new, so the check fails if the
+# socket never existed.
+put_bytes() { printf "$3" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none; }
+head -c 8192 /dev/zero >"$T/fake.bzImage"
+# setup_sects 1; boot_flag, a jump over the header, "HdrS", protocol 2.15; alignment 4 KiB,
+# relocatable, 64-bit entry, cmdline_size 64; pref_address 1 MiB, init_size 8 KiB; should
+# it boot after all, its 64-bit entry powers off (mov $0x600,%dx; mov $0x34,%al; out; hlt).
+put_bytes "$T/fake.bzImage" 0x1f1 '\x01'
+put_bytes "$T/fake.bzImage" 0x1fe '\x55\xaa\xeb\x66HdrS\x0f\x02'
+put_bytes "$T/fake.bzImage" 0x230 '\x00\x10\x00\x00\x01\x00\x01\x00\x40'
+put_bytes "$T/fake.bzImage" 0x258 '\x00\x00\x10\x00\x00\x00\x00\x00\x00\x20'
+put_bytes "$T/fake.bzImage" 0x600 '\x66\xba\x00\x06\xb0\x34\xee\xf4'
+mkdir "$T/vs"
+write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$T/fake.bzImage\",
+	\"boot_args\":\"$(head -c 40 /dev/zero | tr '\0' x)\"},
+	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/vs/v.sock\"}}"
+touch -d @0 "$T/vs"
+expect_bad vsock-cleanup "boot-source.boot_args" --virtio-mmio-cmdline \
+	--config-file "$T/vsock-cleanup.json"
+if [ -e "$T/vs/v.sock" ]; then
+	fail vsock-cleanup-socket "socket file left behind"
+elif [ "$(stat -c %Y "$T/vs")" -eq 0 ]; then
+	fail vsock-cleanup-socket "nothing was created in $T/vs: the socket was never bound"
 else
-	echo "SKIP host/vsock-cleanup: no Debian cloud kernel in /boot"
+	pass vsock-cleanup-socket
 fi
+# The same device while the guest runs: the socket is there, and gone after a SIGTERM.
+write_cfg vsock-running "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"w\"},
+	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/vs/v.sock\"}}"
+"$KILN" --config-file "$T/vsock-running.json" >"$T/vsock-running.out" 2>"$T/vsock-running.err" \
+	</dev/null &
+pid=$!
+sock=no
+for _ in $(seq 100); do
+	[ -S "$T/vs/v.sock" ] && sock=yes && break
+	sleep 0.05
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$sock" != yes ]; then
+	fail vsock-socket-while-running "no socket at $T/vs/v.sock: $(cat "$T/vsock-running.err")"
+elif [ "$rc" -ne 0 ] || [ -e "$T/vs/v.sock" ]; then
+	fail vsock-socket-while-running "exit $rc, socket $(ls "$T/vs"): $(cat "$T/vsock-running.err")"
+else
+	pass vsock-socket-while-running
+fi
+touch -d @0 "$T/vs"
 write_cfg vsock-ok "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"p\"},
-	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}}"
+	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/vs/v.sock\"}}"
 run_kiln vsock-ok --config-file "$T/vsock-ok.json"
-if [ "$rc" -eq 0 ] && [ ! -e "$T/v.sock" ]; then pass vsock-socket-removed-at-exit; else
-	fail vsock-socket-removed-at-exit "exit $rc: $err"; fi
+if [ "$rc" -eq 0 ] && [ ! -e "$T/vs/v.sock" ] && [ "$(stat -c %Y "$T/vs")" -ne 0 ]; then
+	pass vsock-socket-removed-at-exit
+else
+	fail vsock-socket-removed-at-exit "exit $rc, $(ls "$T/vs") in $T/vs: $err"
+fi
 
 # Metrics: one JSON line at exit naming the exit reason (written under the vmm filter).
 write_cfg metrics "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"r\"},

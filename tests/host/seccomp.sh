@@ -4,7 +4,9 @@
 #   - KILN_TEST_FORBIDDEN=<role> makes a thread of that role issue a forbidden syscall right
 #     after loading its filter: kiln must exit 148 with one stderr line naming it;
 #   - without it the guest runs normally under the filters in every mode, including
-#     console input, logging, metrics and a SIGTERM teardown with its state dump;
+#     console input, logging, metrics and a SIGTERM teardown with its state dump, starts
+#     its APs, and does I/O through a block, a net (TAP) and a vsock device with the host
+#     doing its side;
 #   - KILN_TEST_FAIL_KVM_RUN=1 makes the first KVM_RUN fail: exit 1, reason=error;
 #   - while kiln runs, every thread shows "Seccomp: 2" (filter mode) in
 #     /proc/<pid>/task/*/status, each with exactly one filter (roles do not stack);
@@ -70,9 +72,10 @@ expect_sigsys() {
 	fi
 }
 
-# expect_runs NAME ACTION VCPUS [REASON]: the guest runs and ends itself under the filters;
-# exit 0 (1 for a triple fault, whose register dump needs the vcpu role's KVM_GET_* ioctls)
-# and the last stderr line names REASON (README, "Exit codes").
+# expect_runs NAME ACTION VCPUS [REASON [LINE]]: the guest runs and ends itself under the
+# filters; exit 0 (1 for a triple fault, whose register dump needs the vcpu role's KVM_GET_*
+# ioctls), the last stderr line names REASON (README, "Exit codes") and the guest printed
+# LINE (default: its hello).
 expect_runs() {
 	local reason=${4:-poweroff} code=0
 	[ "$reason" = triple-fault ] && code=1
@@ -84,8 +87,8 @@ expect_runs() {
 		fail "$1" "exit $rc, expected $code: $err"
 	elif [ "$last" != "$want" ]; then
 		fail "$1" "last stderr line '$last', expected '$want'"
-	elif [ "$2" != t ] && [[ "$out" != *"kiln tiny guest: hello"* ]]; then
-		fail "$1" "no guest output on stdout"
+	elif [ "$2" != t ] && ! grep -qxF "kiln tiny guest: ${5:-hello}" <<<"$out"; then
+		fail "$1" "no line 'kiln tiny guest: ${5:-hello}' on stdout: $(tr '\n' ';' <<<"$out")"
 	elif [ "$2" = t ] && ! grep -q '^kiln: \[ERROR\] vCPU 0 triple fault: RIP=0x' <<<"$err"; then
 		fail "$1" "no register dump: $err"
 	else
@@ -119,40 +122,128 @@ expect_runs seccomp-poweroff p 1
 expect_runs seccomp-reboot-i8042 r 1 reboot
 expect_runs seccomp-reboot-acpi a 2 reboot
 expect_runs seccomp-triple-fault t 1 triple-fault
-expect_runs seccomp-smp-4 p 4
+expect_runs seccomp-smp-4 s 4 poweroff "all 4 cpus up" # the APs run too
 kvm_run_error_case
 
-# device_case NAME EXTRA-JSON: the tiny guest powers off with the device configured; its
-# setup runs before the filters, its teardown under them. A device this kiln does not
-# support yet is skipped.
-device_case() {
-	tiny_cfg p 2 64 "$2" >"$T/$1.json"
-	run_kiln "$1" -- --config-file "$T/$1.json"
+# Device I/O under the filters: the tiny guest ('v') sets up the device and does I/O through
+# it (MMIO exits on the vCPU threads, queue work on the event loop), the host does its side.
+# Device setup runs before the filters, the I/O and the teardown under them. A device this
+# kiln does not support yet is a SKIP.
+# dev_start NAME EXTRA-JSON: starts kiln on the tiny guest 'v' in the background.
+dev_start() {
+	tiny_cfg v 2 64 "$2" >"$T/$1.json"
+	timeout 30 "$KILN" --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
+	kiln_pid=$!
+}
+# dev_wait_line NAME TEXT: waits up to 10 s for a line of kiln's stdout holding TEXT.
+dev_wait_line() {
+	for _ in $(seq 200); do
+		grep -qsF -- "$2" "$T/$1.out" && return 0
+		kill -0 "$kiln_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	grep -qsF -- "$2" "$T/$1.out"
+}
+# dev_end NAME: waits for kiln; sets rc, out, err. Returns 1 (after a SKIP line) if kiln
+# does not support the device.
+dev_end() {
+	wait "$kiln_pid"
+	rc=$?
+	kiln_pid=
+	out=$(cat "$T/$1.out")
+	err=$(cat "$T/$1.err")
 	if [ "$rc" -eq 2 ] && [[ $err == *"not supported"* ]]; then
 		echo "SKIP host/$1: $err"
-	elif [ "$rc" -ne 0 ]; then
-		fail "$1" "exit $rc: $err"
-	elif [ -e "$T/v.sock" ]; then
-		fail "$1" "the vsock socket $T/v.sock is still there after exit"
-	else
-		pass "$1"
+		return 1
 	fi
 }
+has_line() { grep -qxF -- "kiln tiny guest: $1" <<<"$out"; }
 
+# Block: the guest reads sector 0 (written here) and writes sector 1 (read back here).
 truncate -s 1M "$T/disk.img"
-device_case seccomp-drive ",\"drives\":[{\"drive_id\":\"d0\",\"path_on_host\":\"$T/disk.img\",
+printf 'kiln disk sector 0\0' | dd of="$T/disk.img" conv=notrunc status=none
+dev_start seccomp-drive ",\"drives\":[{\"drive_id\":\"d0\",\"path_on_host\":\"$T/disk.img\",
 \"is_root_device\":false,\"is_read_only\":false,\"cache_type\":\"Writeback\",
 \"rate_limiter\":{\"bandwidth\":{\"size\":1000000,\"refill_time\":100}}}]"
+if dev_end seccomp-drive; then
+	sector1=$(dd if="$T/disk.img" bs=512 skip=1 count=1 status=none | tr -d '\0')
+	if [ "$rc" -ne 0 ]; then
+		fail seccomp-drive "exit $rc: $err"
+	elif ! has_line "virtio-blk read sector 0, status 0: kiln disk sector 0" ||
+		! has_line "virtio-blk wrote sector 1, status 0"; then
+		fail seccomp-drive "guest: $(tr '\n' ';' <<<"$out") $err"
+	elif [ "$sector1" != "kiln tiny guest wrote sector 1" ]; then
+		fail seccomp-drive "sector 1 of the disk holds '$sector1'"
+	else
+		pass seccomp-drive
+	fi
+fi
+
+# Net: the guest's broadcast frame reaches the TAP (its rx_packets), and the host's frames
+# (ARP for a neighbour on the TAP's link, or whatever the host sends first) reach the guest.
 tap=ksc$$
 if ip tuntap add dev "$tap" mode tap 2>/dev/null; then
 	trap '[ -z "$kiln_pid" ] || kill -KILL "$kiln_pid" 2>/dev/null
 		ip tuntap del dev "$tap" mode tap 2>/dev/null; rm -rf "$T"' EXIT
-	device_case seccomp-net ",\"network-interfaces\":[{\"iface_id\":\"eth0\",
+	ip addr add 169.254.213.1/30 dev "$tap" && ip link set "$tap" up
+	tap_rx=$(cat "/sys/class/net/$tap/statistics/rx_packets")
+	dev_start seccomp-net ",\"network-interfaces\":[{\"iface_id\":\"eth0\",
 	\"host_dev_name\":\"$tap\",\"rx_rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":10}}}]"
+	dev_wait_line seccomp-net "virtio-net sent a frame"
+	tap_rx=$(($(cat "/sys/class/net/$tap/statistics/rx_packets") - tap_rx))
+	for _ in $(seq 100); do
+		kill -0 "$kiln_pid" 2>/dev/null || break
+		echo x 2>/dev/null >/dev/udp/169.254.213.2/9
+		sleep 0.1
+	done
+	if dev_end seccomp-net; then
+		if [ "$rc" -ne 0 ]; then
+			fail seccomp-net "exit $rc: $err"
+		elif ! has_line "virtio-net sent a frame" || [ "$tap_rx" -lt 1 ]; then
+			fail seccomp-net "guest's frame: $tap_rx on the TAP; $(tr '\n' ';' <<<"$out") $err"
+		elif ! grep -q "^kiln tiny guest: virtio-net received a frame of" <<<"$out"; then
+			fail seccomp-net "no frame from the TAP reached the guest: $(tr '\n' ';' <<<"$out")"
+		else
+			pass seccomp-net
+		fi
+	fi
 else
 	echo "SKIP host/seccomp-net: cannot create a TAP device"
 fi
-device_case seccomp-vsock ",\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}"
+
+# Vsock: a host-side CONNECT on the socket; the guest answers and sends a line back.
+if command -v socat >/dev/null; then
+	dev_start seccomp-vsock ",\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}"
+	# The connection's input stays open (a FIFO) until kiln has ended it.
+	mkfifo "$T/vsock-in"
+	exec 4<>"$T/vsock-in"
+	: >"$T/vsock-host.out"
+	socat_pid=
+	if dev_wait_line seccomp-vsock "virtio-vsock waiting for a connection, cid 3"; then
+		timeout 20 socat - "UNIX-CONNECT:$T/v.sock" <"$T/vsock-in" >"$T/vsock-host.out" 2>&1 &
+		socat_pid=$!
+		printf 'CONNECT 1234\n' >&4
+	fi
+	ended=0
+	dev_end seccomp-vsock && ended=1
+	[ -z "$socat_pid" ] || wait "$socat_pid"
+	exec 4>&-
+	host=$(cat "$T/vsock-host.out")
+	if [ "$ended" -eq 1 ]; then
+		if [ "$rc" -ne 0 ]; then
+			fail seccomp-vsock "exit $rc: $err"
+		elif ! grep -q "^kiln tiny guest: virtio-vsock answered a connection to port 1234" \
+			<<<"$out" || [[ $host != "OK "[0-9]*$'\n'"kiln tiny guest over vsock" ]]; then
+			fail seccomp-vsock "host read '$host'; guest: $(tr '\n' ';' <<<"$out") $err"
+		elif [ -e "$T/v.sock" ]; then
+			fail seccomp-vsock "the vsock socket $T/v.sock is still there after exit"
+		else
+			pass seccomp-vsock
+		fi
+	fi
+else
+	echo "SKIP host/seccomp-vsock: no socat for the host side of the connection"
+fi
 
 # stdin on a terminal: raw mode at start, restored (TCSETS) at teardown under the filter.
 if command -v script >/dev/null; then

@@ -216,7 +216,7 @@ pid_ns() {
 	fi
 	wait "$jpid"
 	local jrc=$?
-	if [ $jrc -eq 0 ] && [ "$pid" != "$jpid" ] && has "pid=1" &&
+	if [ $jrc -eq 0 ] && [ "$pid" != "$jpid" ] && [[ " $(grep ^uid <<<"$out") " == *" pid=1 "* ]] &&
 		[ "$(readlink "/proc/$pid/ns/pid")" != "$(readlink /proc/self/ns/pid)" ]; then
 		pass pid-ns
 	else
@@ -380,19 +380,47 @@ kiln_in_jail() {
 	cp "$tiny" "$r/tiny.elf"
 	printf '{"boot-source":{"kernel_image_path":"/tiny.elf","boot_args":"p"},
 	"machine-config":{"vcpu_count":1,"mem_size_mib":64}}\n' >"$r/vm.json"
-	jail "$id" --exec-file "$(realpath "$kiln")" --new-pid-ns -- --config-file /vm.json
-	# The jailer returns once kiln runs: wait for the guest to power off.
-	local kpid
+	# Without a fork the jailer becomes kiln: its exit status is kiln's.
+	local nf=kilnnf-$TAG
+	mkdir -p "$BASE/kiln/$nf/root"
+	cp "$r/tiny.elf" "$r/vm.json" "$BASE/kiln/$nf/root/"
+	jail "$nf" --exec-file "$(realpath "$kiln")" -- --config-file /vm.json
+	if [ $rc -eq 0 ] && grep -qx "kiln tiny guest: hello" <<<"$out"; then
+		pass kiln-in-jail-no-fork
+	elif [ $rc -eq 124 ]; then
+		fail kiln-in-jail-no-fork "timed out after 20 s: stdout '$out', stderr $err"
+	else
+		fail kiln-in-jail-no-fork "kiln exit $rc, stdout '$out', stderr $err"
+	fi
+	# With --new-pid-ns the jailer returns once kiln runs; a child subreaper
+	# (tests/jailer/reaper.c) adopts kiln and reports its exit status.
+	local reaper=${REAPER:-$BUILD/jailer-reaper}
+	if [ ! -x "$reaper" ]; then
+		reaper=$T/bin/reaper
+		if ! gcc -static -O1 -o "$reaper" "$(dirname "$0")/reaper.c"; then
+			fail kiln-in-jail "no $BUILD/jailer-reaper (make $BUILD/jailer-reaper) and no gcc"
+			return
+		fi
+	fi
+	timeout 30 "$reaper" "$T/$id.reaped" "$JAILER" --id "$id" --uid $JUID --gid $JGID \
+		--chroot-base-dir "$BASE" --exec-file "$(realpath "$kiln")" --new-pid-ns \
+		-- --config-file /vm.json >"$T/$id.out" 2>"$T/$id.err" </dev/null
+	rc=$?
+	local kpid kiln_status
 	kpid=$(cat "$r/kiln.pid" 2>/dev/null)
-	for _ in $(seq 100); do
-		if [ -z "$kpid" ] || [ ! -d "/proc/$kpid" ]; then break; fi
-		sleep 0.1
-	done
 	out=$(cat "$T/$id.out")
-	if [ $rc -eq 0 ] && grep -q "kiln tiny guest: hello" <<<"$out"; then
+	if [ $rc -eq 124 ]; then
+		[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null
+		fail kiln-in-jail "timed out after 30 s: kiln (pid ${kpid:-?}) did not exit; stdout '$out'"
+		return
+	fi
+	kiln_status=$(awk -v p="$kpid" '$1 == p { print $2, $3 }' "$T/$id.reaped" 2>/dev/null)
+	if [ $rc -eq 0 ] && [ -n "$kpid" ] && [ "$kiln_status" = "exit 0" ] &&
+		grep -qx "kiln tiny guest: hello" <<<"$out"; then
 		pass kiln-in-jail
 	else
-		fail kiln-in-jail "exit $rc, stdout '$out', stderr $(cat "$T/$id.err")"
+		fail kiln-in-jail "jailer exit $rc, kiln pid '${kpid}' status '$kiln_status', reaped \
+$(tr '\n' ';' <"$T/$id.reaped" 2>/dev/null) stdout '$out', stderr $(cat "$T/$id.err")"
 	fi
 }
 

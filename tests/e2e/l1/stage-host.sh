@@ -26,7 +26,7 @@ mount -t proc proc "$hr/proc" &&
 # shellcheck disable=SC2016 # expanded by the chrooted bash
 chroot "$hr" /bin/bash -c '
 	cd /e2e/repo || exit 1
-	export BUILD=build KILN=build/kiln BZIMAGE=/e2e/bzImage
+	export PATH=/usr/sbin:/usr/bin:/sbin:/bin BUILD=build KILN=build/kiln
 	rc=0
 	bash tests/host/run.sh || rc=1
 	bash tests/host/seccomp.sh || rc=1
