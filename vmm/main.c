@@ -493,6 +493,9 @@ int main(int argc, char **argv)
 	if (!k)
 		die(KILN_EXIT_ERROR, "out of memory");
 	parse_args(argc, argv, &k->args);
+	/* First: a SIGTERM during setup (after the vsock socket is bound, say) then waits for the
+	 * event loop and ends the VM cleanly, instead of killing kiln with its files left. */
+	block_signals(&handled);
 	load_config(k);
 	create_vm(k);
 	init_event_loop(k);
@@ -502,7 +505,6 @@ int main(int argc, char **argv)
 	write_boot_params(k);
 	create_vcpus(k);
 	setup_seccomp(k);
-	block_signals(&handled);
 	start_event_loop(k, &handled);
 	int reason = run_vm(k);
 	log_info("VM stopped: %s", vm_exit_reason_name(reason));
