@@ -297,6 +297,18 @@ else
 	fail metrics "exit $rc: $err: $(cat "$T/kiln-metrics.ndjson" 2>/dev/null)"
 fi
 
+# logger.log_path: the log goes to that file (at Info, the end of the VM is logged there),
+# not to stderr, which keeps only the reason line.
+write_cfg logger "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"p\"},
+	\"logger\":{\"log_path\":\"$T/kiln.log\",\"level\":\"Info\"}}"
+run_kiln logger --config-file "$T/logger.json"
+if [ "$rc" -eq 0 ] && grep -q 'VM stopped: poweroff' "$T/kiln.log" 2>/dev/null &&
+	[ "$err" = "kiln: exit reason=poweroff code=0" ]; then
+	pass logger-log-path
+else
+	fail logger-log-path "exit $rc, stderr '$err', log: $(cat "$T/kiln.log" 2>/dev/null)"
+fi
+
 run_kiln version --version
 if [ "$rc" -eq 0 ] && [[ "$out" == kiln\ * ]]; then pass version; else fail version "rc $rc"; fi
 run_kiln help --help

@@ -253,6 +253,8 @@ if command -v script >/dev/null; then
 	rc=$?
 	if [ "$rc" -eq 0 ] && grep -q hello "$T/seccomp-tty.out"; then pass seccomp-tty; else
 		fail seccomp-tty "exit $rc: $(tr -d '\r' <"$T/seccomp-tty.out")"; fi
+else
+	echo "SKIP host/seccomp-tty: no script(1) to give kiln a terminal (install util-linux)"
 fi
 
 # thread_seccomp_modes PID: "<tid> <Seccomp> <Seccomp_filters>" per thread of kiln's own.
