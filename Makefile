@@ -1,6 +1,6 @@
 # kiln: a minimal microVM monitor.
 #   make              build/kiln (static musl) and build/kiln-jailer
-#   make check        unit tests, fuzz smoke runs, e2e tests; ends with "N passed, N failed"
+#   make check        every test (docs/testing.md); ends with "N passed, N failed, N skipped"
 #   make check SAN=1  the same with the unit tests under ASan/UBSan
 #   make fuzz         the fuzz harnesses, longer
 #   make bench        figures from bench/
