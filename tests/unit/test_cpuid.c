@@ -230,7 +230,7 @@ static void test_intel(void **state)
 		unsigned threads = topo.threads_per_core;
 		for (unsigned i = 0; i < cases[c].nr; i++) {
 			struct kvm_cpuid2 *t = make_intel(), *orig = dup_table(t);
-			assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+			assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 			assert_int_equal(t->nent, orig->nent);
 			check_leaf1(t, i, cases[c].nr);
 			check_ext_topology(t, 0xb, i, cases[c].nr, threads);
@@ -261,7 +261,7 @@ static void test_amd(void **state)
 		unsigned threads = topo.threads_per_core;
 		for (unsigned i = 0; i < cases[c].nr; i++) {
 			struct kvm_cpuid2 *t = make_amd(), *orig = dup_table(t);
-			assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+			assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 			check_leaf1(t, i, cases[c].nr);
 			check_amd(t, i, cases[c].nr, threads);
 			/* 0xB exists on AMD too and gets the same treatment. */
@@ -290,7 +290,7 @@ static void test_hygon_is_amd(void **state)
 	v->edx = 0x6e65476e; /* "nGen" */
 	v->ecx = 0x656e6975; /* "uine" */
 	struct cpu_topology topo = cpu_topology_make(4, true);
-	assert_int_equal(cpuid_normalize(t, 3, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 3, &topo), 0);
 	check_amd(t, 3, 4, 2);
 	free(t);
 }
@@ -302,7 +302,7 @@ static void test_intel_vendor_not_amd(void **state)
 	struct kvm_cpuid2 *t = make_intel();
 	add(t, 0x8000001e, 0, 0, 0x77, 0x88, 0x99, 0);
 	struct cpu_topology topo = cpu_topology_make(2, false);
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	struct kvm_cpuid_entry2 *e = get(t, 0x8000001e, 0);
 	assert_int_equal(e->eax, 0x77);
 	assert_int_equal(e->ebx, 0x88);
@@ -317,7 +317,7 @@ static void test_three_vcpus_smt_rejected(void **state)
 	struct cpu_topology topo = cpu_topology_make(3, true);
 	struct kvm_cpuid2 *t = make_intel(), *orig = dup_table(t);
 	for (unsigned i = 0; i < 3; i++)
-		assert_int_equal(cpuid_normalize(t, i, &topo), -EINVAL);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), -EINVAL);
 	assert_memory_equal(t, orig, TABLE_BYTES);
 	free(t);
 	free(orig);
@@ -339,7 +339,7 @@ static void test_invalid(void **state)
 	};
 	struct kvm_cpuid2 *t = make_amd(), *orig = dup_table(t);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(cpuid_normalize(t, 0, &bad[i]), -EINVAL);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &bad[i]), -EINVAL);
 		assert_memory_equal(t, orig, TABLE_BYTES); /* nothing half-written */
 	}
 	free(t);
@@ -348,13 +348,13 @@ static void test_invalid(void **state)
 	struct cpu_topology topo = cpu_topology_make(4, false);
 	t = make_intel();
 	orig = dup_table(t);
-	assert_int_equal(cpuid_normalize(t, 4, &topo), -EINVAL);
-	assert_int_equal(cpuid_normalize(t, 100, &topo), -EINVAL);
-	assert_int_equal(cpuid_normalize(t, UINT32_MAX, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 4, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 100, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, UINT32_MAX, &topo), -EINVAL);
 	assert_memory_equal(t, orig, TABLE_BYTES);
 	/* The largest valid ones. */
 	topo = cpu_topology_make(LAYOUT_MAX_VCPUS, true);
-	assert_int_equal(cpuid_normalize(t, LAYOUT_MAX_VCPUS - 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, LAYOUT_MAX_VCPUS - 1, &topo), 0);
 	assert_int_equal(get(t, 1, 0)->ebx >> 24, LAYOUT_MAX_VCPUS - 1);
 	free(t);
 	free(orig);
@@ -366,12 +366,12 @@ static void test_sparse_tables(void **state)
 	struct cpu_topology topo = cpu_topology_make(2, true);
 	/* Nothing at all: nothing to do, no crash. */
 	struct kvm_cpuid2 *t = new_table();
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	assert_int_equal(t->nent, 0);
 	/* No vendor leaf, no leaf 1, only 0xB level 0 and an AMD leaf. */
 	add(t, 0xb, 0, SIG, 0, 0, 0, 0);
 	add(t, 0x80000008, 0, 0, 0x3030, 0, 0x700f, 0);
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	assert_int_equal(get(t, 0xb, 0)->edx, 1);
 	assert_int_equal(get(t, 0xb, 0)->ebx, 2);
 	/* No vendor: treated as Intel, so the AMD leaf is untouched. */
@@ -380,7 +380,7 @@ static void test_sparse_tables(void **state)
 	memset(t, 0, TABLE_BYTES);
 	add(t, 0, 0, 0, 0x10, 0x68747541, 0x444d4163, 0x69746e65);
 	add(t, 1, 0, 0, 0, 0, 0, 0);
-	assert_int_equal(cpuid_normalize(t, 0, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &topo), 0);
 	assert_int_equal(get(t, 1, 0)->ecx, HYPERVISOR);
 	assert_int_equal(get(t, 1, 0)->edx, HTT);
 	free(t);
@@ -423,7 +423,7 @@ static void test_all_vcpus_distinct(void **state)
 	bool seen[256] = {false};
 	for (unsigned i = 0; i < 32; i++) {
 		struct kvm_cpuid2 *t = make_amd();
-		assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 		unsigned apic = get(t, 1, 0)->ebx >> 24;
 		assert_false(seen[apic]);
 		seen[apic] = true;
@@ -452,7 +452,7 @@ static void test_xsave_components_follow_features(void **state)
 		add(t, 0xd, 5, sig, 64, 1088, 0, 0);
 		add(t, 0xd, 9, sig, 8, 2688, 0, 0);
 		struct cpu_topology topo = cpu_topology_make(1, false);
-		assert_int_equal(cpuid_normalize(t, 0, &topo), 0);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &topo), 0);
 		struct kvm_cpuid_entry2 *d = get(t, 0xd, 0);
 		assert_int_equal(d->eax, avx ? 0x7u : 0x3u);
 		assert_int_equal(d->ecx, avx ? 832u : 576u);
