@@ -32,12 +32,15 @@
 static int vcpu_set_cpuid(struct vcpu *v, const struct kvm_cpuid2 *supported,
 			  const struct cpu_topology *topo)
 {
-	size_t sz = sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *c = malloc(sz);
+	/* Room for the entries normalization adds to KVM's list. */
+	unsigned capacity = supported->nent + CPUID_NORMALIZE_ADDS;
+	struct kvm_cpuid2 *c =
+	    calloc(1, sizeof(struct kvm_cpuid2) + capacity * sizeof(struct kvm_cpuid_entry2));
 	if (!c)
 		return -ENOMEM;
-	memcpy(c, supported, sz);
-	int err = cpuid_normalize(c, v->index, topo);
+	memcpy(c, supported,
+	       sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2));
+	int err = cpuid_normalize(c, capacity, v->index, topo);
 	if (!err && ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		err = -errno;
 	free(c);

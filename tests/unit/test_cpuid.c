@@ -230,7 +230,7 @@ static void test_intel(void **state)
 		unsigned threads = topo.threads_per_core;
 		for (unsigned i = 0; i < cases[c].nr; i++) {
 			struct kvm_cpuid2 *t = make_intel(), *orig = dup_table(t);
-			assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+			assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 			assert_int_equal(t->nent, orig->nent);
 			check_leaf1(t, i, cases[c].nr);
 			check_ext_topology(t, 0xb, i, cases[c].nr, threads);
@@ -261,7 +261,7 @@ static void test_amd(void **state)
 		unsigned threads = topo.threads_per_core;
 		for (unsigned i = 0; i < cases[c].nr; i++) {
 			struct kvm_cpuid2 *t = make_amd(), *orig = dup_table(t);
-			assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+			assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 			check_leaf1(t, i, cases[c].nr);
 			check_amd(t, i, cases[c].nr, threads);
 			/* 0xB exists on AMD too and gets the same treatment. */
@@ -290,7 +290,7 @@ static void test_hygon_is_amd(void **state)
 	v->edx = 0x6e65476e; /* "nGen" */
 	v->ecx = 0x656e6975; /* "uine" */
 	struct cpu_topology topo = cpu_topology_make(4, true);
-	assert_int_equal(cpuid_normalize(t, 3, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 3, &topo), 0);
 	check_amd(t, 3, 4, 2);
 	free(t);
 }
@@ -302,7 +302,7 @@ static void test_intel_vendor_not_amd(void **state)
 	struct kvm_cpuid2 *t = make_intel();
 	add(t, 0x8000001e, 0, 0, 0x77, 0x88, 0x99, 0);
 	struct cpu_topology topo = cpu_topology_make(2, false);
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	struct kvm_cpuid_entry2 *e = get(t, 0x8000001e, 0);
 	assert_int_equal(e->eax, 0x77);
 	assert_int_equal(e->ebx, 0x88);
@@ -317,7 +317,7 @@ static void test_three_vcpus_smt_rejected(void **state)
 	struct cpu_topology topo = cpu_topology_make(3, true);
 	struct kvm_cpuid2 *t = make_intel(), *orig = dup_table(t);
 	for (unsigned i = 0; i < 3; i++)
-		assert_int_equal(cpuid_normalize(t, i, &topo), -EINVAL);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), -EINVAL);
 	assert_memory_equal(t, orig, TABLE_BYTES);
 	free(t);
 	free(orig);
@@ -339,7 +339,7 @@ static void test_invalid(void **state)
 	};
 	struct kvm_cpuid2 *t = make_amd(), *orig = dup_table(t);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(cpuid_normalize(t, 0, &bad[i]), -EINVAL);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &bad[i]), -EINVAL);
 		assert_memory_equal(t, orig, TABLE_BYTES); /* nothing half-written */
 	}
 	free(t);
@@ -348,13 +348,13 @@ static void test_invalid(void **state)
 	struct cpu_topology topo = cpu_topology_make(4, false);
 	t = make_intel();
 	orig = dup_table(t);
-	assert_int_equal(cpuid_normalize(t, 4, &topo), -EINVAL);
-	assert_int_equal(cpuid_normalize(t, 100, &topo), -EINVAL);
-	assert_int_equal(cpuid_normalize(t, UINT32_MAX, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 4, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 100, &topo), -EINVAL);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, UINT32_MAX, &topo), -EINVAL);
 	assert_memory_equal(t, orig, TABLE_BYTES);
 	/* The largest valid ones. */
 	topo = cpu_topology_make(LAYOUT_MAX_VCPUS, true);
-	assert_int_equal(cpuid_normalize(t, LAYOUT_MAX_VCPUS - 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, LAYOUT_MAX_VCPUS - 1, &topo), 0);
 	assert_int_equal(get(t, 1, 0)->ebx >> 24, LAYOUT_MAX_VCPUS - 1);
 	free(t);
 	free(orig);
@@ -366,12 +366,12 @@ static void test_sparse_tables(void **state)
 	struct cpu_topology topo = cpu_topology_make(2, true);
 	/* Nothing at all: nothing to do, no crash. */
 	struct kvm_cpuid2 *t = new_table();
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	assert_int_equal(t->nent, 0);
 	/* No vendor leaf, no leaf 1, only 0xB level 0 and an AMD leaf. */
 	add(t, 0xb, 0, SIG, 0, 0, 0, 0);
 	add(t, 0x80000008, 0, 0, 0x3030, 0, 0x700f, 0);
-	assert_int_equal(cpuid_normalize(t, 1, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
 	assert_int_equal(get(t, 0xb, 0)->edx, 1);
 	assert_int_equal(get(t, 0xb, 0)->ebx, 2);
 	/* No vendor: treated as Intel, so the AMD leaf is untouched. */
@@ -380,7 +380,7 @@ static void test_sparse_tables(void **state)
 	memset(t, 0, TABLE_BYTES);
 	add(t, 0, 0, 0, 0x10, 0x68747541, 0x444d4163, 0x69746e65);
 	add(t, 1, 0, 0, 0, 0, 0, 0);
-	assert_int_equal(cpuid_normalize(t, 0, &topo), 0);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &topo), 0);
 	assert_int_equal(get(t, 1, 0)->ecx, HYPERVISOR);
 	assert_int_equal(get(t, 1, 0)->edx, HTT);
 	free(t);
@@ -423,7 +423,7 @@ static void test_all_vcpus_distinct(void **state)
 	bool seen[256] = {false};
 	for (unsigned i = 0; i < 32; i++) {
 		struct kvm_cpuid2 *t = make_amd();
-		assert_int_equal(cpuid_normalize(t, i, &topo), 0);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
 		unsigned apic = get(t, 1, 0)->ebx >> 24;
 		assert_false(seen[apic]);
 		seen[apic] = true;
@@ -452,7 +452,7 @@ static void test_xsave_components_follow_features(void **state)
 		add(t, 0xd, 5, sig, 64, 1088, 0, 0);
 		add(t, 0xd, 9, sig, 8, 2688, 0, 0);
 		struct cpu_topology topo = cpu_topology_make(1, false);
-		assert_int_equal(cpuid_normalize(t, 0, &topo), 0);
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &topo), 0);
 		struct kvm_cpuid_entry2 *d = get(t, 0xd, 0);
 		assert_int_equal(d->eax, avx ? 0x7u : 0x3u);
 		assert_int_equal(d->ecx, avx ? 832u : 576u);
@@ -462,6 +462,270 @@ static void test_xsave_components_follow_features(void **state)
 		assert_int_equal(get(t, 0xd, 1)->eax, 0x1); /* XSAVEOPT etc. untouched */
 		free(t);
 	}
+}
+
+/* --- AMD topology extensions (TOPOEXT, 0x8000001D, 0x8000001E) --- */
+
+#define TOPOEXT (1u << 22)
+#define EXT1_ECX_NO_TOPOEXT 0x000000f1u /* no CMP_LEGACY either */
+
+/* What KVM_GET_SUPPORTED_CPUID gives on an emulated EPYC without TOPOEXT (QEMU TCG): 0xB
+ * level 0 zeroed, 0x8000001D subleaf 0 and 0x8000001E empty, the legacy cache leaves set. */
+static struct kvm_cpuid2 *make_amd_kvm(void)
+{
+	struct kvm_cpuid2 *t = new_table();
+	add(t, 0, 0, 0, 0xd, 0x68747541, 0x444d4163, 0x69746e65); /* AuthenticAMD */
+	add(t, 1, 0, 0, 0x00800f12, L1_EBX_LOW, L1_ECX, L1_EDX_NO_HTT);
+	add(t, 0xb, 0, SIG, 0, 0, 0, 0);
+	add(t, 0x80000000, 0, 0, 0x8000001a, 0x68747541, 0x444d4163, 0x69746e65);
+	add(t, 0x80000001, 0, 0, 0x00800f12, 0, EXT1_ECX_NO_TOPOEXT, 0x2fd3fbff);
+	add(t, 0x80000005, 0, 0, 0xff40ff40, 0xff40ff40, 0x20080140, 0x40040140);
+	add(t, 0x80000006, 0, 0, 0, 0x42004200, 0x02006140, 0x00408140);
+	add(t, 0x80000008, 0, 0, 0x3030, 0, X8_ECX_OTHER, 0);
+	add(t, 0x8000001d, 0, SIG, 0, 0, 0, 0);
+	add(t, 0x8000001e, 0, 0, 0, 0, 0, 0);
+	return t;
+}
+
+/* No two entries answer the same (function, index). */
+static void check_unique(struct kvm_cpuid2 *t)
+{
+	for (unsigned i = 0; i < t->nent; i++)
+		for (unsigned j = i + 1; j < t->nent; j++) {
+			struct kvm_cpuid_entry2 *a = &t->entries[i], *b = &t->entries[j];
+			if (a->function != b->function)
+				continue;
+			assert_true(a->flags & b->flags & SIG);
+			assert_int_not_equal(a->index, b->index);
+		}
+}
+
+/* The registers of (fn, idx) as the guest reads them: zero where there is no entry. */
+static struct kvm_cpuid_entry2 read_leaf(struct kvm_cpuid2 *t, uint32_t fn, uint32_t idx)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(t, fn, idx);
+	return e ? *e : (struct kvm_cpuid_entry2){0};
+}
+
+/* Where Linux 6.1 (arch/x86/kernel/cpu/amd.c, cacheinfo.c, topology.c) puts an AMD CPU. */
+struct linux_place {
+	unsigned pkg, core, llc;
+	bool topoext;
+};
+
+static struct linux_place linux_amd_place(struct kvm_cpuid2 *t, unsigned apic)
+{
+	struct linux_place p = {.topoext = (read_leaf(t, 0x80000001, 0).ecx & TOPOEXT) != 0};
+	unsigned idsize = (read_leaf(t, 0x80000008, 0).ecx >> 12) & 0xf;
+	/* amd_detect_cmp: core id from the low ApicIdSize bits, package above them. */
+	p.core = apic & ((1u << idsize) - 1);
+	p.pkg = p.llc = apic >> idsize;
+	if (!p.topoext)
+		return p;
+	/* amd_get_topology: 0x8000001E core id, then leaf 0xB if it is valid. */
+	p.core = read_leaf(t, 0x8000001e, 0).ebx & 0xff;
+	struct kvm_cpuid_entry2 smt = read_leaf(t, 0xb, 0);
+	if (smt.ebx && ((smt.ecx >> 8) & 0xff) == 1) {
+		unsigned ht = smt.eax & 0x1f, core_plus = ht;
+		for (unsigned i = 1;; i++) {
+			struct kvm_cpuid_entry2 lvl = read_leaf(t, 0xb, i);
+			unsigned type = (lvl.ecx >> 8) & 0xff;
+			if (type == 0)
+				break;
+			if (type == 2)
+				core_plus = lvl.eax & 0x1f;
+		}
+		p.core = (apic >> ht) & ((1u << (core_plus - ht)) - 1);
+		p.pkg = apic >> core_plus;
+	}
+	/* cacheinfo_amd_init_llc_id (family >= 0x17): the last 0x8000001D descriptor. */
+	unsigned leaves = 0;
+	while (read_leaf(t, 0x8000001d, leaves).eax & 0x1f)
+		leaves++;
+	uint32_t eax = read_leaf(t, 0x8000001d, leaves - 1).eax;
+	if (eax)
+		p.llc = apic >> bits_for(((eax >> 14) & 0xfff) + 1);
+	return p;
+}
+
+/* match_smt in smpboot.c: with TOPOEXT, same package, LLC and core. */
+static bool linux_smt_siblings(struct linux_place a, struct linux_place b)
+{
+	if (a.topoext)
+		return a.pkg == b.pkg && a.llc == b.llc && a.core == b.core;
+	return a.pkg == b.pkg && a.core == b.core;
+}
+
+/* Decodes subleaf `i` of 0x8000001D: type, level, sharing, size in KiB. */
+static void check_cache(struct kvm_cpuid2 *t, unsigned i, unsigned type, unsigned level,
+			unsigned sharing, unsigned size_kb)
+{
+	struct kvm_cpuid_entry2 *e = get(t, 0x8000001d, i);
+	assert_true(e->flags & SIG);
+	assert_int_equal(e->eax & 0x1f, type);
+	assert_int_equal((e->eax >> 5) & 0x7, level);
+	assert_int_equal(((e->eax >> 14) & 0xfff) + 1, sharing);
+	unsigned ways = (e->ebx >> 22) + 1, parts = ((e->ebx >> 12) & 0x3ff) + 1;
+	unsigned line = (e->ebx & 0xfff) + 1, sets = e->ecx + 1;
+	assert_int_equal(ways * parts * line * sets / 1024, size_kb);
+}
+
+static void test_amd_topoext_added(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		unsigned nr = cases[c].nr;
+		struct cpu_topology topo = cpu_topology_make(nr, cases[c].smt);
+		unsigned threads = topo.threads_per_core;
+		struct linux_place place[32];
+		for (unsigned i = 0; i < nr; i++) {
+			struct kvm_cpuid2 *t = make_amd_kvm(), *orig = dup_table(t);
+			assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
+			check_unique(t);
+			/* 0xB levels 1, 2 and 0x8000001D subleaves 1-4 are new. */
+			assert_int_equal(t->nent, orig->nent + 2 + 4);
+			assert_int_equal(get(t, 0x80000001, 0)->ecx,
+					 EXT1_ECX_NO_TOPOEXT | TOPOEXT | (nr > 1 ? CMP_LEGACY : 0));
+			assert_int_equal(get(t, 0x80000000, 0)->eax, 0x8000001e);
+			assert_int_equal(get(t, 0x80000000, 0)->ebx, 0x68747541);
+			struct kvm_cpuid_entry2 *e = get(t, 0x8000001e, 0);
+			assert_int_equal(e->eax, i);
+			assert_int_equal(e->ebx, ((threads - 1) << 8) | (i / threads));
+			assert_int_equal(e->ecx, 0);
+			/* Sizes from 0x80000005/6: L1d 32K, L1i 64K, L2 512K, L3 8M. */
+			check_cache(t, 0, 1, 1, threads, 32);
+			check_cache(t, 1, 2, 1, threads, 64);
+			check_cache(t, 2, 3, 2, threads, 512);
+			check_cache(t, 3, 3, 3, nr, 8192);
+			assert_int_equal(get(t, 0x8000001d, 4)->eax, 0);
+			check_ext_topology(t, 0xb, i, nr, threads);
+			check_leaf1(t, i, nr);
+			place[i] = linux_amd_place(t, i);
+			free(t);
+			free(orig);
+		}
+		/* Linux pairs threads 0-1, 2-3, ... with smt, and nothing without. */
+		for (unsigned i = 0; i < nr; i++)
+			for (unsigned j = 0; j < nr; j++) {
+				assert_true(place[i].topoext);
+				assert_int_equal(place[i].pkg, 0);
+				assert_int_equal(linux_smt_siblings(place[i], place[j]),
+						 i / threads == j / threads);
+			}
+	}
+}
+
+static void test_amd_leaves_absent(void **state)
+{
+	(void)state;
+	/* No 0x8000001D/1E, no legacy cache leaves, no 0xB: typical sizes, entries added. */
+	struct kvm_cpuid2 *t = new_table();
+	add(t, 0, 0, 0, 0xd, 0x68747541, 0x444d4163, 0x69746e65);
+	add(t, 0x80000000, 0, 0, 0x80000008, 0, 0, 0);
+	add(t, 0x80000001, 0, 0, 0, 0, 0, 0);
+	struct cpu_topology topo = cpu_topology_make(4, true);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 3, &topo), 0);
+	check_unique(t);
+	assert_int_equal(t->nent, 3 + 1 + 5);
+	assert_int_equal(get(t, 0x80000000, 0)->eax, 0x8000001e);
+	assert_int_equal(get(t, 0x80000001, 0)->ecx, TOPOEXT | CMP_LEGACY);
+	assert_int_equal(get(t, 0x8000001e, 0)->eax, 3);
+	assert_int_equal(get(t, 0x8000001e, 0)->ebx, 0x101);
+	assert_int_equal(get(t, 0x8000001e, 0)->flags, 0);
+	check_cache(t, 0, 1, 1, 2, 32);
+	check_cache(t, 1, 2, 1, 2, 32);
+	check_cache(t, 2, 3, 2, 2, 512);
+	check_cache(t, 3, 3, 3, 4, 8192);
+	assert_int_equal(get(t, 0x8000001d, 4)->eax, 0);
+	assert_null(cpuid_find(t, 0xb, 0)); /* not added where the host has none */
+	/* A second normalization (same table, other vCPU) adds nothing more. */
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 2, &topo), 0);
+	assert_int_equal(t->nent, 9);
+	assert_int_equal(get(t, 0x8000001e, 0)->ebx, 0x101);
+	check_unique(t);
+	/* Without the extended feature leaves there is nothing to carry TOPOEXT. */
+	memset(t, 0, TABLE_BYTES);
+	add(t, 0, 0, 0, 0xd, 0x68747541, 0x444d4163, 0x69746e65);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 0, &topo), 0);
+	assert_int_equal(t->nent, 1);
+	free(t);
+}
+
+static void test_amd_host_caches_adjusted(void **state)
+{
+	(void)state;
+	/* The host's own descriptors stay; only the sharing counts change. */
+	struct kvm_cpuid2 *t = make_amd_kvm();
+	struct kvm_cpuid_entry2 *d0 = get(t, 0x8000001d, 0);
+	d0->eax = 0x00004121; /* L1d, 2 sharing */
+	d0->ebx = 0x01c0003f; /* 8 ways, 64-byte lines */
+	d0->ecx = 63;
+	add(t, 0x8000001d, 1, SIG, 0x00004122, 0x00c0003f, 255, 0);
+	add(t, 0x8000001d, 2, SIG, 0x00004143, 0x01c0003f, 2047, 2);
+	add(t, 0x8000001d, 3, SIG, 0x0003c163, 0x03c0003f, 32767, 1);
+	add(t, 0x8000001d, 4, SIG, 0, 0, 0, 0);
+	struct kvm_cpuid2 *orig = dup_table(t);
+	struct cpu_topology topo = cpu_topology_make(2, false);
+	assert_int_equal(cpuid_normalize(t, TABLE_MAX, 1, &topo), 0);
+	check_unique(t);
+	assert_int_equal(t->nent, orig->nent + 2); /* only 0xB levels 1 and 2 */
+	check_cache(t, 0, 1, 1, 1, 32);
+	check_cache(t, 1, 2, 1, 1, 64);
+	check_cache(t, 2, 3, 2, 1, 1024);
+	check_cache(t, 3, 3, 3, 2, 32768);
+	assert_int_equal(get(t, 0x8000001d, 2)->edx, 2);
+	assert_int_equal(get(t, 0x8000001d, 3)->edx, 1);
+	assert_memory_equal(get(t, 0x8000001d, 4), get(orig, 0x8000001d, 4),
+			    sizeof(struct kvm_cpuid_entry2));
+	assert_int_equal(get(t, 0x80000001, 0)->ecx & TOPOEXT, TOPOEXT);
+	free(t);
+	free(orig);
+}
+
+static void test_no_room(void **state)
+{
+	(void)state;
+	struct cpu_topology topo = cpu_topology_make(2, true);
+	struct kvm_cpuid2 *t = make_amd_kvm(), *orig = dup_table(t);
+	unsigned nent = t->nent;
+	assert_int_equal(cpuid_normalize(t, nent + CPUID_NORMALIZE_ADDS - 1, 0, &topo), -ENOSPC);
+	assert_int_equal(cpuid_normalize(t, nent - 1, 0, &topo), -ENOSPC);
+	assert_memory_equal(t, orig, TABLE_BYTES);
+	assert_int_equal(cpuid_normalize(t, nent + CPUID_NORMALIZE_ADDS, 0, &topo), 0);
+	assert_true(t->nent <= nent + CPUID_NORMALIZE_ADDS);
+	free(t);
+	free(orig);
+}
+
+static void test_intel_no_amd_leaves(void **state)
+{
+	(void)state;
+	/* Intel as KVM reports it (0xB and 0x1F level 0 only): levels 1-2 are added, and no
+	 * AMD leaf, TOPOEXT or extended-leaf change appears. */
+	struct kvm_cpuid2 *t = new_table();
+	add(t, 0, 0, 0, 0x1f, 0x756e6547, 0x6c65746e, 0x49656e69);
+	add(t, 1, 0, 0, L1_EAX, L1_EBX_LOW, L1_ECX, L1_EDX_NO_HTT);
+	add(t, 0xb, 0, SIG, 0, 0, 0, 0);
+	add(t, 0x1f, 0, SIG, 0, 0, 0, 0);
+	add(t, 0x80000000, 0, 0, 0x80000008, 0, 0, 0);
+	add(t, 0x80000001, 0, 0, 0, 0, 0x121, 0x2c100800);
+	struct kvm_cpuid2 *orig = dup_table(t);
+	struct cpu_topology topo = cpu_topology_make(4, true);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(cpuid_normalize(t, TABLE_MAX, i, &topo), 0);
+		check_unique(t);
+		assert_int_equal(t->nent, orig->nent + 4);
+		check_ext_topology(t, 0xb, i, 4, 2);
+		check_ext_topology(t, 0x1f, i, 4, 2);
+		assert_memory_equal(get(t, 0x80000000, 0), get(orig, 0x80000000, 0),
+				    sizeof(struct kvm_cpuid_entry2));
+		assert_memory_equal(get(t, 0x80000001, 0), get(orig, 0x80000001, 0),
+				    sizeof(struct kvm_cpuid_entry2));
+		assert_null(cpuid_find(t, 0x8000001d, 0));
+		assert_null(cpuid_find(t, 0x8000001e, 0));
+	}
+	free(t);
+	free(orig);
 }
 
 int main(void)
@@ -478,6 +742,11 @@ int main(void)
 	    cmocka_unit_test(test_find),
 	    cmocka_unit_test(test_all_vcpus_distinct),
 	    cmocka_unit_test(test_xsave_components_follow_features),
+	    cmocka_unit_test(test_amd_topoext_added),
+	    cmocka_unit_test(test_amd_leaves_absent),
+	    cmocka_unit_test(test_amd_host_caches_adjusted),
+	    cmocka_unit_test(test_no_room),
+	    cmocka_unit_test(test_intel_no_amd_leaves),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
