@@ -3,9 +3,10 @@
 # tests/e2e/run.sh (it boots that run's L1 image, build/e2e/L1.cpio.gz) on every host kind:
 # the test host must be a VM that can die at once.
 #
-# Twice: a fresh zeroed disk image is L1's /dev/vda, kiln's Writeback drive in L1 (see
-# tests/e2e/l1/stage-powercut.sh); the guest writes and flushes a 1 MiB pattern at 3 MiB,
-# then L1 dies (sysrq b) and this script reads the image.
+# Twice: a fresh disk image, an ext4 filesystem holding drive.img (8 MiB of 'x'), is L1's
+# /dev/vda, and drive.img kiln's Writeback drive in L1 (see tests/e2e/l1/stage-powercut.sh);
+# the guest writes and flushes a 1 MiB pattern at 3 MiB, then L1 dies (sysrq b) and this
+# script reads drive.img out of the image (journal replayed first, as a mount would).
 #   flush    build/kiln: the flushed pattern must be in the image.
 #   noflush  kiln-testhooks with flushes that skip fdatasync: the pattern must be missing,
 #            or this test could not tell a working flush from a missing one.
@@ -30,8 +31,12 @@ want=$(awk 'BEGIN { for (i = 0; i < 32768; i++) printf "kiln-flush-%020d\n", i }
 powercut() {
 	disk=$out/powercut-$1.img
 	log=$out/powercut-$1.log
-	rm -f "$disk"
-	dd if=/dev/zero of="$disk" bs=1M count=8 2> /dev/null || fail "cannot write $disk"
+	rm -rf "$disk" "$out/powercut-dir"
+	mkdir -p "$out/powercut-dir"
+	if ! head -c 8388608 /dev/zero | tr '\000' x > "$out/powercut-dir/drive.img" ||
+		! mke2fs -q -t ext4 -d "$out/powercut-dir" "$disk" 32M; then
+		fail "cannot make $disk"
+	fi
 	scripts/l1-boot.sh -t 300 -l "$log" -D "$disk" "$image" "l1.stage=powercut" \
 		"l1.powercut=$1"
 	qrc=$?
@@ -44,7 +49,11 @@ powercut() {
 	fi
 	! printf '%s\n' "$clean" | grep -q 'E2E-STAGE-EXIT' ||
 		fail "$1 run: L1 went on after the power cut (console $log)"
-	got=$(dd if="$disk" bs=1M skip=3 count=1 2> /dev/null | sha256sum | cut -d' ' -f1)
+	e2fsck -fy "$disk" > /dev/null 2>&1 # replays the journal; exit 1 means it fixed something
+	debugfs -R "dump /drive.img $out/powercut-drive.img" "$disk" > /dev/null 2>&1 ||
+		fail "$1 run: cannot read drive.img from $disk"
+	got=$(dd if="$out/powercut-drive.img" bs=1M skip=3 count=1 2> /dev/null | sha256sum |
+		cut -d' ' -f1)
 }
 
 powercut flush

@@ -10,7 +10,7 @@
 #
 # Output per case, in name order:
 #   E2E-TIME <name> <seconds>
-#   E2E-RESULT PASS <name>   or   E2E-RESULT FAIL <name>: <reason>
+#   E2E-RESULT PASS <name>, E2E-RESULT FAIL <name>: <reason> or E2E-RESULT SKIP <name>: <why>
 #   E2E-LOG <name>: <line>   for a failed case: its own output, kiln's stderr, guest console
 # and "E2E-CASES DONE" at the end.
 
@@ -45,8 +45,11 @@ run_case() {
 	t=$(($(uptime_cs) - start))
 	echo "E2E-TIME $1 $((t / 100)).$(printf '%02d' $((t % 100)))"
 	ok=no
-	if [ "$rc" = 0 ] && [ "$(tail -n 1 "$E2E_WORK/$1.out")" = PASS ]; then
+	last=$(tail -n 1 "$E2E_WORK/$1.out")
+	if [ "$rc" = 0 ] && [ "$last" = PASS ]; then
 		ok=yes
+	elif [ "$rc" = 0 ] && [ "${last#SKIP: }" != "$last" ]; then
+		ok=skip
 	fi
 }
 
@@ -54,6 +57,9 @@ run_case() {
 report_run() {
 	if [ "$ok" = yes ]; then
 		echo "E2E-RESULT PASS $1"
+		return 0
+	elif [ "$ok" = skip ]; then
+		echo "E2E-RESULT SKIP $1: ${last#SKIP: }"
 		return 0
 	fi
 	reason=$(grep '^FAIL: ' "$E2E_WORK/$1.out" | tail -n 1 | cut -c7-)

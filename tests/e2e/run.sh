@@ -12,7 +12,7 @@
 #   KILN=path            kiln binary (default build/kiln; static, as it runs inside L1)
 #   E2E_ONLY="a b"       run only these cases
 #   E2E_REPEAT=1         runs of each case (a stress run); a case passes only if every run did
-#   E2E_TIMEOUT=900      overall bound in seconds (the L1 run, or all direct cases)
+#   E2E_TIMEOUT=1800     overall bound in seconds (the L1 run, or all direct cases)
 #   E2E_KILN_TIMEOUT=120 bound for one kiln run; a case that hits it fails as hung
 #   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
 #   E2E_L1_RETRIES=3     new L1 boots allowed when the test host's own kernel panics (its
@@ -29,7 +29,7 @@ mkdir -p "$out"
 KILN=${KILN:-build/kiln}
 case $KILN in /*) ;; *) KILN=$root_dir/$KILN ;; esac
 E2E_MODE=${E2E_MODE:-auto}
-E2E_TIMEOUT=${E2E_TIMEOUT:-900}
+E2E_TIMEOUT=${E2E_TIMEOUT:-1800}
 E2E_KILN_TIMEOUT=${E2E_KILN_TIMEOUT:-120}
 E2E_ONLY=${E2E_ONLY:-}
 E2E_REPEAT=${E2E_REPEAT:-1}
@@ -226,6 +226,7 @@ for name in $cases; do
 	t=$(awk -v n="$name" '$1 == "E2E-TIME" && $2 == n { print $3 }' "$clean" | tr '\n' ' ')
 	npass=$(printf '%s\n' "$res" | grep -c "^E2E-RESULT PASS $name\$")
 	nfail=$(printf '%s\n' "$res" | grep -c "^E2E-RESULT FAIL $name: ")
+	nskip=$(printf '%s\n' "$res" | grep -c "^E2E-RESULT SKIP $name: ")
 	[ "$E2E_REPEAT" = 1 ] || echo "e2e: $name: $npass of $E2E_REPEAT runs passed, $nfail failed" >&2
 	if [ "$nfail" -gt 0 ]; then
 		first=$(printf '%s\n' "$res" | grep -m1 "^E2E-RESULT FAIL $name: ")
@@ -234,6 +235,9 @@ for name in $cases; do
 		grep "^E2E-LOG $name: " "$clean" | sed "s/^E2E-LOG $name: /  | /"
 	elif [ "$npass" -ge "$E2E_REPEAT" ]; then
 		echo "PASS e2e/$name"
+	elif [ "$nskip" -gt 0 ] && [ $((npass + nskip)) -ge "$E2E_REPEAT" ]; then
+		why=$(printf '%s\n' "$res" | grep -m1 "^E2E-RESULT SKIP $name: ")
+		echo "SKIP e2e/$name: ${why#"E2E-RESULT SKIP $name: "}"
 	else
 		echo "FAIL e2e/$name: no result (test host ${E2E_MODE} stopped: $how)"
 		failed=$((failed + 1))

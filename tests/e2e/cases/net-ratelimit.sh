@@ -5,7 +5,8 @@
 # timings of each direction (the TCP payload; the limiter also counts headers):
 #   limited: at most 115% of the limit, and at least 25% (a limiter that stalls fails too;
 #   the margin is for a loaded test host, where the unlimited rate is low too);
-#   unlimited: at least twice the limit in each direction, so the limit visibly did the work.
+#   unlimited: at least twice the limit in each direction, so the limit visibly did the work
+#   (a test host too slow for that skips the case, with the rates it measured).
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/net.inc
@@ -37,8 +38,9 @@ rates net-ratelimit.json
 for dir in tx rx; do
 	if [ "$dir" = tx ]; then got=$tx_bps free=$free_tx; else got=$rx_bps free=$free_rx; fi
 	[ "$got" -le $((rate * 115 / 100)) ] || fail "$dir at $got B/s, over the $rate B/s limit"
-	[ "$got" -ge $((rate / 4)) ] || fail "$dir at $got B/s, under a quarter of the $rate B/s limit"
+	# A test host too slow to reach twice the limit cannot tell a limiter from itself.
 	[ "$free" -ge $((rate * 2)) ] ||
-		fail "unlimited $dir only reached $free B/s: the limit of $rate B/s is not tested"
+		skip "the test host is too slow: unlimited $dir reached only $free B/s, not twice the $rate B/s limit"
+	[ "$got" -ge $((rate / 4)) ] || fail "$dir at $got B/s, under a quarter of the $rate B/s limit"
 done
 pass

@@ -1,6 +1,8 @@
 #!/bin/sh
 # stage-powercut.sh: the L1 side of tests/e2e/powercut.sh. L1's /dev/vda is a disk image on
-# the outer host. kiln boots the e2e guest with a Writeback drive on that disk; the guest
+# the outer host: an ext4 filesystem holding drive.img (allocated, not sparse, so the guest's
+# writes overwrite its blocks in place). kiln boots the e2e guest with /mnt/drive.img as a
+# Writeback drive (a file, so unflushed writes stay in L1's page cache); the guest
 # writes a 1 MiB pattern at 3 MiB with dd conv=fsync (action blk_flush) and prints a marker;
 # at the marker this L1 dies at once (sysrq b: no sync, its page cache is lost), and the
 # outer host reads the disk. Kernel parameter l1.powercut=flush runs /e2e/kiln;
@@ -30,6 +32,9 @@ while [ ! -b /dev/vda ]; do
 	[ "$i" -le 100 ] || { echo "powercut: no /dev/vda in L1" >&2 && exit 1; }
 	sleep 0.1
 done
+mkdir -p /mnt
+mount -t ext4 /dev/vda /mnt || { echo "powercut: cannot mount /dev/vda" >&2 && exit 1; }
+[ -f /mnt/drive.img ] || { echo "powercut: no drive.img on /dev/vda" >&2 && exit 1; }
 w=/tmp/powercut
 mkdir -p "$w"
 truncate -s 4M "$w/unsafe.img"
@@ -42,7 +47,7 @@ cat > "$w/vm.json" << JSON
   },
   "drives": [
     {"drive_id": "unsafe", "path_on_host": "$w/unsafe.img", "is_root_device": false},
-    {"drive_id": "writeback", "path_on_host": "/dev/vda", "is_root_device": false,
+    {"drive_id": "writeback", "path_on_host": "/mnt/drive.img", "is_root_device": false,
      "cache_type": "Writeback"}
   ],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}

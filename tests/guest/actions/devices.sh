@@ -16,5 +16,9 @@ action_devices() {
 	vda=no
 	[ ! -b /dev/vda ] || vda=yes
 	say "devices acpi=$acpi virtio=${ids% } vda=$vda"
+	if [ "$vda" = no ]; then # for the case's log
+		say "devices cmdline: $(cat /proc/cmdline)"
+		dmesg | grep -i -E 'virtio|mmio' | tail -n 10 | sed 's/^/KILN-E2E: devices dmesg: /'
+	fi
 	guest_finish reboot
 }
