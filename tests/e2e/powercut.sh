@@ -34,7 +34,7 @@ powercut() {
 	rm -rf "$disk" "$out/powercut-dir"
 	mkdir -p "$out/powercut-dir"
 	if ! head -c 8388608 /dev/zero | tr '\000' x > "$out/powercut-dir/drive.img" ||
-		! mke2fs -q -t ext4 -d "$out/powercut-dir" "$disk" 32M; then
+		! mke2fs -q -t ext4 -d "$out/powercut-dir" "$disk" 32M > /dev/null; then
 		fail "cannot make $disk"
 	fi
 	scripts/l1-boot.sh -t 300 -l "$log" -D "$disk" "$image" "l1.stage=powercut" \
