@@ -7,6 +7,7 @@
  *    split into guest RAM (the mapping of mem_size_mib) and everything else.
  * Prints figures only; no thresholds. Usage: startup KILN TINY_GUEST [RUNS] */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,7 +49,11 @@ static pid_t spawn(const char *kiln, const char *cfg, int *out)
 		exit(1);
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* kiln's own lines (its exit reason, the SIGTERM state dump) are not figures. */
+		int null = open("/dev/null", O_WRONLY);
 		dup2(p[1], 1);
+		if (null >= 0)
+			dup2(null, 2);
 		close(p[0]);
 		execl(kiln, kiln, "--config-file", cfg, (char *)NULL);
 		_exit(127);
