@@ -130,6 +130,16 @@ $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 
 unit: $(UNIT_BINS)
 
+# Races between a vCPU writing guest memory and the device reading it, under ThreadSanitizer.
+TSAN_BINS := $(BUILD)/tsan/test_virtq_race
+$(BUILD)/tsan/test_virtq_race: tests/unit/test_virtq_race.c virtio/virtq.c vmm/guest_mem.c \
+		$(wildcard virtio/*.h vmm/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -Wno-error=tsan -Wno-tsan -O1 -g -fsanitize=thread -o $@ $(filter %.c,$^) -lcmocka -lpthread
+
+tsan: $(TSAN_BINS)
+	@for t in $(TSAN_BINS); do $$t || exit 1; done
+
 # ---- libFuzzer harnesses --------------------------------------------------------------
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
@@ -164,6 +174,6 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit fuzz fuzz-build check bench guest-kernel format clean
+.PHONY: all unit tsan fuzz fuzz-build check bench guest-kernel format clean
 -include $(shell find $(BUILD)/musl $(BUILD)/musl-testhooks $(BUILD)/host $(BUILD)/san -name '*.d' \
 	-type f 2>/dev/null)
