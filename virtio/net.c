@@ -319,25 +319,31 @@ bool virtio_net_tx_hdr_ok(const uint8_t hdr[VIRTIO_NET_HDR_BYTES], uint32_t len,
 	return (features & need) && flags && get_le16(hdr + 4) != 0;
 }
 
-/* Checks a popped TX chain and gathers it into tx_iov: false when it must be dropped. */
+/* Checks a popped TX chain and gathers it into tx_iov: false when it must be dropped. The
+ * header goes out from the copy that was checked, never from guest memory, which another
+ * vCPU may rewrite between the check and the write. */
 static bool tx_prepare(struct virtio_net *n, const struct virtq_chain *c)
 {
 	if (c->nr_read != c->nr_segs || c->read_len < HDR + ETH_HLEN ||
 	    c->read_len > VIRTIO_NET_MAX_FRAME)
 		return false;
-	uint8_t hdr[HDR];
 	unsigned got = 0;
-	n->tx_nr_iov = 0;
+	n->tx_iov[0] = (struct iovec){.iov_base = n->tx_hdr, .iov_len = HDR};
+	n->tx_nr_iov = 1;
 	for (unsigned i = 0; i < c->nr_segs; i++) {
 		const struct virtq_seg *s = &n->segs[i];
 		unsigned k = s->len < HDR - got ? s->len : HDR - got;
-		memcpy(hdr + got, s->host, k); /* a copy: the guest may rewrite it meanwhile */
+		memcpy(n->tx_hdr + got, s->host, k);
 		got += k;
-		if (s->len)
-			n->tx_iov[n->tx_nr_iov++] =
-			    (struct iovec){.iov_base = s->host, .iov_len = s->len};
+		if (s->len == k)
+			continue;
+		/* One iovec more than segments at most; writev takes no more than IOV_MAX. */
+		if (n->tx_nr_iov == IOV_MAX)
+			return false;
+		n->tx_iov[n->tx_nr_iov++] =
+		    (struct iovec){.iov_base = (uint8_t *)s->host + k, .iov_len = s->len - k};
 	}
-	if (!virtio_net_tx_hdr_ok(hdr, c->read_len, n->features))
+	if (!virtio_net_tx_hdr_ok(n->tx_hdr, c->read_len, n->features))
 		return false;
 	n->tx_head = c->head;
 	n->tx_len = c->read_len;

@@ -430,6 +430,41 @@ static void test_tx_eagain_holds_then_resumes(void **state)
 	assert_false(e->n.tap_events & EPOLLOUT);
 }
 
+/* The guest rewrites the header of a chain kiln has checked and holds (TAP full): what
+ * reaches the TAP is the header as checked, not the guest's new bytes. */
+static void test_tx_sends_checked_header(void **state)
+{
+	struct nenv *e = *state;
+	int small = 4096;
+	assert_int_equal(setsockopt(e->n.tap_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	uint8_t hdr[HDR], evil[HDR];
+	nenv_hdr(hdr, 0, 0, 0, 0, 0);
+	nenv_hdr(evil, 0xff, VIRTIO_NET_HDR_GSO_TCPV4, 1, 0xffff, 0xffff);
+	uint32_t split[] = {6, 1494}; /* the header spans two descriptors */
+	for (int i = 0; i < 30; i++)  /* 2 descriptors each: 60 of 64 */
+		nenv_tx_post(e, hdr, 1500, split, 2, (uint32_t)i);
+	assert_int_equal(tx(e, NULL), 0);
+	assert_true(e->n.tx_held);
+	uint16_t held = (uint16_t)(2 * e->n.stats.tx_frames % NENV_QSIZE);
+	assert_int_equal(e->n.tx_head, held);
+	memcpy(tring_host(&e->tx, nenv_desc_addr(&e->tx, held), 6), evil, 6);
+	memcpy(tring_host(&e->tx, nenv_desc_addr(&e->tx, held + 1), 6), evil + 6, 6);
+	uint8_t got[2000];
+	uint32_t seen = 0;
+	for (int round = 0; round < 100 && seen < 30; round++) {
+		while (recv(e->peer, got, sizeof(got), MSG_DONTWAIT) == 1500) {
+			assert_memory_equal(got, hdr, HDR);
+			assert_int_equal(got[HDR], nenv_byte(0, seen));
+			assert_int_equal(got[1499], nenv_byte(1499 - HDR, seen));
+			seen++;
+		}
+		struct virtio_net_event ev = {.source = VIRTIO_NET_EV_TAP, .events = EPOLLOUT};
+		bool irq;
+		assert_int_equal(virtio_net_work(&e->n, e->vq, &ev, &irq), 0);
+	}
+	assert_int_equal(seen, 30);
+}
+
 static void test_tx_broken_queue(void **state)
 {
 	struct nenv *e = *state;
@@ -480,6 +515,7 @@ int main(void)
 	    cmocka_unit_test(test_tx_hdr_rules),
 	    cmocka_unit_test_setup_teardown(test_tx_eagain_holds_then_resumes, setup_base,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tx_sends_checked_header, setup_base, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_broken_queue, setup_base, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_forgets_and_pauses, setup_base, teardown),
 	};
