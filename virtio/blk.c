@@ -303,6 +303,7 @@ int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
 {
 	struct virtq_chain c;
 	int err;
+	unsigned done = 0;
 	for (;;) {
 		while ((err = virtq_pop(vq, b->segs, VIRTQ_MAX_SEGS, &c)) == 0) {
 			if (!admit(b, &c)) {
@@ -311,6 +312,10 @@ int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
 			}
 			if ((err = handle_chain(b, vq, &c)))
 				goto out;
+			if (++done == VIRTQ_BUDGET) {
+				virtq_requeue(vq);
+				goto out;
+			}
 		}
 		if (err != -EAGAIN)
 			goto out;

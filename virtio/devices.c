@@ -92,6 +92,17 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 	free(s);
 }
 
+/* A queue the device left at its budget: the same eventfd the guest's kick signals. */
+static void requeue_kick(void *ctx, unsigned queue)
+{
+	struct virtio_slot *s = ctx;
+	uint64_t one = 1;
+	if (queue < s->nr_kicks) {
+		ssize_t rc = write(s->kick[queue].src.fd, &one, sizeof(one));
+		(void)rc; /* EAGAIN: the counter is full, so the loop comes back anyway */
+	}
+}
+
 /* One eventfd per queue, signalled by KVM on a QueueNotify write of that queue's index. */
 static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t base)
 {
@@ -134,6 +145,9 @@ static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop
 	int err = virtio_mmio_init(&s->mmio, ops, dev, &vm->mem, &irq, name);
 	if (!err)
 		err = wire_kicks(set, s, base);
+	if (!err)
+		virtio_mmio_set_requeue(&s->mmio,
+					&(struct virtio_requeue){.kick = requeue_kick, .ctx = s});
 	if (!err)
 		err = set->kvm.irqfd(set->kvm.ctx, s->irq_efd, gsi);
 	/* Last, since the bus cannot take a range back. */

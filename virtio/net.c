@@ -17,8 +17,6 @@
 #define NUM_BUFFERS_OFF 10 /* of virtio_net_hdr_v1 */
 #define VLAN_HLEN 4
 #define LOG_INTERVAL_NS 1000000000ULL
-/* Frames (RX) or chains (TX) handled per call before the loop serves other sources. */
-#define NET_BUDGET 256
 
 #define NF(bit) (1ULL << (bit))
 #define GUEST_GSO                                                                                  \
@@ -270,7 +268,8 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	for (unsigned i = 0; i < NET_BUDGET && r == STEP_NEXT; i++)
+	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = rx_step(n, rxq);
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
@@ -405,10 +404,12 @@ static int tx_step(struct virtio_net *n, struct virtq *txq)
 int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	for (unsigned i = 0; i < NET_BUDGET && r == STEP_NEXT; i++)
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = tx_step(n, txq);
-	/* A full TAP, or the budget spent with chains left: EPOLLOUT brings TX back. */
-	n->tx_want_tap = r == STEP_WAIT_TAP || r == STEP_NEXT;
+	if (r == STEP_NEXT)
+		virtq_requeue(txq);
+	/* A full TAP: EPOLLOUT brings TX back. */
+	n->tx_want_tap = r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);
 	*need_irq = virtq_should_notify(txq);
 	return r < 0 ? r : 0;

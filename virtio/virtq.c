@@ -79,6 +79,7 @@ int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features)
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->unsignalled = false;
 	q->inflight = 0;
+	q->requeue = false;
 	q->ready = true;
 	return 0;
 }
