@@ -132,7 +132,7 @@ static const char *const io_engines[] = {"Sync", "Async"};
 
 static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 {
-	int v[D_NKEYS], cache = CACHE_UNSAFE, engine;
+	int v[D_NKEYS], cache = CACHE_UNSAFE, engine = IO_ENGINE_SYNC;
 	int rc = json_members(j, obj, drive_keys, D_NKEYS, v);
 	if (rc == 0)
 		rc = parse_id(j, v[D_ID], "drive_id", JSON_REQUIRED, d->id);
@@ -147,7 +147,6 @@ static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 		rc = json_str(j, v[D_PARTUUID], "partuuid", 0, &d->partuuid);
 	if (rc == 0)
 		rc = json_enum(j, v[D_CACHE], "cache_type", 0, cache_types, 2, false, &cache);
-	/* Both engines are accepted; kiln has one I/O path. */
 	if (rc == 0)
 		rc = json_enum(j, v[D_ENGINE], "io_engine", 0, io_engines, 2, false, &engine);
 	if (rc == 0)
@@ -155,6 +154,7 @@ static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 	if (rc == 0 && v[D_SOCKET] >= 0)
 		rc = json_member_error(j, "socket", "not supported by kiln");
 	d->cache_type = cache == CACHE_WRITEBACK ? CACHE_WRITEBACK : CACHE_UNSAFE;
+	d->io_engine = engine == IO_ENGINE_ASYNC ? IO_ENGINE_ASYNC : IO_ENGINE_SYNC;
 	return rc;
 }
 

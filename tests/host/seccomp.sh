@@ -112,6 +112,8 @@ truncate -s 1M "$T/disk.img"
 device_case seccomp-drive ",\"drives\":[{\"drive_id\":\"d0\",\"path_on_host\":\"$T/disk.img\",
 \"is_root_device\":false,\"is_read_only\":false,\"cache_type\":\"Writeback\",
 \"rate_limiter\":{\"bandwidth\":{\"size\":1000000,\"refill_time\":100}}}]"
+device_case seccomp-drive-async ",\"drives\":[{\"drive_id\":\"d0\",\"path_on_host\":\"$T/disk.img\",
+\"is_root_device\":false,\"io_engine\":\"Async\",\"cache_type\":\"Writeback\"}]"
 tap=ksc$$
 if ip tuntap add dev "$tap" mode tap 2>/dev/null; then
 	trap '[ -z "$kiln_pid" ] || kill -KILL "$kiln_pid" 2>/dev/null
