@@ -2,9 +2,10 @@
 # blk-flush-sigkill: what the guest flushed is in the image even if kiln dies right after.
 # /dev/vda is a drive with the default cache_type (Unsafe: no flush feature, the guest
 # sees a write-through cache), /dev/vdb one with cache_type Writeback (the guest sees
-# "write back" and sends flushes). The guest writes a 1 MiB pattern at offset 3 MiB of
-# /dev/vdb with dd conv=fsync and prints a marker; this script SIGKILLs kiln as soon as the
-# marker is on the console and then finds the pattern in the image file, zeros around it.
+# "write back" and sends flushes) on the Async (io_uring) engine. The guest writes a 1 MiB
+# pattern at offset 3 MiB of /dev/vdb with dd conv=fsync and prints a marker; this script
+# SIGKILLs kiln as soon as the marker is on the console and then finds the pattern in the
+# image file, zeros around it.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/blk-common.inc
