@@ -220,7 +220,7 @@ static uint32_t do_get_id(struct virtio_blk *b, const struct virtq_chain *c)
 static struct blk_slot *free_slot(struct virtio_blk *b)
 {
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++)
-		if (b->slot[i].state == BLK_FREE)
+		if (blk_state(&b->slot[i]) == BLK_FREE)
 			return &b->slot[i];
 	return NULL;
 }
@@ -256,7 +256,7 @@ static int handle_chain(struct virtio_blk *b, struct virtq *vq, const struct vir
 			  (s->type == VIRTIO_BLK_T_FLUSH || s->len);
 	}
 	if (*queued) {
-		s->state = BLK_QUEUED;
+		blk_set_state(s, BLK_QUEUED);
 		b->nr_active++;
 		return 0;
 	}
@@ -330,9 +330,12 @@ int virtio_blk_claim(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 	(void)vq;
 	(void)arg;
 	(void)need_irq;
-	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++)
-		if (b->slot[i].state == BLK_QUEUED)
-			b->slot[i].state = BLK_RUNNING;
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
+		if (blk_state(&b->slot[i]) == BLK_QUEUED) {
+			blk_set_state(&b->slot[i], BLK_RUNNING);
+			b->claimed |= 1ULL << i;
+		}
+	}
 	return 0;
 }
 
@@ -367,15 +370,16 @@ int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 	(void)arg;
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS && !err; i++) {
 		struct blk_slot *s = &b->slot[i];
-		if (s->state != BLK_DONE)
+		if (!(b->claimed & 1ULL << i) || blk_state(s) != BLK_DONE)
 			continue;
+		b->claimed &= ~(1ULL << i);
 		/* A reset since the pop: the ring it belongs to is gone. */
 		if (vq && s->gen == b->gen) {
 			uint32_t written = 0;
 			*s->status = finish(b, s, &written);
 			err = virtq_push_used(&vq[0], s->head, written + 1);
 		}
-		s->state = BLK_FREE;
+		blk_set_state(s, BLK_FREE);
 		b->nr_active--;
 	}
 	if (!err && vq && b->slots_full)
@@ -427,8 +431,8 @@ static void blk_reset(void *dev)
 	b->gen++;
 	b->slots_full = false;
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
-		if (b->slot[i].state == BLK_QUEUED) {
-			b->slot[i].state = BLK_FREE;
+		if (blk_state(&b->slot[i]) == BLK_QUEUED) {
+			blk_set_state(&b->slot[i], BLK_FREE);
 			b->nr_active--;
 		}
 	}

@@ -42,11 +42,14 @@ struct virtio_blk_stats {
 	uint64_t unsupported; /* requests completed with VIRTIO_BLK_S_UNSUPP */
 };
 
+/* FREE -> QUEUED (pop) -> RUNNING (claim) -> DONE (engine) -> FREE (complete). Every change
+ * but RUNNING -> DONE happens under the transport lock; that one happens in the engine,
+ * without it, so the state is read and written with atomics (blk_state()). */
 enum blk_slot_state { BLK_FREE = 0, BLK_QUEUED, BLK_RUNNING, BLK_DONE };
 
 /* One request between its chain's pop and its completion. */
 struct blk_slot {
-	enum blk_slot_state state;
+	int state;     /* enum blk_slot_state, through blk_state()/blk_set_state() */
 	uint32_t gen;  /* the device generation it was popped in */
 	uint32_t type; /* VIRTIO_BLK_T_IN, _OUT or _FLUSH */
 	uint64_t sector;
@@ -74,6 +77,7 @@ struct virtio_blk {
 	struct ratelimit limiter; /* drives[].rate_limiter: bytes and requests */
 	struct log_ratelimit rl;
 	uint32_t gen;	    /* bumped by a driver reset */
+	uint64_t claimed;   /* slots (bits) the engine owns: RUNNING or DONE, event loop only */
 	bool slots_full;    /* popping stopped for want of a slot */
 	unsigned nr_active; /* slots not FREE */
 	struct blk_uring ring;
@@ -121,6 +125,16 @@ int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 /* A virtio_work_fn for virtio_mmio_run() when limiter.timer_fd fires: unblocks the limiter
  * and, if the device is live (vq non-NULL), resumes virtio_blk_process() on vq[0]. */
 int virtio_blk_resume(void *dev, struct virtq *vq, void *arg, bool *need_irq);
+
+static inline enum blk_slot_state blk_state(const struct blk_slot *s)
+{
+	return (enum blk_slot_state)__atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+}
+
+static inline void blk_set_state(struct blk_slot *s, enum blk_slot_state v)
+{
+	__atomic_store_n(&s->state, (int)v, __ATOMIC_RELEASE);
+}
 
 /* Requests popped and not yet completed. */
 static inline unsigned virtio_blk_busy(const struct virtio_blk *b)

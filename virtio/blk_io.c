@@ -1,6 +1,6 @@
 /* virtio-blk's I/O engines: step 2b of a request (see blk.h), run on the event-loop thread
- * without the transport lock. The slots it touches are RUNNING, which only this step and
- * virtio_blk_complete() (after it) look at. */
+ * without the transport lock. It touches only the slots in b->claimed (RUNNING ones, which
+ * the lock holders leave alone), and of those only the state, with an atomic store. */
 #include "virtio/blk.h"
 
 #include <errno.h>
@@ -46,10 +46,10 @@ static void io_sync(struct virtio_blk *b)
 {
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
 		struct blk_slot *s = &b->slot[i];
-		if (s->state != BLK_RUNNING)
+		if (!(b->claimed & 1ULL << i) || blk_state(s) != BLK_RUNNING)
 			continue;
 		s->result = run_sync(b->fd, s);
-		s->state = BLK_DONE;
+		blk_set_state(s, BLK_DONE);
 	}
 }
 
@@ -92,7 +92,7 @@ static void uring_done(void *ctx, uint64_t user_data, int32_t res)
 	}
 	bool eof = res == 0 && s->type != VIRTIO_BLK_T_FLUSH;
 	s->result = res < 0 ? res : eof ? -EIO : 0;
-	s->state = BLK_DONE;
+	blk_set_state(s, BLK_DONE);
 }
 
 /* Submits the running requests not in the ring (new ones, short transfers to go on). */
@@ -101,9 +101,11 @@ static bool submit_running(struct virtio_blk *b)
 	bool any = false;
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
 		struct blk_slot *s = &b->slot[i];
-		if (s->state == BLK_RUNNING && !s->in_ring && submit_slot(b, s) == 0)
+		if (!(b->claimed & 1ULL << i) || blk_state(s) != BLK_RUNNING)
+			continue;
+		if (!s->in_ring && submit_slot(b, s) == 0)
 			s->in_ring = true;
-		any |= s->state == BLK_RUNNING;
+		any = true;
 	}
 	int err = blk_uring_submit(&b->ring);
 	if (err < 0 && log_ratelimit_ok(&b->rl, 1000000000ULL))

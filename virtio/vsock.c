@@ -23,11 +23,14 @@ static int process_rx(struct virtio_vsock *v, struct virtq *vq, bool *need_irq)
 	struct vsock_rx_job job;
 	struct virtq_chain c;
 	int err = 0;
-	for (unsigned done = 0; q->ready && vsock_uds_next_rx(&v->mux, &job) == 0; done++) {
+	for (unsigned done = 0; q->ready; done++) {
+		/* Before taking a job: vsock_uds_next_rx() hands it over (credit updates, RSTs). */
 		if (done == VIRTQ_BUDGET) {
 			virtq_requeue(q);
 			break;
 		}
+		if (vsock_uds_next_rx(&v->mux, &job) != 0)
+			break;
 		err = virtq_pop(q, v->segs, VIRTQ_MAX_SEGS, &c);
 		if (err == -EAGAIN && virtq_enable_notify(q))
 			continue;
