@@ -97,9 +97,11 @@ int blk_uring_queue(struct blk_uring *u, enum blk_uring_op op, int fd, const str
 		    unsigned nr, uint64_t off, uint64_t user_data, bool drain)
 {
 	static const uint8_t opcode[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC};
+	if (u->fd < 0)
+		return -EBUSY;
 	unsigned tail = *u->sq_tail; /* only this thread writes it */
 	unsigned head = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
-	if (u->fd < 0 || tail - head >= u->entries)
+	if (tail - head >= u->entries)
 		return -EBUSY;
 	unsigned idx = tail & *u->sq_mask;
 	struct io_uring_sqe *sqe = (struct io_uring_sqe *)u->sqes + idx;
