@@ -213,7 +213,7 @@ static void load_images(struct kiln *k)
 	char err[512];
 	int rc = guest_mem_init(&k->vm.mem, k->cfg.machine.mem_size_mib << 20);
 	if (rc)
-		die(KILN_EXIT_ERROR, "cannot map %llu MiB of guest memory: %s",
+		die(KILN_EXIT_BADCFG, "machine-config.mem_size_mib: %llu: cannot map that much: %s",
 		    (unsigned long long)k->cfg.machine.mem_size_mib, strerror(-rc));
 	if (images_load(&k->cfg.boot, &k->vm.mem, &k->kernel, &k->boot, err, sizeof(err)))
 		die(KILN_EXIT_BADCFG, "%s", err);
