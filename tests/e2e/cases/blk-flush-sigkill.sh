@@ -12,8 +12,11 @@
 . "$E2E_CASES/blk-common.inc"
 blk_raw "$E2E_CASE.vda" 4
 blk_raw "$E2E_CASE.vdb" 8
+awk 'BEGIN { for (i = 0; i < 32768; i++) printf "kiln-flush-%020d\n", i }' > "$E2E_CASE.pattern"
+want=$(blk_sha256 "$E2E_CASE.pattern")
 blk_start blk-flush-sigkill.json "$E2E_CASE"
-bg_wait_console "$E2E_CASE" "KILN-E2E: blk-flush synced" "$E2E_KILN_TIMEOUT"
+# The whole line: the serial console can hand over its first part before the rest.
+bg_wait_console "$E2E_CASE" "KILN-E2E: blk-flush synced sha256=$want" "$E2E_KILN_TIMEOUT"
 bg_kill KILL
 echo "kiln SIGKILLed after ${bg_secs}s, exit status $bg_rc"
 [ "$bg_rc" = 137 ] || fail "kiln exited $bg_rc before the SIGKILL (expected 137)"
@@ -21,8 +24,6 @@ expect_console "KILN-E2E: action=blk_flush"
 expect_no_guest_error
 caches=$(guest_line "blk-flush write_cache ")
 [ "$caches" = "vda=write_through vdb=write_back" ] || fail "guest write caches: $caches"
-awk 'BEGIN { for (i = 0; i < 32768; i++) printf "kiln-flush-%020d\n", i }' > "$E2E_CASE.pattern"
-want=$(blk_sha256 "$E2E_CASE.pattern")
 [ "$(guest_line "blk-flush synced sha256=")" = "$want" ] ||
 	fail "the guest's pattern has sha256 $(guest_line "blk-flush synced sha256="), not $want"
 got=$(dd if="$E2E_CASE.vdb" bs=1048576 skip=3 count=1 2> /dev/null | sha256sum | cut -d' ' -f1)
