@@ -132,6 +132,24 @@ $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 
 unit: $(UNIT_BINS)
 
+# Races between a vCPU writing guest memory and the device reading it, under ThreadSanitizer.
+TSAN_BINS := $(BUILD)/tsan/test_virtq_race
+$(BUILD)/tsan/test_virtq_race: tests/unit/test_virtq_race.c virtio/virtq.c vmm/guest_mem.c \
+		$(wildcard virtio/*.h vmm/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -Wno-error=tsan -Wno-tsan -O1 -g -fsanitize=thread -o $@ $(filter %.c,$^) -lcmocka -lpthread
+
+TSAN_BINS += $(BUILD)/tsan/test_blk_race
+$(BUILD)/tsan/test_blk_race: tests/unit/test_blk_race.c virtio/virtq.c virtio/mmio.c virtio/blk.c \
+		virtio/blk_io.c virtio/blk_uring.c virtio/ratelimit.c vmm/guest_mem.c vmm/log.c \
+		$(wildcard virtio/*.h vmm/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -Wno-error=tsan -Wno-tsan -O1 -g -fsanitize=thread -o $@ \
+		$(filter %.c,$^) -lcmocka -lpthread
+
+tsan: $(TSAN_BINS)
+	@for t in $(TSAN_BINS); do $$t || exit 1; done
+
 # ---- libFuzzer harnesses --------------------------------------------------------------
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
@@ -156,7 +174,7 @@ $(BUILD)/jailer-reaper: tests/jailer/reaper.c
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(BASE_CFLAGS) -O1 -static -o $@ $<
 
-check: all unit fuzz-build $(BUILD)/kiln-testhooks $(BUILD)/jailer-reaper
+check: all unit $(if $(filter 1,$(SAN)),,$(TSAN_BINS)) fuzz-build $(BUILD)/kiln-testhooks $(BUILD)/jailer-reaper
 	@SAN=$(SAN) BUILD=$(BUILD) HOST_DIR=$(HOST_DIR) FUZZ_RUNS=$(FUZZ_RUNS) \
 		scripts/check.sh
 
@@ -175,6 +193,6 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit fuzz fuzz-build check bench demo guest-kernel format clean
+.PHONY: all unit tsan fuzz fuzz-build check bench demo guest-kernel format clean
 -include $(shell find $(BUILD)/musl $(BUILD)/musl-testhooks $(BUILD)/host $(BUILD)/san -name '*.d' \
 	-type f 2>/dev/null)

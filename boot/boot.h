@@ -54,15 +54,25 @@ struct kernel_image {
  * An image that is refused leaves guest memory untouched.
  *
  * ELF (vmlinux): ELF64 LSB x86-64 ET_EXEC; every PT_LOAD lands at p_paddr, which must be in
- * RAM at or above LAYOUT_HIMEM_START; e_entry (the physical startup_64) must lie in the file
- * bytes of an executable PT_LOAD.
- * bzImage: boot protocol >= 2.12 with XLF_KERNEL_64. The protected-mode part is loaded at
- * pref_address if it is kernel_alignment-aligned, >= LAYOUT_HIMEM_START and
- * max(payload, init_size) fits below gm_low_end(); otherwise, if relocatable, at the
- * lowest aligned address >= LAYOUT_HIMEM_START; entry = load + BOOT_ENTRY64_OFFSET.
- * cmdline_max is the smaller of the kernel's cmdline_size and LAYOUT_CMDLINE_MAX - 1. */
+ * RAM at or above LAYOUT_HIMEM_START and end at or below 4 GiB; e_entry (the physical startup_64)
+ * must lie in the file bytes of an executable PT_LOAD. bzImage: boot protocol >= 2.12 with
+ * XLF_KERNEL_64; the file must hold the setup sectors and syssize * 16 payload bytes (only those
+ * are loaded). The protected-mode part is loaded at pref_address if it is kernel_alignment-aligned,
+ * >= LAYOUT_HIMEM_START and max(payload, init_size) fits below gm_low_end(); otherwise, if
+ * relocatable, at the lowest aligned address >= LAYOUT_HIMEM_START; entry = load +
+ * BOOT_ENTRY64_OFFSET. cmdline_max is the smaller of the kernel's cmdline_size and
+ * LAYOUT_CMDLINE_MAX - 1. */
 int kernel_load(const struct guest_mem *gm, const uint8_t *img, size_t len,
 		struct kernel_image *out);
+
+/* Everything kernel_load() checks that needs no guest memory: the format, and every
+ * header field that describes the file (bzImage setup_sects and syssize, ELF program
+ * headers and segment offsets/sizes) against the file's length; ELF segments must lie in
+ * [1 MiB, 4 GiB), which the boot page tables map. 0, or -ENOEXEC with *why (may be NULL)
+ * set to a static phrase saying what is wrong. */
+int kernel_check(const uint8_t *img, size_t len, const char **why);
+int kernel_check_elf(const uint8_t *img, size_t len, const char **why);
+int kernel_check_bzimage(const uint8_t *img, size_t len, const char **why);
 int kernel_load_elf(const struct guest_mem *gm, const uint8_t *img, size_t len,
 		    struct kernel_image *out);
 int kernel_load_bzimage(const struct guest_mem *gm, const uint8_t *img, size_t len,

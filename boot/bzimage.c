@@ -10,17 +10,24 @@
 #define BZ_JUMP_LEN_OFFSET 0x201
 #define BZ_JUMP_END 0x202 /* the jump's displacement counts from here */
 #define BZ_SECTOR 512
+#define BZ_PARAGRAPH 16 /* syssize unit */
 #define BZ_DEFAULT_SETUP_SECTS 4
 #define BZ_MIN_VERSION 0x020c /* 2.12: xloadflags, pref_address, init_size */
 
 _Static_assert(offsetof(struct boot_params, hdr) == BZ_HDR_OFFSET, "setup header offset");
 
+static int bz_bad(const char **why, const char *what)
+{
+	*why = what;
+	return -ENOEXEC;
+}
+
 /* Copies the header as the kernel declares it: up to the end of its initial jump, bounded
  * by the struct and the image. The fields kiln reads (up to init_size) must be covered. */
-static int bz_copy_hdr(const uint8_t *img, size_t len, struct setup_header *hdr)
+static int bz_copy_hdr(const uint8_t *img, size_t len, struct setup_header *hdr, const char **why)
 {
 	if (len <= BZ_JUMP_LEN_OFFSET)
-		return -ENOEXEC;
+		return bz_bad(why, "bzImage shorter than its setup header");
 	uint64_t end = BZ_JUMP_END + (uint64_t)img[BZ_JUMP_LEN_OFFSET];
 	if (end > BZ_HDR_OFFSET + sizeof(*hdr))
 		end = BZ_HDR_OFFSET + sizeof(*hdr);
@@ -29,22 +36,53 @@ static int bz_copy_hdr(const uint8_t *img, size_t len, struct setup_header *hdr)
 	uint64_t need =
 	    BZ_HDR_OFFSET + offsetof(struct setup_header, init_size) + sizeof(hdr->init_size);
 	if (end < need)
-		return -ENOEXEC;
+		return bz_bad(why, "bzImage setup header too short (boot protocol < 2.12)");
 	memset(hdr, 0, sizeof(*hdr));
 	memcpy(hdr, img + BZ_HDR_OFFSET, end - BZ_HDR_OFFSET);
 	return 0;
 }
 
-static int bz_check_hdr(const struct setup_header *hdr)
+static int bz_check_hdr(const struct setup_header *hdr, const char **why)
 {
 	if (hdr->boot_flag != BOOT_FLAG_MAGIC || hdr->header != BOOT_HDR_MAGIC)
-		return -ENOEXEC;
+		return bz_bad(why, "bzImage without boot_flag/HdrS magic");
 	if (hdr->version < BZ_MIN_VERSION || !(hdr->xloadflags & XLF_KERNEL_64))
-		return -ENOEXEC;
+		return bz_bad(why, "bzImage without a 64-bit entry (boot protocol >= 2.12)");
 	uint32_t align = hdr->kernel_alignment;
 	if (align == 0 || (align & (align - 1)) != 0)
-		return -ENOEXEC;
+		return bz_bad(why, "bzImage kernel_alignment not a power of two");
 	return 0;
+}
+
+/* The header, and where the protected-mode payload lies in the file: after the setup
+ * sectors, syssize 16-byte paragraphs, all of which the file must hold. */
+static int bz_parse(const uint8_t *img, size_t len, struct setup_header *hdr, uint64_t *setup_len,
+		    uint64_t *payload_len, const char **why)
+{
+	int err = bz_copy_hdr(img, len, hdr, why);
+	if (!err)
+		err = bz_check_hdr(hdr, why);
+	if (err)
+		return err;
+	uint64_t sects = hdr->setup_sects ? hdr->setup_sects : BZ_DEFAULT_SETUP_SECTS;
+	*setup_len = (sects + 1) * BZ_SECTOR; /* at most 128 KiB */
+	*payload_len = (uint64_t)hdr->syssize * BZ_PARAGRAPH;
+	if (*setup_len >= len)
+		return bz_bad(why, "bzImage setup_sects claim more than the file holds");
+	if (*payload_len > len - *setup_len)
+		return bz_bad(why, "bzImage syssize claims more than the file holds");
+	/* The 64-bit entry must be inside the payload. */
+	if (*payload_len <= BOOT_ENTRY64_OFFSET)
+		return bz_bad(why, "bzImage payload (syssize) too small for its 64-bit entry");
+	return 0;
+}
+
+int kernel_check_bzimage(const uint8_t *img, size_t len, const char **why)
+{
+	struct setup_header hdr;
+	uint64_t setup_len, payload_len;
+	const char *ignored;
+	return bz_parse(img, len, &hdr, &setup_len, &payload_len, why ? why : &ignored);
 }
 
 static bool bz_fits(uint64_t addr, uint64_t size, uint64_t low_end)
@@ -79,18 +117,11 @@ int kernel_load_bzimage(const struct guest_mem *gm, const uint8_t *img, size_t l
 			struct kernel_image *out)
 {
 	struct setup_header hdr;
-	int err = bz_copy_hdr(img, len, &hdr);
+	uint64_t setup_len, payload_len;
+	const char *why;
+	int err = bz_parse(img, len, &hdr, &setup_len, &payload_len, &why);
 	if (err)
 		return err;
-	err = bz_check_hdr(&hdr);
-	if (err)
-		return err;
-	uint64_t sects = hdr.setup_sects ? hdr.setup_sects : BZ_DEFAULT_SETUP_SECTS;
-	uint64_t setup_len = (sects + 1) * BZ_SECTOR; /* at most 128 KiB */
-	/* The 64-bit entry must be inside the payload. */
-	if (setup_len >= len || len - setup_len <= BOOT_ENTRY64_OFFSET)
-		return -ENOEXEC;
-	uint64_t payload_len = len - setup_len;
 	uint64_t mem_size = payload_len > hdr.init_size ? payload_len : hdr.init_size;
 	uint64_t load;
 	err = bz_choose_load(gm, &hdr, mem_size, &load);

@@ -3,6 +3,7 @@
 #ifndef KILN_FUZZ_BOOT_H
 #define KILN_FUZZ_BOOT_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 typedef int (*fuzz_loader_fn)(const struct guest_mem *gm, const uint8_t *img, size_t len,
 			      struct kernel_image *out);
+typedef int (*fuzz_check_fn)(const uint8_t *img, size_t len, const char **why);
 
 /* Mapped once (the pages stay lazily allocated); inputs only ever touch what they load. */
 static const struct guest_mem *fuzz_guest(void)
@@ -58,12 +60,19 @@ static void fuzz_boot_rest(const struct guest_mem *gm, const struct kernel_image
 		abort();
 }
 
-static int fuzz_boot_one(fuzz_loader_fn load, const uint8_t *data, size_t size)
+static int fuzz_boot_one(fuzz_loader_fn load, fuzz_check_fn check, const uint8_t *data, size_t size)
 {
 	const struct guest_mem *gm = fuzz_guest();
 	struct kernel_image k;
+	const char *why = NULL;
+	int checked = check(data, size, &why);
+	/* The file check is exactly the part of loading that needs no guest memory. */
+	if ((checked != 0) != (why != NULL) || (checked != 0 && checked != -ENOEXEC))
+		abort();
 	if (load(gm, data, size, &k) != 0)
 		return 0;
+	if (checked != 0)
+		abort();
 	fuzz_check_image(gm, &k);
 	fuzz_boot_rest(gm, &k, size);
 	return 0;

@@ -4,5 +4,5 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	return fuzz_boot_one(kernel_load_bzimage, data, size);
+	return fuzz_boot_one(kernel_load_bzimage, kernel_check_bzimage, data, size);
 }

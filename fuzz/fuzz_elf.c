@@ -4,5 +4,5 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	return fuzz_boot_one(kernel_load_elf, data, size);
+	return fuzz_boot_one(kernel_load_elf, kernel_check_elf, data, size);
 }

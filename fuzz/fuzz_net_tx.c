@@ -11,8 +11,13 @@
  *   [9..14]  TX desc/16, avail/2, used/4
  *   [15..18] lengths of two frames the host sends to the guest (16-bit each); when [18]
  *            is odd both are 27 bytes longer, so they reach VIRTIO_NET_MAX_FRAME
- * The device runs on one end of a datagram socketpair; what TX sends is drained. Any
- * crash, sanitizer report or hang is a bug. */
+ * With bit 7 of [2], the last bytes of the input script up to KICKS more kicks, 3 bytes
+ * each from the end: between kicks the "guest" flips a byte of RAM (offset, value) and of
+ * the header of the chain the device holds, as another vCPU could while the limiter or a
+ * full TAP keeps it, and the limiters are lifted so held chains go out.
+ * The device runs on one end of a datagram socketpair. Every frame it sends must carry a
+ * header virtio_net_tx_hdr_ok() accepts: the one it checked, whatever the guest rewrote.
+ * Any crash, sanitizer report, hang or bad header on the wire is a bug. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_config.h>
@@ -32,6 +37,7 @@
 
 #define RAM_BYTES (128 * 1024)
 #define PREAMBLE 19
+#define KICKS 4
 #define BIT(b) (1ULL << (b))
 
 struct fuzz_env {
@@ -123,14 +129,23 @@ static void host_sends(struct fuzz_env *env, const uint8_t *p, bool longer)
 	}
 }
 
+/* What reached the "TAP": every header is one the device checked. */
+static void check_sent(struct fuzz_env *env, uint64_t features)
+{
+	ssize_t n;
+	while ((n = recv(env->peer, env->sink, sizeof(env->sink), MSG_DONTWAIT)) > 0)
+		if (n < VIRTIO_NET_HDR_BYTES ||
+		    !virtio_net_tx_hdr_ok(env->sink, (uint32_t)n, features))
+			abort();
+}
+
 /* TX then RX, as the queue notifications would run them; an error means the driver broke
  * the queue, which the transport turns into DEVICE_NEEDS_RESET: stop. */
 static int round_trip(struct fuzz_env *env)
 {
 	bool irq;
 	int err = virtio_net_tx(&env->net, &env->vq[VIRTIO_NET_TXQ], &irq);
-	while (recv(env->peer, env->sink, sizeof(env->sink), MSG_DONTWAIT) > 0)
-		;
+	check_sent(env, env->net.features);
 	if (!err)
 		err = virtio_net_rx(&env->net, &env->vq[VIRTIO_NET_RXQ], &irq);
 	return err;
@@ -141,6 +156,24 @@ static void bump_avail(struct fuzz_env *env, struct virtq *q, uint8_t by)
 	uint8_t *idx = gm_ptr(&env->gm, q->avail_gpa + 2, 2);
 	uint16_t v = (uint16_t)(le16(idx) + by);
 	memcpy(idx, &v, 2);
+}
+
+/* The guest rewrites memory between kicks: a byte anywhere, and one of the header of the
+ * chain the device holds (checked, not yet written). Then the limiters let it go. */
+static void more_kicks(struct fuzz_env *env, const uint8_t *data, size_t size)
+{
+	uint8_t *ram = gm_ptr(&env->gm, 0, RAM_BYTES);
+	for (unsigned k = 0; k < KICKS && size >= PREAMBLE + 3 * (k + 1); k++) {
+		const uint8_t *op = data + size - 3 * (k + 1);
+		ram[le16(op) % RAM_BYTES] ^= op[2];
+		struct virtq_seg *held = &env->net.segs[0];
+		if (env->net.tx_held && held->len)
+			((uint8_t *)held->host)[op[2] % held->len % VIRTIO_NET_HDR_BYTES] ^= 0xff;
+		if (k == 1)
+			set_limiters(env, false);
+		if (round_trip(env) != 0)
+			return;
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -166,7 +199,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (round_trip(env) == 0 && (flags & 128)) {
 		bump_avail(env, &env->vq[VIRTIO_NET_TXQ], data[1]);
 		bump_avail(env, &env->vq[VIRTIO_NET_RXQ], data[0]);
-		round_trip(env);
+		if (round_trip(env) == 0)
+			more_kicks(env, data, size);
 	}
 	(void)virtq_should_notify(&env->vq[VIRTIO_NET_RXQ]);
 	return 0;

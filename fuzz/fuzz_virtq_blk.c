@@ -6,8 +6,15 @@
  *   [1]    bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bit 2 read-only, bit 3 writeback,
  *          bit 4 run a second round after bumping avail->idx by the byte at [0]
  *   [2..3] descriptor table gpa / 16, [4..5] avail ring gpa / 2, [6..7] used ring gpa / 4
- * The device drains the queue into a 64 KiB memfd image. Any crash, sanitizer report or
- * hang is a bug: every guest-controlled value must be checked. */
+ *   [1] bit 5: the Async (io_uring) engine instead of Sync; bit 6: up to KICKS more kicks
+ *          scripted by the input's last bytes, 3 each from the end: after the device has
+ *          popped and checked the requests (step 1, under the transport lock) and before
+ *          they are carried out (step 2, without it), the "guest" flips a byte of RAM at
+ *          (offset, value): headers, descriptors, status bytes, as another vCPU could;
+ *          bit 7 of the value also resets the device in that window.
+ * The device drains the queue into a 64 KiB memfd image, which must never grow (a request
+ * carried out with a sector other than the one checked would). Any crash, sanitizer
+ * report or hang is a bug: every guest-controlled value must be checked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
@@ -15,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "virtio/blk.h"
@@ -26,10 +35,11 @@
 #define RAM_BYTES (64 * 1024)
 #define IMG_BYTES (64 * 1024)
 #define PREAMBLE 8
+#define KICKS 4
 
 struct fuzz_env {
 	struct guest_mem gm;
-	struct virtio_blk blk;
+	struct virtio_blk blk[2]; /* Sync, Async */
 	uint8_t image[IMG_BYTES];
 };
 
@@ -49,10 +59,13 @@ static struct fuzz_env *env_get(void)
 		abort();
 	char path[64], err[256];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	struct drive_cfg d = {.id = "fuzz", .path_on_host = path};
-	if (virtio_blk_open(&env->blk, &d, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
-		abort();
+	for (int i = 0; i < 2; i++) {
+		struct drive_cfg d = {.id = "fuzz", .path_on_host = path, .io_engine = i};
+		if (virtio_blk_open(&env->blk[i], &d, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			abort();
+		}
+		flock(env->blk[i].fd, LOCK_UN); /* both engines on the one image */
 	}
 	close(fd);
 	return env;
@@ -63,12 +76,37 @@ static uint16_t le16(const uint8_t *p)
 	return p[0] | p[1] << 8;
 }
 
-static void drain(struct fuzz_env *env, struct virtq *q)
+/* Step 2: claim, carry out, complete, until nothing is in flight; the image keeps its size. */
+static void finish(struct virtio_blk *b, struct virtq *q)
 {
 	bool irq;
-	if (virtio_blk_process(&env->blk, q, &irq) < 0)
-		return;
+	while (virtio_blk_busy(b)) {
+		virtio_blk_claim(b, q, NULL, &irq);
+		virtio_blk_io(b, true);
+		if (virtio_blk_complete(b, q, NULL, &irq) < 0)
+			break;
+	}
+	struct stat st;
+	if (fstat(b->fd, &st) < 0 || st.st_size != IMG_BYTES)
+		abort();
+}
+
+/* One kick. `op` (NULL: none) is the guest's write between steps 1 and 2. */
+static int kick(struct fuzz_env *env, struct virtio_blk *b, struct virtq *q, const uint8_t *op)
+{
+	bool irq;
+	int err = virtio_blk_process(b, q, &irq);
+	if (op) {
+		uint8_t *ram = gm_ptr(&env->gm, 0, RAM_BYTES);
+		ram[le16(op) % RAM_BYTES] ^= op[2];
+		if (op[2] & 0x80) {
+			virtio_blk_ops.reset(b);
+			virtq_reset(q);
+		}
+	}
+	finish(b, err < 0 ? NULL : q);
 	(void)virtq_should_notify(q);
+	return err;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,20 +128,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    (flags & 2 ? 1ULL << VIRTIO_RING_F_INDIRECT_DESC : 0);
 	if (virtq_setup(&q, &env->gm, features) < 0)
 		return 0;
-	env->blk.read_only = flags & 4;
-	env->blk.writeback = flags & 8;
-	uint64_t writes = env->blk.stats.writes;
-	drain(env, &q);
-	if (flags & 16) {
+	struct virtio_blk *b = &env->blk[(flags >> 5) & 1];
+	b->read_only = flags & 4;
+	b->writeback = flags & 8;
+	uint64_t writes = b->stats.writes;
+	bool scripted = flags & 64;
+	int err = kick(env, b, &q, scripted && size >= PREAMBLE + 3 ? data + size - 3 : NULL);
+	if (!err && (flags & 16)) {
 		/* The driver adds more after the first kick (avail->idx moves on). */
 		uint8_t *idx = gm_ptr(&env->gm, q.avail_gpa + 2, 2);
 		uint16_t v = le16(idx) + data[0];
 		memcpy(idx, &v, 2);
-		drain(env, &q);
+		err = kick(env, b, &q, NULL);
 	}
+	for (unsigned k = 1;
+	     scripted && !err && q.ready && k < KICKS && size >= PREAMBLE + 3 * (k + 1); k++)
+		err = kick(env, b, &q, data + size - 3 * (k + 1));
+	virtio_blk_ops.reset(b); /* nothing carries over to the next input */
+	finish(b, NULL);
 	/* Keep runs reproducible: undo what the guest wrote to the image. */
-	if (env->blk.stats.writes != writes &&
-	    pwrite(env->blk.fd, env->image, IMG_BYTES, 0) != IMG_BYTES)
+	if (b->stats.writes != writes && pwrite(b->fd, env->image, IMG_BYTES, 0) != IMG_BYTES)
 		abort();
 	return 0;
 }

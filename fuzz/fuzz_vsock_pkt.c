@@ -5,7 +5,10 @@
  * descriptors, vsock_parse_connect() over its first 40 bytes), then run as a script of
  * records against a live device (fake guest memory, real sockets, its own event loop):
  *   [0] tag % 8, then:
- *   0  guest tx packet   [flags][split][len lo][len hi][n][n bytes]  (see tx_packet())
+ *   0  guest tx packet   [flags][split][len lo][len hi][n][n bytes]  (see tx_packet());
+ *                        flags bit 6: no kick yet (a later kick takes a batch), bit 7:
+ *                        published split % 4 more times, then a header byte flipped in
+ *                        guest memory before the kick, as another vCPU could
  *   1  post rx buffers   [count][size]
  *   2  host client write [client][len][bytes...]  (connects on first use)
  *   3  host client end   [client][how]            (close, shut down writing, read)
@@ -122,8 +125,17 @@ static void tx_packet(struct fuzz *f)
 	fix_packet(f, pkt, len, flags);
 	if (len == 0)
 		len = 1; /* a descriptor of length 0 is fine, a chain of none is not */
+	struct vt_queue *q = &f->e.q[VIRTIO_VSOCK_TXQ];
 	vt_tx_raw(&f->e, pkt, len, split % (len + 1));
-	vt_notify(&f->e, VIRTIO_VSOCK_TXQ);
+	if (flags & 0x80) {
+		uint16_t head = vt_get16(&f->e, q->avail + 4 + 2 * ((q->avail_idx - 1) % VT_QSIZE));
+		for (unsigned i = 0; i < split % 4; i++)
+			vt_publish(&f->e, q, head);
+		uint8_t *b = vt_host(&f->e, vt_slot(q, head), len);
+		b[split % len % VSOCK_HDR_BYTES % len] ^= (uint8_t)(len | 1);
+	}
+	if (!(flags & 0x40))
+		vt_notify(&f->e, VIRTIO_VSOCK_TXQ);
 }
 
 static void post_rx(struct fuzz *f)
@@ -227,6 +239,7 @@ static void resets(struct fuzz *f)
 static void pump(struct fuzz *f)
 {
 	int small = 4096;
+	vt_notify(&f->e, VIRTIO_VSOCK_TXQ); /* takes any batch of unkicked packets */
 	for (int i = 0; i < f->e.v.mux.nr_slots; i++) {
 		int fd = f->e.v.mux.slot[i]->src.ev.fd;
 		if (fd >= 0)

@@ -1,10 +1,12 @@
 /* kiln-jailer filesystem jail: directories, the copy of kiln, mount namespace, pivot_root and
- * device nodes. Before pivot_root, paths are host paths; after it, jail paths. */
+ * device nodes. Before pivot_root, paths are host paths; after it, jail paths. On a host whose
+ * root is the initial ramfs, the jail is moved onto "/" and chrooted into instead. */
 #include "jailer/chroot.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +172,62 @@ int jail_enter_mount_ns(struct jail *j)
 	return err;
 }
 
+/* Every mount but "/" and the jail's, as pivot_root's detaching of the old root would:
+ * nothing of the host stays in the namespace. Children first (listed after parents). */
+static void detach_other_mounts(const char *root)
+{
+	static char info[1 << 16];
+	static char *mp[1024];
+	int n = 0;
+	if (jail_read_file("/proc/self/mountinfo", info, sizeof(info)) < 0)
+		return;
+	for (char *line = info, *next; line && *line && n < 1024; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *f = line;
+		for (int field = 1; field < 5 && f; field++)
+			f = strchr(f, ' ') ? strchr(f, ' ') + 1 : NULL;
+		if (f && strchr(f, ' '))
+			*strchr(f, ' ') = '\0';
+		if (f)
+			mp[n++] = f;
+	}
+	size_t rlen = strlen(root);
+	while (n-- > 0) {
+		bool in_jail = !strncmp(mp[n], root, rlen) && (!mp[n][rlen] || mp[n][rlen] == '/');
+		if (strcmp(mp[n], "/") && !in_jail)
+			umount2(mp[n], MNT_DETACH); /* gone with its parent already: fine */
+	}
+}
+
+/* pivot_root cannot take the initial ramfs away (EINVAL): like runc's no-pivot mode, move
+ * the jail's bind mount over "/" and chroot into it. Called with the jail as cwd. */
+static int move_root(struct jail *j)
+{
+	fprintf(stderr,
+		"kiln-jailer: / is the initial ramfs, where pivot_root fails: moving %s "
+		"onto / and chroot into it instead\n",
+		j->root);
+	detach_other_mounts(j->root);
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) {
+		jail_detail(j, "move %s onto /", j->root);
+		return -errno;
+	}
+	if (chroot(".") < 0 || chdir("/") < 0) {
+		jail_detail(j, "chroot %s", j->root);
+		return -errno;
+	}
+	return 0;
+}
+
+static bool root_is_initramfs(void)
+{
+	static char info[1 << 16];
+	return jail_read_file("/proc/self/mountinfo", info, sizeof(info)) >= 0 &&
+	       jail_root_is_rootfs(info);
+}
+
 int jail_pivot_root(struct jail *j)
 {
 	char put_old[PATH_MAX];
@@ -185,17 +243,19 @@ int jail_pivot_root(struct jail *j)
 		jail_detail(j, "mkdir %s", put_old);
 		return -errno;
 	}
-	if ((err = jail_undo_push(j, UNDO_RMDIR, put_old)) ||
-	    syscall(SYS_pivot_root, ".", OLD_ROOT) < 0) {
-		jail_detail(j, "pivot_root(%s, %s)", j->root, put_old);
-		return err ? err : -errno;
-	}
-	if (chdir("/") < 0 || umount2("/" OLD_ROOT, MNT_DETACH) < 0) {
-		jail_detail(j, "detach the old root at /%s", OLD_ROOT);
-		return -errno;
-	}
-	if (rmdir("/" OLD_ROOT) < 0) {
-		jail_detail(j, "rmdir /%s", OLD_ROOT);
+	if ((err = jail_undo_push(j, UNDO_RMDIR, put_old)))
+		return err;
+	if (syscall(SYS_pivot_root, ".", OLD_ROOT) < 0) {
+		err = -errno;
+		if (err != -EINVAL || !root_is_initramfs()) {
+			jail_detail(j, "pivot_root(%s, %s)", j->root, put_old);
+			return err;
+		}
+		if (rmdir(OLD_ROOT) < 0 || (err = move_root(j)))
+			return err ? err : -errno;
+	} else if (chdir("/") < 0 || umount2("/" OLD_ROOT, MNT_DETACH) < 0 ||
+		   rmdir("/" OLD_ROOT) < 0) {
+		jail_detail(j, "detach and remove the old root at /%s", OLD_ROOT);
 		return -errno;
 	}
 	close(j->root_fd);

@@ -33,7 +33,10 @@ int jail_copy_exec(struct jail *j);
 int jail_enter_mount_ns(struct jail *j);
 
 /* pivot_root into <root> with put_old inside it, then detaches and removes put_old and
- * changes directory to the new "/". Returns 0 or -errno with j->detail set. */
+ * changes directory to the new "/". Where "/" is the initial ramfs (pivot_root: EINVAL),
+ * as runc's no-pivot mode: detaches every other mount of the namespace, moves the <root>
+ * bind mount onto "/" (MS_MOVE) and chroots into it, saying so on stderr in one line.
+ * Returns 0 or -errno with j->detail set. */
 int jail_pivot_root(struct jail *j);
 
 /* Inside the jail: /dev, /dev/net and /run (0700, --uid/--gid) and the character devices

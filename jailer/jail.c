@@ -167,3 +167,22 @@ int jail_read_file(const char *path, char *buf, size_t len)
 	buf[n] = '\0';
 	return (int)n;
 }
+
+/* Field 5 of a mountinfo line is the mount point; the filesystem type follows " - ". */
+bool jail_root_is_rootfs(const char *mountinfo)
+{
+	bool rootfs = false;
+	for (const char *line = mountinfo; line && *line;) {
+		const char *end = strchr(line, '\n'), *p = line;
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		for (int field = 1; field < 5 && p < line + len; field++) {
+			const char *sp = memchr(p, ' ', line + len - p);
+			p = sp ? sp + 1 : line + len;
+		}
+		const char *sep = memmem(line, len, " - ", 3);
+		if (p + 2 <= line + len && p[0] == '/' && p[1] == ' ' && sep)
+			rootfs = len - (sep + 3 - line) >= 7 && !memcmp(sep + 3, "rootfs ", 7);
+		line = end ? end + 1 : NULL;
+	}
+	return rootfs;
+}

@@ -75,6 +75,11 @@ __attribute__((format(printf, 2, 3))) void jail_detail(struct jail *j, const cha
 /* Appends an undo item for path (copied). Returns 0 or -ENOMEM. */
 int jail_undo_push(struct jail *j, enum undo_kind kind, const char *path);
 
+/* Whether /proc/self/mountinfo text says the current "/" is the kernel's initial rootfs
+ * (an initramfs root, where pivot_root fails with EINVAL): the last mount on "/" has
+ * filesystem type "rootfs". Pure. */
+bool jail_root_is_rootfs(const char *mountinfo);
+
 /* Performs the undo list in reverse order through j->host_root_fd, ignoring errors (a
  * missing file is already undone), then empties it. Needs the privileges of the run. */
 void jail_undo_run(struct jail *j);

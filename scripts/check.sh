@@ -1,6 +1,7 @@
 #!/bin/sh
 # check.sh: the whole kiln test suite, run by `make check` (after the build targets).
-#   1. unit tests: every binary in $HOST_DIR/tests/ (cmocka; each "[       OK ]" passes, each
+#   1. unit tests: every binary in $HOST_DIR/tests/ and $BUILD/tsan/ (ThreadSanitizer race
+#      tests, not with SAN=1) (cmocka; each "[       OK ]" passes, each
 #      "[  FAILED  ]" fails, each "[  SKIPPED ]" is skipped; a binary that crashes or exits
 #      non-zero without a FAILED line is one failure)
 #   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on
@@ -61,10 +62,11 @@ cmocka_counts() {
 		END { print ok + 0, bad + 0, skip + 0 }' "$1"
 }
 
+# run_unit DIR TITLE: every cmocka binary in DIR.
 run_unit() {
-	echo "== unit tests ($HOST_DIR/tests$([ "$SAN" = 1 ] && echo ', ASan/UBSan'))"
+	echo "== $2 ($1)"
 	found=0
-	for bin in "$HOST_DIR"/tests/*; do
+	for bin in "$1"/*; do
 		{ [ -f "$bin" ] && [ -x "$bin" ]; } || continue
 		found=1
 		name=$(basename "$bin")
@@ -174,7 +176,11 @@ run_host() {
 	fi
 }
 
-! stage_wanted unit || run_unit
+if stage_wanted unit; then
+	run_unit "$HOST_DIR/tests" "unit tests$([ "$SAN" = 1 ] && echo ', ASan/UBSan')"
+	# SAN=1 builds ASan, which cannot run together with ThreadSanitizer: tsan only without.
+	[ "$SAN" = 1 ] || run_unit "$BUILD/tsan" "unit tests under ThreadSanitizer (races)"
+fi
 ! stage_wanted host || run_host
 ! stage_wanted fuzz || run_fuzz
 ! stage_wanted e2e || run_listing "end-to-end" e2e tests/e2e/run.sh

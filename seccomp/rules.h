@@ -93,6 +93,8 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW(R_VMM, preadv, "virtio-blk reads"),
     ALLOW(R_VMM, pwritev, "virtio-blk writes"),
     ALLOW(R_VMM, fdatasync, "virtio-blk flush (cache_type Writeback)"),
+    ALLOW(R_VMM, io_uring_enter,
+	  "virtio-blk io_engine Async: submit and reap (the ring is set up before the filter)"),
     ALLOW(R_VMM, timerfd_settime,
 	  "rate limiters arm their retry timer; vsock arms its handshake/shutdown deadlines"),
     ALLOW(R_VMM, writev, "musl stdio (dprintf of the metrics line); virtio-net TX to the TAP"),

@@ -9,8 +9,8 @@
 #include <linux/virtio_ring.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -18,13 +18,6 @@
 
 #define HDR_BYTES 16 /* struct virtio_blk_outhdr: type, ioprio, sector */
 #define LOG_INTERVAL_NS 1000000000ULL
-
-/* One request as found in its chain: the header fields and where the status goes. */
-struct blk_req {
-	uint32_t type;
-	uint64_t sector;
-	const struct virtq_chain *chain;
-};
 
 static int open_error(char *err, size_t errlen, const struct drive_cfg *d, const char *why, int ret)
 {
@@ -62,10 +55,30 @@ static void build_config(struct virtio_blk *b)
 	put_le(b->config + 20, VIRTIO_BLK_SECTOR, 4);
 }
 
+/* io_efd, and for io_engine Async the ring that signals it. */
+static int open_engine(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	b->io_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->io_efd < 0) {
+		snprintf(err, errlen, "drives[%s]: eventfd: %s", d->id, strerror(errno));
+		return -errno;
+	}
+	b->async = d->io_engine == IO_ENGINE_ASYNC;
+	int ret = b->async ? blk_uring_init(&b->ring, 2 * VIRTIO_BLK_SLOTS, b->io_efd) : 0;
+	if (ret < 0) {
+		snprintf(err, errlen, "drives[%s].io_engine: Async: no usable io_uring here: %s",
+			 d->id, strerror(-ret));
+		close(b->io_efd);
+		b->io_efd = -1;
+	}
+	return ret;
+}
+
 int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
 {
 	memset(b, 0, sizeof(*b));
-	b->fd = -1;
+	b->fd = b->io_efd = -1;
+	b->ring.fd = -1;
 	b->limiter.timer_fd = -1;
 	int fd = open(d->path_on_host, (d->is_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
@@ -88,6 +101,10 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 	}
 	if ((ret = ratelimit_init(&b->limiter, &d->rate_limiter)) < 0) {
 		snprintf(err, errlen, "drives[%s].rate_limiter: %s", d->id, strerror(-ret));
+		goto fail;
+	}
+	if ((ret = open_engine(b, d, err, errlen)) < 0) {
+		ratelimit_destroy(&b->limiter);
 		goto fail;
 	}
 	if (bytes % VIRTIO_BLK_SECTOR)
@@ -113,9 +130,12 @@ void virtio_blk_close(struct virtio_blk *b)
 {
 	if (b->fd < 0)
 		return;
+	/* The ring first: closing it waits for what is in flight to finish or be cancelled. */
+	blk_uring_close(&b->ring);
 	close(b->fd);
+	close(b->io_efd);
 	ratelimit_destroy(&b->limiter);
-	b->fd = -1;
+	b->fd = b->io_efd = -1;
 }
 
 /* A request the guest got wrong (or the host could not serve): logged at most once a
@@ -135,65 +155,37 @@ __attribute__((format(printf, 2, 3))) static uint8_t io_error(struct virtio_blk 
 	return VIRTIO_BLK_S_IOERR;
 }
 
-/* Device-readable data: everything readable after the 16 header bytes. */
-static unsigned out_iov(struct virtio_blk *b, const struct virtq_chain *c, uint64_t *len)
+/* Data segments into the slot's iovecs: readable ones after the 16 header bytes (a write)
+ * or writable ones before the status byte (a read). -E2BIG beyond VIRTIO_BLK_SEG_MAX. */
+static int gather(struct virtio_blk *b, const struct virtq_chain *c, bool is_write,
+		  struct blk_slot *s)
 {
-	unsigned n = 0;
-	*len = 0;
-	for (unsigned i = 0; i < c->nr_read; i++) {
+	unsigned from = is_write ? 0 : c->nr_read, to = is_write ? c->nr_read : c->nr_segs;
+	s->nr_iov = 0;
+	s->len = 0;
+	for (unsigned i = from; i < to; i++) {
 		uint8_t *p = b->segs[i].host;
 		uint32_t l = b->segs[i].len;
-		if (i == 0) {
+		if (is_write && i == 0) {
 			p += HDR_BYTES;
 			l -= HDR_BYTES;
 		}
-		if (l)
-			b->iov[n++] = (struct iovec){.iov_base = p, .iov_len = l};
-		*len += l;
-	}
-	return n;
-}
-
-/* Device-writable data: everything writable before the final status byte. */
-static unsigned in_iov(struct virtio_blk *b, const struct virtq_chain *c, uint64_t *len)
-{
-	unsigned n = 0;
-	*len = 0;
-	for (unsigned i = c->nr_read; i < c->nr_segs; i++) {
-		uint32_t l = b->segs[i].len - (i == c->nr_segs - 1);
-		if (l)
-			b->iov[n++] = (struct iovec){.iov_base = b->segs[i].host, .iov_len = l};
-		*len += l;
-	}
-	return n;
-}
-
-/* preadv/pwritev until done: short transfers continue, EOF is an error. */
-static int transfer(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
-{
-	while (n) {
-		ssize_t r = write ? pwritev(fd, iov, n, off) : preadv(fd, iov, n, off);
-		if (r < 0 && errno == EINTR)
+		if (!is_write && i == c->nr_segs - 1)
+			l--; /* the status byte */
+		if (!l)
 			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		off += r;
-		for (; n && (size_t)r >= iov->iov_len; iov++, n--)
-			r -= iov->iov_len;
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= r;
-		}
+		if (s->nr_iov == VIRTIO_BLK_SEG_MAX)
+			return -E2BIG;
+		s->iov[s->nr_iov++] = (struct iovec){.iov_base = p, .iov_len = l};
+		s->len += l;
 	}
 	return 0;
 }
 
-static uint8_t do_rw(struct virtio_blk *b, const struct blk_req *r, uint32_t *written)
+/* A read or write: checked here, carried out by the engine. VIRTIO_BLK_S_OK means queued. */
+static uint8_t prepare_rw(struct virtio_blk *b, const struct virtq_chain *c, struct blk_slot *s)
 {
-	bool is_write = r->type == VIRTIO_BLK_T_OUT;
-	const struct virtq_chain *c = r->chain;
-	uint64_t len;
-	unsigned n = is_write ? out_iov(b, c, &len) : in_iov(b, c, &len);
+	bool is_write = s->type == VIRTIO_BLK_T_OUT;
 	uint64_t wrong_way = is_write ? c->write_len - 1 : c->read_len - HDR_BYTES;
 	const char *op = is_write ? "write" : "read";
 	if (wrong_way)
@@ -201,100 +193,74 @@ static uint8_t do_rw(struct virtio_blk *b, const struct blk_req *r, uint32_t *wr
 				(unsigned long long)wrong_way);
 	if (is_write && b->read_only)
 		return io_error(b, "write to a read-only drive");
-	uint64_t sectors = len / VIRTIO_BLK_SECTOR;
-	if (len % VIRTIO_BLK_SECTOR || r->sector > b->capacity || sectors > b->capacity - r->sector)
+	if (gather(b, c, is_write, s))
+		return io_error(b, "%s request with more than %d segments", op, VIRTIO_BLK_SEG_MAX);
+	uint64_t sectors = s->len / VIRTIO_BLK_SECTOR;
+	if (s->len % VIRTIO_BLK_SECTOR || s->sector > b->capacity ||
+	    sectors > b->capacity - s->sector)
 		return io_error(b, "%s of %llu bytes at sector %llu: outside the %llu-sector drive",
-				op, (unsigned long long)len, (unsigned long long)r->sector,
+				op, (unsigned long long)s->len, (unsigned long long)s->sector,
 				(unsigned long long)b->capacity);
-	int err = transfer(b->fd, b->iov, n, r->sector * VIRTIO_BLK_SECTOR, is_write);
-	if (err)
-		return io_error(b, "%s at sector %llu: %s", op, (unsigned long long)r->sector,
-				strerror(-err));
-	if (is_write) {
-		b->stats.writes++;
-		b->stats.write_bytes += len;
-	} else {
-		b->stats.reads++;
-		b->stats.read_bytes += len;
-		*written = len;
-	}
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Only offered with cache_type Writeback; completes only once the data is on the host's
- * storage, so what the guest flushed survives kiln being killed right after. */
-static uint8_t do_flush(struct virtio_blk *b)
+static uint32_t do_get_id(struct virtio_blk *b, const struct virtq_chain *c)
 {
-	if (!b->writeback) {
-		b->stats.unsupported++;
-		return VIRTIO_BLK_S_UNSUPP;
-	}
-#ifdef KILN_TEST_HOOKS
-	/* The control run of tests/e2e/powercut.sh: a flush that does nothing must lose data. */
-	if (getenv("KILN_TEST_NO_FLUSH")) {
-		b->stats.flushes++;
-		return VIRTIO_BLK_S_OK;
-	}
-#endif
-	while (fdatasync(b->fd) < 0) {
-		if (errno != EINTR)
-			return io_error(b, "flush: %s", strerror(errno));
-	}
-	b->stats.flushes++;
-	return VIRTIO_BLK_S_OK;
-}
-
-static uint8_t do_get_id(struct virtio_blk *b, const struct blk_req *r, uint32_t *written)
-{
-	uint64_t len;
-	unsigned n = in_iov(b, r->chain, &len);
 	uint32_t done = 0;
-	for (unsigned i = 0; i < n && done < VIRTIO_BLK_ID_LEN; i++) {
-		size_t k = b->iov[i].iov_len;
+	for (unsigned i = c->nr_read; i < c->nr_segs && done < VIRTIO_BLK_ID_LEN; i++) {
+		size_t k = b->segs[i].len - (i == c->nr_segs - 1);
 		if (k > VIRTIO_BLK_ID_LEN - done)
 			k = VIRTIO_BLK_ID_LEN - done;
-		memcpy(b->iov[i].iov_base, b->id + done, k);
+		memcpy(b->segs[i].host, b->id + done, k);
 		done += k;
 	}
-	*written = done;
-	return VIRTIO_BLK_S_OK;
+	return done;
 }
 
-static uint8_t dispatch(struct virtio_blk *b, const struct blk_req *r, uint32_t *written)
+static struct blk_slot *free_slot(struct virtio_blk *b)
 {
-	switch (r->type) {
-	case VIRTIO_BLK_T_IN:
-	case VIRTIO_BLK_T_OUT:
-		return do_rw(b, r, written);
-	case VIRTIO_BLK_T_FLUSH:
-		return do_flush(b);
-	case VIRTIO_BLK_T_GET_ID:
-		return do_get_id(b, r, written);
-	default:
-		b->stats.unsupported++;
-		return VIRTIO_BLK_S_UNSUPP;
-	}
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++)
+		if (blk_state(&b->slot[i]) == BLK_FREE)
+			return &b->slot[i];
+	return NULL;
 }
 
-/* Carries out one chain: header in its first readable bytes, status in its last writable
- * byte. Without a status byte there is no way to answer: the queue is broken. */
-static int handle_chain(struct virtio_blk *b, struct virtq *vq, const struct virtq_chain *c)
+/* Sorts one chain: header in its first readable bytes, status in its last writable byte.
+ * Reads, writes and flushes go to slot s (*queued set); everything else is answered now.
+ * Without a status byte there is no way to answer: the queue is broken. */
+static int handle_chain(struct virtio_blk *b, struct virtq *vq, const struct virtq_chain *c,
+			struct blk_slot *s, bool *queued)
 {
 	if (c->nr_segs == c->nr_read || b->segs[c->nr_segs - 1].len == 0)
 		return -EINVAL;
 	const struct virtq_seg *last = &b->segs[c->nr_segs - 1];
-	uint8_t *status = (uint8_t *)last->host + last->len - 1;
+	uint8_t *status = (uint8_t *)last->host + last->len - 1, st = VIRTIO_BLK_S_OK;
 	uint32_t written = 0;
+	*queued = false;
 	if (c->nr_read == 0 || b->segs[0].len < HDR_BYTES) {
-		*status = io_error(b, "request header missing or shorter than %d bytes", HDR_BYTES);
+		st = io_error(b, "request header missing or shorter than %d bytes", HDR_BYTES);
 	} else {
 		uint8_t hdr[HDR_BYTES];
 		memcpy(hdr, b->segs[0].host, HDR_BYTES); /* read once: the guest may change it */
-		struct blk_req r = {.chain = c};
-		memcpy(&r.type, hdr, 4);
-		memcpy(&r.sector, hdr + 8, 8);
-		*status = dispatch(b, &r, &written);
+		*s = (struct blk_slot){.head = c->head, .status = status, .gen = b->gen};
+		memcpy(&s->type, hdr, 4);
+		memcpy(&s->sector, hdr + 8, 8);
+		if (s->type == VIRTIO_BLK_T_IN || s->type == VIRTIO_BLK_T_OUT)
+			st = prepare_rw(b, c, s);
+		else if (s->type == VIRTIO_BLK_T_GET_ID)
+			written = do_get_id(b, c);
+		else if (s->type != VIRTIO_BLK_T_FLUSH || !b->writeback)
+			st = (b->stats.unsupported++, VIRTIO_BLK_S_UNSUPP);
+		/* Nothing for the engine: GET_ID, and reads or writes of no data. */
+		*queued = st == VIRTIO_BLK_S_OK && s->type != VIRTIO_BLK_T_GET_ID &&
+			  (s->type == VIRTIO_BLK_T_FLUSH || s->len);
 	}
+	if (*queued) {
+		blk_set_state(s, BLK_QUEUED);
+		b->nr_active++;
+		return 0;
+	}
+	*status = st;
 	return virtq_push_used(vq, c->head, written + 1);
 }
 
@@ -307,27 +273,119 @@ static bool admit(struct virtio_blk *b, const struct virtq_chain *c)
 	return ratelimit_consume(&b->limiter, bytes, 1);
 }
 
-int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
+static void signal_io(struct virtio_blk *b)
+{
+	uint64_t one = 1;
+	ssize_t rc = write(b->io_efd, &one, sizeof(one));
+	(void)rc; /* EAGAIN: the counter is full, the loop comes anyway */
+}
+
+/* Pops until the ring is empty, the budget is spent, the limiter refuses or no slot is
+ * free. 0 or -errno (broken queue); *queued counts requests handed to the engine. */
+static int pop_requests(struct virtio_blk *b, struct virtq *vq, unsigned *queued)
 {
 	struct virtq_chain c;
 	int err;
+	unsigned done = 0;
 	for (;;) {
-		while ((err = virtq_pop(vq, b->segs, VIRTQ_MAX_SEGS, &c)) == 0) {
+		struct blk_slot *s;
+		while ((s = free_slot(b)) &&
+		       (err = virtq_pop(vq, b->segs, VIRTQ_MAX_SEGS, &c)) == 0) {
+			bool q;
 			if (!admit(b, &c)) {
 				virtq_unpop(vq); /* the limiter's timer resumes it */
-				goto out;
+				return 0;
 			}
-			if ((err = handle_chain(b, vq, &c)))
-				goto out;
+			if ((err = handle_chain(b, vq, &c, s, &q)))
+				return err;
+			*queued += q;
+			if (++done == VIRTQ_BUDGET) {
+				virtq_requeue(vq);
+				return 0;
+			}
 		}
+		b->slots_full = !s;
+		if (!s)
+			return 0; /* a completion frees a slot and pops again */
 		if (err != -EAGAIN)
-			goto out;
-		err = 0;
+			return err;
 		if (!virtq_enable_notify(vq))
-			break;
+			return 0;
 	}
-out:
+}
+
+int virtio_blk_process(struct virtio_blk *b, struct virtq *vq, bool *need_irq)
+{
+	unsigned queued = 0;
+	int err = pop_requests(b, vq, &queued);
+	if (queued)
+		signal_io(b);
 	*need_irq = virtq_should_notify(vq);
+	return err;
+}
+
+int virtio_blk_claim(void *dev, struct virtq *vq, void *arg, bool *need_irq)
+{
+	struct virtio_blk *b = dev;
+	(void)vq;
+	(void)arg;
+	(void)need_irq;
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
+		if (blk_state(&b->slot[i]) == BLK_QUEUED) {
+			blk_set_state(&b->slot[i], BLK_RUNNING);
+			b->claimed |= 1ULL << i;
+		}
+	}
+	return 0;
+}
+
+/* A finished request's status byte, with what it did counted. */
+static uint8_t finish(struct virtio_blk *b, const struct blk_slot *s, uint32_t *written)
+{
+	const char *op = s->type == VIRTIO_BLK_T_OUT ? "write" : "read";
+	if (s->type == VIRTIO_BLK_T_FLUSH && s->result < 0)
+		return io_error(b, "flush: %s", strerror(-s->result));
+	if (s->type == VIRTIO_BLK_T_FLUSH) {
+		b->stats.flushes++;
+		return VIRTIO_BLK_S_OK;
+	}
+	if (s->result < 0)
+		return io_error(b, "%s at sector %llu: %s", op, (unsigned long long)s->sector,
+				strerror(-s->result));
+	if (s->type == VIRTIO_BLK_T_OUT) {
+		b->stats.writes++;
+		b->stats.write_bytes += s->len;
+	} else {
+		b->stats.reads++;
+		b->stats.read_bytes += s->len;
+		*written = (uint32_t)s->len;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
+{
+	struct virtio_blk *b = dev;
+	int err = 0;
+	(void)arg;
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS && !err; i++) {
+		struct blk_slot *s = &b->slot[i];
+		if (!(b->claimed & 1ULL << i) || blk_state(s) != BLK_DONE)
+			continue;
+		b->claimed &= ~(1ULL << i);
+		/* A reset since the pop: the ring it belongs to is gone. */
+		if (vq && s->gen == b->gen) {
+			uint32_t written = 0;
+			*s->status = finish(b, s, &written);
+			err = virtq_push_used(&vq[0], s->head, written + 1);
+		}
+		blk_set_state(s, BLK_FREE);
+		b->nr_active--;
+	}
+	if (!err && vq && b->slots_full)
+		return virtio_blk_process(b, &vq[0], need_irq);
+	if (vq)
+		*need_irq = virtq_should_notify(&vq[0]);
 	return err;
 }
 
@@ -365,6 +423,21 @@ static int blk_activate(void *dev, uint64_t features, struct virtq *vq)
 	return vq[0].ready ? 0 : -EINVAL;
 }
 
+/* Requests not yet started belong to the old rings: dropped. Running ones finish and are
+ * then discarded (their generation is stale). */
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *b = dev;
+	b->gen++;
+	b->slots_full = false;
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++) {
+		if (blk_state(&b->slot[i]) == BLK_QUEUED) {
+			blk_set_state(&b->slot[i], BLK_FREE);
+			b->nr_active--;
+		}
+	}
+}
+
 static int blk_queue_notify(void *dev, struct virtq *vq, unsigned idx, bool *need_irq)
 {
 	(void)idx;
@@ -380,5 +453,6 @@ const struct virtio_dev_ops virtio_blk_ops = {
     .features = blk_features,
     .config_read = blk_config_read,
     .activate = blk_activate,
+    .reset = blk_reset,
     .queue_notify = blk_queue_notify,
 };

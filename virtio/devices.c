@@ -61,6 +61,20 @@ static void on_kick(void *ctx, uint32_t events)
 	virtio_mmio_notify(k->transport, k->queue);
 }
 
+/* A block device's disk I/O: claimed under the transport lock, carried out (Sync) or
+ * submitted and reaped (Async) without it, completed under it again. */
+static void on_blk_io(void *ctx, uint32_t events)
+{
+	struct virtio_slot *s = ctx;
+	uint64_t cnt;
+	(void)events;
+	ssize_t rc = read(s->blk->io_efd, &cnt, sizeof(cnt));
+	(void)rc;
+	virtio_mmio_run(&s->mmio, virtio_blk_claim, NULL);
+	virtio_blk_io(s->blk, false);
+	virtio_mmio_run(&s->mmio, virtio_blk_complete, NULL);
+}
+
 static void on_limiter_timer(void *ctx, uint32_t events)
 {
 	struct virtio_slot *s = ctx;
@@ -72,6 +86,8 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 {
 	if (s->limiter_watched)
 		evloop_del(loop, &s->limiter_src);
+	if (s->io_watched)
+		evloop_del(loop, &s->io_src);
 	for (unsigned i = 0; i < s->nr_kicks; i++)
 		evloop_del(loop, &s->kick[i].src);
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
@@ -90,6 +106,17 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 		virtio_vsock_close(s->vsock);
 	free(s->vsock);
 	free(s);
+}
+
+/* A queue the device left at its budget: the same eventfd the guest's kick signals. */
+static void requeue_kick(void *ctx, unsigned queue)
+{
+	struct virtio_slot *s = ctx;
+	uint64_t one = 1;
+	if (queue < s->nr_kicks) {
+		ssize_t rc = write(s->kick[queue].src.fd, &one, sizeof(one));
+		(void)rc; /* EAGAIN: the counter is full, so the loop comes back anyway */
+	}
 }
 
 /* One eventfd per queue, signalled by KVM on a QueueNotify write of that queue's index. */
@@ -134,6 +161,9 @@ static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop
 	int err = virtio_mmio_init(&s->mmio, ops, dev, &vm->mem, &irq, name);
 	if (!err)
 		err = wire_kicks(set, s, base);
+	if (!err)
+		virtio_mmio_set_requeue(&s->mmio,
+					&(struct virtio_requeue){.kick = requeue_kick, .ctx = s});
 	if (!err)
 		err = set->kvm.irqfd(set->kvm.ctx, s->irq_efd, gsi);
 	/* Last, since the bus cannot take a range back. */
@@ -199,6 +229,14 @@ static int watch_limiter(struct evloop *loop, struct virtio_slot *s)
 	return err;
 }
 
+static int watch_io(struct evloop *loop, struct virtio_slot *s)
+{
+	s->io_src = (struct ev_source){.handle = on_blk_io, .ctx = s, .fd = s->blk->io_efd};
+	int err = evloop_add(loop, &s->io_src, EPOLLIN);
+	s->io_watched = !err;
+	return err;
+}
+
 int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		   const struct drive_cfg *d, char *err, size_t errlen)
 {
@@ -224,7 +262,7 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	snprintf(name, sizeof(name), "virtio-blk %s", d->id);
 	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))
 		goto fail;
-	if ((ret = watch_limiter(loop, s)) ||
+	if ((ret = watch_limiter(loop, s)) || (ret = watch_io(loop, s)) ||
 	    (ret = add_device(set, vm, loop, s, &virtio_blk_ops, s->blk, name))) {
 		snprintf(err, errlen, "drives[%s]: cannot add the virtio-blk device: %s", d->id,
 			 strerror(-ret));

@@ -50,6 +50,8 @@ struct virtio_slot {
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
 	struct ev_source limiter_src; /* the block device's rate-limiter timer */
 	bool limiter_watched;
+	struct ev_source io_src; /* the block device's io_efd */
+	bool io_watched;
 };
 
 struct virtio_set {

@@ -197,12 +197,33 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
 	}
 }
 
+void virtio_mmio_set_requeue(struct virtio_mmio *t, const struct virtio_requeue *r)
+{
+	pthread_mutex_lock(&t->lock);
+	t->requeue = *r;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* After a device callback: queues it left at its budget go back to the event loop. */
+static void requeue_spent(struct virtio_mmio *t)
+{
+	for (unsigned q = 0; q < t->ops->nr_queues; q++) {
+		if (!t->vq[q].requeue)
+			continue;
+		t->vq[q].requeue = false;
+		t->requeues++;
+		if (t->requeue.kick)
+			t->requeue.kick(t->requeue.ctx, q);
+	}
+}
+
 static void process_queue(struct virtio_mmio *t, uint32_t idx)
 {
 	if (!live(t) || idx >= t->ops->nr_queues || !t->vq[idx].ready)
 		return;
 	bool need_irq = false;
 	int err = t->ops->queue_notify(t->dev, &t->vq[idx], idx, &need_irq);
+	requeue_spent(t);
 	/* Requests completed before an error still get their interrupt. */
 	if (need_irq)
 		raise_irq(t, VIRTIO_MMIO_INT_VRING);
@@ -380,6 +401,8 @@ void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg)
 	pthread_mutex_lock(&t->lock);
 	bool is_live = live(t), need_irq = false;
 	int err = fn(t->dev, is_live ? t->vq : NULL, arg, &need_irq);
+	if (is_live)
+		requeue_spent(t);
 	if (is_live && need_irq)
 		raise_irq(t, VIRTIO_MMIO_INT_VRING);
 	if (is_live && err)

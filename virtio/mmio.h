@@ -51,6 +51,13 @@ struct virtio_irq {
 	void *ctx;
 };
 
+/* How the transport brings back a queue whose device stopped at VIRTQ_BUDGET (kiln: a
+ * write to the queue's ioeventfd, so the event loop serves it after what else is ready). */
+struct virtio_requeue {
+	void (*kick)(void *ctx, unsigned queue);
+	void *ctx;
+};
+
 struct virtio_mmio {
 	pthread_mutex_t lock; /* vCPU register accesses vs. queue processing */
 	const struct virtio_dev_ops *ops;
@@ -67,6 +74,8 @@ struct virtio_mmio {
 	uint32_t config_generation;
 	bool activated;
 	uint64_t interrupts; /* raised so far, for metrics and tests */
+	uint64_t requeues;   /* queues run again after the device spent its budget */
+	struct virtio_requeue requeue;
 	struct log_ratelimit rl;
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
 };
@@ -77,6 +86,11 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, vo
 		     const struct guest_mem *gm, const struct virtio_irq *irq, const char *name);
 
 void virtio_mmio_destroy(struct virtio_mmio *t);
+
+/* Sets how a queue the device left at VIRTQ_BUDGET is run again (virtq_requeue()): after
+ * every device callback the transport calls r->kick for each such queue. Without it (the
+ * default) such queues wait for the guest's next kick. */
+void virtio_mmio_set_requeue(struct virtio_mmio *t, const struct virtio_requeue *r);
 
 /* Bus ops for the device's VIRTIO_MMIO_WINDOW; `dev` is the struct virtio_mmio. */
 extern const struct bus_dev_ops virtio_mmio_bus_ops;

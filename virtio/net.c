@@ -17,8 +17,6 @@
 #define NUM_BUFFERS_OFF 10 /* of virtio_net_hdr_v1 */
 #define VLAN_HLEN 4
 #define LOG_INTERVAL_NS 1000000000ULL
-/* Frames (RX) or chains (TX) handled per call before the loop serves other sources. */
-#define NET_BUDGET 256
 
 #define NF(bit) (1ULL << (bit))
 #define GUEST_GSO                                                                                  \
@@ -270,7 +268,8 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	for (unsigned i = 0; i < NET_BUDGET && r == STEP_NEXT; i++)
+	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = rx_step(n, rxq);
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
@@ -319,25 +318,31 @@ bool virtio_net_tx_hdr_ok(const uint8_t hdr[VIRTIO_NET_HDR_BYTES], uint32_t len,
 	return (features & need) && flags && get_le16(hdr + 4) != 0;
 }
 
-/* Checks a popped TX chain and gathers it into tx_iov: false when it must be dropped. */
+/* Checks a popped TX chain and gathers it into tx_iov: false when it must be dropped. The
+ * header goes out from the copy that was checked, never from guest memory, which another
+ * vCPU may rewrite between the check and the write. */
 static bool tx_prepare(struct virtio_net *n, const struct virtq_chain *c)
 {
 	if (c->nr_read != c->nr_segs || c->read_len < HDR + ETH_HLEN ||
 	    c->read_len > VIRTIO_NET_MAX_FRAME)
 		return false;
-	uint8_t hdr[HDR];
 	unsigned got = 0;
-	n->tx_nr_iov = 0;
+	n->tx_iov[0] = (struct iovec){.iov_base = n->tx_hdr, .iov_len = HDR};
+	n->tx_nr_iov = 1;
 	for (unsigned i = 0; i < c->nr_segs; i++) {
 		const struct virtq_seg *s = &n->segs[i];
 		unsigned k = s->len < HDR - got ? s->len : HDR - got;
-		memcpy(hdr + got, s->host, k); /* a copy: the guest may rewrite it meanwhile */
+		memcpy(n->tx_hdr + got, s->host, k);
 		got += k;
-		if (s->len)
-			n->tx_iov[n->tx_nr_iov++] =
-			    (struct iovec){.iov_base = s->host, .iov_len = s->len};
+		if (s->len == k)
+			continue;
+		/* One iovec more than segments at most; writev takes no more than IOV_MAX. */
+		if (n->tx_nr_iov == IOV_MAX)
+			return false;
+		n->tx_iov[n->tx_nr_iov++] =
+		    (struct iovec){.iov_base = (uint8_t *)s->host + k, .iov_len = s->len - k};
 	}
-	if (!virtio_net_tx_hdr_ok(hdr, c->read_len, n->features))
+	if (!virtio_net_tx_hdr_ok(n->tx_hdr, c->read_len, n->features))
 		return false;
 	n->tx_head = c->head;
 	n->tx_len = c->read_len;
@@ -399,10 +404,12 @@ static int tx_step(struct virtio_net *n, struct virtq *txq)
 int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	for (unsigned i = 0; i < NET_BUDGET && r == STEP_NEXT; i++)
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = tx_step(n, txq);
-	/* A full TAP, or the budget spent with chains left: EPOLLOUT brings TX back. */
-	n->tx_want_tap = r == STEP_WAIT_TAP || r == STEP_NEXT;
+	if (r == STEP_NEXT)
+		virtq_requeue(txq);
+	/* A full TAP: EPOLLOUT brings TX back. */
+	n->tx_want_tap = r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);
 	*need_irq = virtq_should_notify(txq);
 	return r < 0 ? r : 0;

@@ -114,7 +114,8 @@ struct virtio_net {
 	struct virtio_net_stats stats;
 	struct log_ratelimit log_rl;
 	struct virtq_seg segs[VIRTQ_MAX_SEGS];
-	struct iovec tx_iov[VIRTQ_MAX_SEGS];
+	uint8_t tx_hdr[VIRTIO_NET_HDR_BYTES];	     /* the held chain's header, as checked */
+	struct iovec tx_iov[VIRTQ_MAX_SEGS + 1];     /* the header copy, then the frame */
 	struct iovec rx_iov[VIRTIO_NET_RX_IOVS + 1]; /* + the overflow buffer */
 	uint8_t rx_overflow[VIRTIO_NET_MAX_FRAME];
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Ring layouts (virtio 1.x 2.7): offsets inside the three areas. */
@@ -79,13 +80,30 @@ int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features)
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->unsignalled = false;
 	q->inflight = 0;
+	q->requeue = false;
 	q->ready = true;
 	return 0;
 }
 
+/* Copies one descriptor out of shared memory with loads the compiler must do exactly once
+ * (a plain memcpy may be turned into re-reads of guest memory after the checks). The ring
+ * is 16-byte aligned; an indirect table may not be, and is then copied byte by byte. */
 static void read_desc(const uint8_t *table, uint32_t idx, struct vdesc *d)
 {
-	memcpy(d, table + (size_t)idx * DESC_BYTES, sizeof(*d));
+	const uint8_t *p = table + (size_t)idx * DESC_BYTES;
+	uint64_t w[2];
+	if (((uintptr_t)p & 7) == 0) {
+		w[0] = __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+		w[1] = __atomic_load_n((const uint64_t *)p + 1, __ATOMIC_RELAXED);
+	} else {
+		const volatile uint8_t *v = p;
+		uint8_t b[DESC_BYTES];
+		for (unsigned i = 0; i < DESC_BYTES; i++)
+			b[i] = v[i];
+		memcpy(w, b, sizeof(w));
+	}
+	_Static_assert(sizeof(*d) == sizeof(w), "descriptor layout");
+	memcpy(d, w, sizeof(*d));
 }
 
 static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)

@@ -14,6 +14,12 @@
 #define VIRTQ_MAX_INDIRECT 1024 /* entries in one indirect table */
 /* Longest chain virtq_pop() can return: a direct chain (<= queue size) or one table. */
 #define VIRTQ_MAX_SEGS 1024
+/* Chains a device handles from one queue in one call. A guest that keeps re-publishing
+ * would otherwise hold the event loop (signals, console, other devices, metrics) and let
+ * one batch's used-index arithmetic wrap; a device that reaches the budget with chains
+ * left calls virtq_requeue() and the transport runs the queue again after the event loop
+ * has served everything else that is ready. */
+#define VIRTQ_BUDGET 128
 
 /* One descriptor of a chain, resolved to host memory. */
 struct virtq_seg {
@@ -52,7 +58,14 @@ struct virtq {
 	uint16_t signalled_used; /* used_idx when the driver was last interrupted */
 	bool unsignalled;	 /* used entries added since the last interrupt */
 	uint32_t inflight;	 /* chains popped and not yet pushed */
+	bool requeue;		 /* budget spent with chains left: the transport runs it again */
 };
+
+/* The device stopped at VIRTQ_BUDGET with work left on q. */
+static inline void virtq_requeue(struct virtq *q)
+{
+	q->requeue = true;
+}
 
 /* Forgets everything the driver programmed (keeps max_size). */
 void virtq_reset(struct virtq *q);

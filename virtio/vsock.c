@@ -23,7 +23,14 @@ static int process_rx(struct virtio_vsock *v, struct virtq *vq, bool *need_irq)
 	struct vsock_rx_job job;
 	struct virtq_chain c;
 	int err = 0;
-	while (q->ready && vsock_uds_next_rx(&v->mux, &job) == 0) {
+	for (unsigned done = 0; q->ready; done++) {
+		/* Before taking a job: vsock_uds_next_rx() hands it over (credit updates, RSTs). */
+		if (done == VIRTQ_BUDGET) {
+			virtq_requeue(q);
+			break;
+		}
+		if (vsock_uds_next_rx(&v->mux, &job) != 0)
+			break;
 		err = virtq_pop(q, v->segs, VIRTQ_MAX_SEGS, &c);
 		if (err == -EAGAIN && virtq_enable_notify(q))
 			continue;
@@ -76,6 +83,7 @@ static int process_tx(struct virtio_vsock *v, struct virtq *vq, bool *need_irq)
 	struct virtq *q = &vq[VIRTIO_VSOCK_TXQ];
 	struct virtq_chain c;
 	int err;
+	unsigned done = 0;
 	for (;;) {
 		while ((err = virtq_pop(q, v->segs, VIRTQ_MAX_SEGS, &c)) == 0) {
 			struct vsock_hdr h;
@@ -88,6 +96,10 @@ static int process_tx(struct virtio_vsock *v, struct virtq *vq, bool *need_irq)
 			vsock_uds_send(&v->mux, verdict, &h, &v->iov);
 			if ((err = virtq_push_used(q, c.head, 0)))
 				goto out;
+			if (++done == VIRTQ_BUDGET) {
+				virtq_requeue(q);
+				goto out;
+			}
 		}
 		if (err != -EAGAIN)
 			goto out;

@@ -132,7 +132,7 @@ static const char *const io_engines[] = {"Sync", "Async"};
 
 static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 {
-	int v[D_NKEYS], cache = CACHE_UNSAFE, engine;
+	int v[D_NKEYS], cache = CACHE_UNSAFE, engine = IO_ENGINE_SYNC;
 	int rc = json_members(j, obj, drive_keys, D_NKEYS, v);
 	if (rc == 0)
 		rc = parse_id(j, v[D_ID], "drive_id", JSON_REQUIRED, d->id);
@@ -147,7 +147,6 @@ static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 		rc = json_str(j, v[D_PARTUUID], "partuuid", 0, &d->partuuid);
 	if (rc == 0)
 		rc = json_enum(j, v[D_CACHE], "cache_type", 0, cache_types, 2, false, &cache);
-	/* Both engines are accepted; kiln has one I/O path. */
 	if (rc == 0)
 		rc = json_enum(j, v[D_ENGINE], "io_engine", 0, io_engines, 2, false, &engine);
 	if (rc == 0)
@@ -155,6 +154,7 @@ static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 	if (rc == 0 && v[D_SOCKET] >= 0)
 		rc = json_member_error(j, "socket", "not supported by kiln");
 	d->cache_type = cache == CACHE_WRITEBACK ? CACHE_WRITEBACK : CACHE_UNSAFE;
+	d->io_engine = engine == IO_ENGINE_ASYNC ? IO_ENGINE_ASYNC : IO_ENGINE_SYNC;
 	return rc;
 }
 
@@ -327,14 +327,15 @@ typedef int (*section_fn)(struct json *j, int tok, struct kiln_config *cfg);
 
 static const struct section {
 	const char *key;
-	section_fn parse; /* NULL: a Firecracker section kiln rejects */
+	section_fn parse; /* NULL: a Firecracker device kiln does not have */
 	bool required;
 } sections[] = {
     {"boot-source", parse_boot, true}, {"machine-config", parse_machine, false},
     {"drives", parse_drives, false},   {"network-interfaces", parse_nets, false},
     {"vsock", parse_vsock, false},     {"logger", parse_logger, false},
     {"metrics", parse_metrics, false}, {"balloon", NULL, false},
-    {"entropy", NULL, false},	       {"mmds-config", NULL, false},
+    {"entropy", NULL, false},	       {"pmem", NULL, false},
+    {"memory-hotplug", NULL, false},   {"mmds-config", NULL, false},
     {"cpu-config", NULL, false},
 };
 #define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -354,9 +355,10 @@ static int parse_document(struct json *j, struct kiln_config *cfg)
 			rc = json_error(j, "missing required key");
 		else if (v[k] == JSON_NULL && s->required)
 			rc = json_error(j, "expected an object");
-		else if (v[k] >= 0 && !s->parse)
-			rc = json_error(j, "not supported by kiln");
-		else if (v[k] >= 0)
+		/* [] is "none" too: Firecracker's own configs write "pmem": []. */
+		else if (v[k] >= 0 && !s->parse && !json_is_empty_array(j, v[k]))
+			rc = json_error(j, "kiln has no %s device", s->key);
+		else if (v[k] >= 0 && s->parse)
 			rc = s->parse(j, v[k], cfg);
 		json_pop(j, saved);
 	}

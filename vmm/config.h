@@ -30,6 +30,7 @@ struct rate_limiter_cfg {
 };
 
 enum cache_type { CACHE_UNSAFE = 0, CACHE_WRITEBACK };
+enum io_engine { IO_ENGINE_SYNC = 0, IO_ENGINE_ASYNC }; /* Async: io_uring */
 
 struct drive_cfg {
 	char id[CONFIG_ID_MAX + 1];
@@ -38,6 +39,7 @@ struct drive_cfg {
 	bool is_read_only;
 	char *partuuid; /* NULL if absent */
 	enum cache_type cache_type;
+	enum io_engine io_engine;
 	struct rate_limiter_cfg rate_limiter;
 };
 

@@ -455,6 +455,11 @@ int json_array(struct json *j, int arr, int *elems, unsigned max, unsigned *n)
 	return 0;
 }
 
+bool json_is_empty_array(const struct json *j, int tok)
+{
+	return tok >= 0 && TOK(j, tok)->type == JSMN_ARRAY && TOK(j, tok)->size == 0;
+}
+
 /* Absent or null values: 1 if tok holds a value to read, else 0 or the error. */
 static int have_value(struct json *j, int tok, unsigned flags, const char *type)
 {

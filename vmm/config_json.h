@@ -60,6 +60,9 @@ int json_members(struct json *j, int obj, const char *const *keys, int nkeys, in
  * JSON_ABSENT/JSON_NULL give *n = 0. */
 int json_array(struct json *j, int arr, int *elems, unsigned max, unsigned *n);
 
+/* true if tok is the empty array [] (tok >= 0). */
+bool json_is_empty_array(const struct json *j, int tok);
+
 /* Typed getters for member `name` (pushed onto the path for error messages). An absent or
  * null value leaves *out untouched unless JSON_REQUIRED is set, which makes it an error. */
 int json_str(struct json *j, int tok, const char *name, unsigned flags, char **out);

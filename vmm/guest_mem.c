@@ -10,7 +10,7 @@
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 {
 	memset(gm, 0, sizeof(*gm));
-	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > (1ULL << 46))
+	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > GUEST_MEM_MAX_BYTES)
 		return -EINVAL;
 	size_t len = ram_size + 2 * GUARD_LEN;
 	uint8_t *res =

@@ -20,8 +20,10 @@ struct guest_mem {
 	size_t reservation_len;
 };
 
-/* Maps ram_size bytes (a non-zero multiple of 4 KiB) with PROT_NONE guard gaps on both
- * sides, split at the MMIO gap. Pages are not touched. Returns 0 or -errno. */
+#define GUEST_MEM_MAX_BYTES (1ULL << 46) /* the most guest_mem_init() maps */
+
+/* Maps ram_size bytes (a non-zero multiple of 4 KiB, at most GUEST_MEM_MAX_BYTES) with PROT_NONE
+ * guard gaps on both sides, split at the MMIO gap. Pages are not touched. Returns 0 or -errno. */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size);
 
 /* Unmaps everything; safe on a zeroed or already freed struct. */

@@ -7,6 +7,7 @@
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
+#include "vmm/images.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
 #include "vmm/power.h"
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -170,73 +170,14 @@ static void load_config(struct kiln *k)
 static void create_vm(struct kiln *k)
 {
 	const char *what = "";
-	uint64_t bytes = k->cfg.machine.mem_size_mib << 20;
-	int err = vm_create(&k->vm, bytes, &what);
+	int err = vm_create(&k->vm, &what);
+	if (err == -EFBIG)
+		die(KILN_EXIT_BADCFG,
+		    "%s: %llu is more than this host's KVM can map (at most %llu)", what,
+		    (unsigned long long)k->cfg.machine.mem_size_mib,
+		    (unsigned long long)(k->vm.ram_limit >> 20));
 	if (err)
 		die(KILN_EXIT_ERROR, "cannot create the VM: %s: %s", what, strerror(-err));
-}
-
-/* Maps a whole file read-only; *len gets its size. Dies naming the config key on error. */
-static uint8_t *map_file(const char *key, const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
-	if (st.st_size == 0)
-		die(KILN_EXIT_BADCFG, "%s: %s: empty file", key, path);
-	void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED)
-		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
-	close(fd);
-	*len = st.st_size;
-	return p;
-}
-
-static void load_kernel(struct kiln *k)
-{
-	const char *path = k->cfg.boot.kernel_image_path;
-	size_t len;
-	uint8_t *img = map_file("boot-source.kernel_image_path", path, &len);
-	int err = kernel_load(&k->vm.mem, img, len, &k->kernel);
-	munmap(img, len);
-	if (err == -ENOEXEC)
-		die(KILN_EXIT_BADCFG,
-		    "boot-source.kernel_image_path: %s: not a valid x86-64 vmlinux ELF or bzImage",
-		    path);
-	if (err)
-		die(KILN_EXIT_BADCFG,
-		    "boot-source.kernel_image_path: %s: does not fit in %llu MiB of guest memory",
-		    path, (unsigned long long)k->cfg.machine.mem_size_mib);
-}
-
-/* Reads the initrd straight into guest memory at the address the boot protocol allows. */
-static void load_initrd(struct kiln *k, struct boot_layout *bl)
-{
-	const char *key = "boot-source.initrd_path", *path = k->cfg.boot.initrd_path;
-	if (!path)
-		return;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path, strerror(errno));
-	uint64_t size = st.st_size, addr;
-	if (initrd_choose_addr(&k->vm.mem, &k->kernel, size, &addr) < 0)
-		die(KILN_EXIT_BADCFG, "%s: %s: %llu bytes do not fit below the kernel's limit", key,
-		    path, (unsigned long long)size);
-	uint8_t *dst = gm_ptr(&k->vm.mem, addr, size);
-	for (uint64_t done = 0; dst && done < size;) {
-		ssize_t n = pread(fd, dst + done, size - done, done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die(KILN_EXIT_BADCFG, "%s: %s: %s", key, path,
-			    n < 0 ? strerror(errno) : "file shrank while reading");
-		done += n;
-	}
-	close(fd);
-	bl->initrd_gpa = addr;
-	bl->initrd_size = size;
 }
 
 /* The guest's command line: boot_args, then what kiln adds for its devices (root=...). */
@@ -267,11 +208,16 @@ static void write_cmdline(struct kiln *k)
 	k->boot.cmdline_len = len;
 }
 
-/* Kernel and initrd first: a bad image is refused before any device exists. */
+/* Guest RAM, kernel and initrd before /dev/kvm: a bad image is exit 2 on any host. */
 static void load_images(struct kiln *k)
 {
-	load_kernel(k);
-	load_initrd(k, &k->boot);
+	char err[512];
+	int rc = guest_mem_init(&k->vm.mem, k->cfg.machine.mem_size_mib << 20);
+	if (rc)
+		die(KILN_EXIT_BADCFG, "machine-config.mem_size_mib: %llu: cannot map that much: %s",
+		    (unsigned long long)k->cfg.machine.mem_size_mib, strerror(-rc));
+	if (images_load(&k->cfg.boot, &k->vm.mem, &k->kernel, &k->boot, err, sizeof(err)))
+		die(KILN_EXIT_BADCFG, "%s", err);
 }
 
 /* What the kernel reads at entry, now that the devices are known. */
@@ -497,9 +443,9 @@ int main(int argc, char **argv)
 	 * event loop and ends the VM cleanly, instead of killing kiln with its files left. */
 	block_signals(&handled);
 	load_config(k);
+	load_images(k);
 	create_vm(k);
 	init_event_loop(k);
-	load_images(k);
 	add_legacy_devices(k);
 	add_virtio_devices(k);
 	write_boot_params(k);

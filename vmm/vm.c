@@ -1,8 +1,10 @@
 #include "vmm/vm.h"
 #include "vmm/log.h"
+#include "vmm/cpuid.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -103,15 +105,62 @@ static int vm_create_platform(struct vm *vm, const char **what)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_bytes, const char **what)
+uint64_t vm_ram_limit(unsigned phys_bits, int nr_memslots)
+{
+	/* Below the MMIO gap, then from 4 GiB up to the highest guest-physical address. */
+	uint64_t low = LAYOUT_MMIO_GAP_START;
+	if (nr_memslots < 2 || phys_bits <= 32)
+		return nr_memslots < 1 ? 0 : low;
+	uint64_t top = phys_bits >= 64 ? UINT64_MAX : 1ULL << phys_bits;
+	uint64_t limit = low + (top - LAYOUT_HIGH_RAM_START);
+	/* What one memslot may hold (KVM_MEM_MAX_NR_PAGES) and what kiln maps. */
+	uint64_t slot_max = low + VM_SLOT_MAX_BYTES;
+	limit = limit < slot_max ? limit : slot_max;
+	return limit < GUEST_MEM_MAX_BYTES ? limit : GUEST_MEM_MAX_BYTES;
+}
+
+/* Guest-physical address bits KVM offers: CPUID 0x80000008, the guest size in EAX[23:16]
+ * when set, else EAX[7:0]; 36 (the architectural minimum) if KVM does not say. */
+static unsigned vm_phys_bits(int kvm_fd)
+{
+	struct kvm_cpuid2 *c =
+	    calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	unsigned bits = 36;
+	if (!c)
+		return bits;
+	c->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+		for (unsigned i = 0; i < c->nent; i++) {
+			uint32_t eax = c->entries[i].eax;
+			if (c->entries[i].function != 0x80000008)
+				continue;
+			bits = (eax >> 16) & 0xff ? (eax >> 16) & 0xff : eax & 0xff;
+		}
+	}
+	free(c);
+	return bits;
+}
+
+static int vm_check_ram(struct vm *vm, const char **what)
+{
+	int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+	/* Without the capability KVM has at least its historical 32 slots. */
+	vm->ram_limit = vm_ram_limit(vm_phys_bits(vm->kvm_fd), slots > 0 ? slots : 32);
+	*what = "machine-config.mem_size_mib";
+	return vm->mem.ram_size > vm->ram_limit ? -EFBIG : 0;
+}
+
+int vm_create(struct vm *vm, const char **what)
 {
 	int err;
 	vm->kvm_fd = vm->vm_fd = vm->exit.efd = -1;
 	*what = "/dev/kvm";
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
-		return -errno;
+		goto fail_errno;
 	err = vm_check_caps(vm->kvm_fd, what);
+	if (!err)
+		err = vm_check_ram(vm, what);
 	if (err)
 		goto fail;
 	*what = "eventfd";
@@ -125,10 +174,6 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, const char **what)
 	if (vm->vm_fd < 0)
 		goto fail_errno;
 	err = vm_create_platform(vm, what);
-	if (err)
-		goto fail;
-	*what = "guest memory";
-	err = guest_mem_init(&vm->mem, mem_bytes);
 	if (err)
 		goto fail;
 	*what = "KVM_SET_USER_MEMORY_REGION";

@@ -12,6 +12,9 @@
 #include "vmm/guest_mem.h"
 #include "vmm/layout.h"
 
+/* KVM_MEM_MAX_NR_PAGES ((1 << 31) - 1 pages of 4 KiB) on x86: one memslot's limit. */
+#define VM_SLOT_MAX_BYTES ((((1ULL << 31) - 1)) << 12)
+
 enum vm_exit_reason {
 	VM_RUNNING = 0,
 	VM_EXIT_REBOOT,	      /* guest reset (i8042, ACPI reset register) */
@@ -62,14 +65,23 @@ struct vm {
 	atomic_bool stopping; /* set once; vCPU threads leave KVM_RUN and return */
 	unsigned nr_vcpus;
 	bool smt;
-	bool seccomp; /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
+	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
+	uint64_t ram_limit; /* bytes of RAM this host's KVM can map, from vm_create() */
 	struct vcpu vcpu[LAYOUT_MAX_VCPUS];
 };
 
-/* Opens /dev/kvm, checks the capabilities kiln needs, creates the VM with an in-kernel
- * irqchip and PIT and registers mem_bytes of guest RAM. 0 or -errno; *what names the step
- * that failed. */
-int vm_create(struct vm *vm, uint64_t mem_bytes, const char **what);
+/* Opens /dev/kvm, checks the capabilities kiln needs and that KVM can map vm->mem (set up
+ * by the caller with guest_mem_init(), which vm_destroy() frees), creates the VM with an
+ * in-kernel irqchip and PIT and registers the guest RAM. 0 or -errno; *what names the step
+ * that failed. -EFBIG: more RAM than this host's KVM can map; vm->ram_limit holds the most
+ * it can, and *what is "machine-config.mem_size_mib". */
+int vm_create(struct vm *vm, const char **what);
+
+/* The most guest RAM (bytes) kiln's layout can give a guest on a KVM with phys_bits of
+ * guest-physical address and nr_memslots memory slots: the RAM above 4 GiB must end below
+ * 2^phys_bits, a second slot is needed for any RAM above the MMIO gap, and one slot holds
+ * at most VM_SLOT_MAX_BYTES; never more than guest_mem_init() maps. */
+uint64_t vm_ram_limit(unsigned phys_bits, int nr_memslots);
 
 /* Drives an interrupt line of the in-kernel irqchip (level 1 or 0). */
 int vm_irq_line(struct vm *vm, unsigned gsi, int level);

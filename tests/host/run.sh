@@ -224,6 +224,28 @@ expect_bad bad-vcpus "machine-config.vcpu_count" --config-file "$T/bad-vcpus.jso
 write_cfg unknown-key '{"boot-source":{"kernel_image_path":"/x","kernel_typo":1}}'
 expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 
+# Images are checked before /dev/kvm is opened: exit 2 even where KVM is unusable (here
+# /dev/null stands in for it); a bzImage whose syssize claims more than the file holds
+# (once loaded, and a guest triple fault) is refused naming the file.
+if unshare -m true 2>/dev/null; then
+	err=$(unshare -m sh -c "mount --bind /dev/null /dev/kvm &&
+		exec $KILN --config-file $T/bad-kernel.json" 2>&1 </dev/null)
+	rc=$?
+	if [ "$rc" -eq 2 ] && grep -q "boot-source.kernel_image_path: $T/garbage.bin" <<<"$err"; then
+		pass no-kvm-bad-kernel
+	else fail no-kvm-bad-kernel "exit $rc: $err"; fi
+else
+	echo "SKIP host/no-kvm-bad-kernel: no mount namespaces"
+fi
+BZ=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$BZ" ]; then
+	head -c $(($(stat -c %s "$BZ") - 65536)) "$BZ" >"$T/short.bzImage"
+	write_cfg short-bzimage "{\"boot-source\":{\"kernel_image_path\":\"$T/short.bzImage\"},
+	\"machine-config\":{\"mem_size_mib\":256}}"
+	expect_bad short-bzimage "$T/short.bzImage: bzImage syssize claims more" \
+		--config-file "$T/short-bzimage.json"
+fi
+
 # A setup that fails after the vsock socket was bound removes it again, so a retry works.
 # A bzImage's command line limit is checked once the devices, vsock last, exist: kiln's own
 # device arguments (--virtio-mmio-cmdline) push 40 bytes of boot_args over the 64 bytes of

@@ -101,6 +101,7 @@ static inline size_t test_make_bzimage(uint8_t *img)
 	memset(img, 0, TEST_BZ_LEN);
 	struct setup_header *h = test_bz_hdr(img);
 	h->setup_sects = TEST_BZ_SETUP_SECTS;
+	h->syssize = TEST_BZ_PAYLOAD_LEN / 16;
 	h->boot_flag = BOOT_FLAG_MAGIC;
 	h->jump = (uint16_t)(0xeb | ((TEST_BZ_HDR_END - 0x202) << 8)); /* jmp short */
 	h->header = BOOT_HDR_MAGIC;

@@ -98,11 +98,9 @@ static void test_truncated(void **state)
 		assert_non_null(copy);
 		memcpy(copy, f->img, len);
 		int err = kernel_load_bzimage(&f->gm, copy, len, &f->k);
-		/* Loads only once the payload holds the 64-bit entry. */
-		if (len > TEST_BZ_SETUP_LEN + 0x200)
-			assert_int_equal(err, 0);
-		else
-			assert_int_equal(err, -ENOEXEC);
+		/* The file is shorter than its header's setup_sects + syssize claim. */
+		assert_int_equal(err, -ENOEXEC);
+		assert_int_equal(kernel_check(copy, len, NULL), -ENOEXEC);
 		assert_int_equal(kernel_load(&f->gm, copy, len, &f->k), err);
 		free(copy);
 	}
@@ -152,6 +150,47 @@ static void test_setup_sects(void **state)
 	assert_int_equal(kernel_load_bzimage(&f->gm, big, sizeof(big), &f->k), 0);
 	const uint8_t *p = gm_ptr(&f->gm, TEST_BZ_PREF, 1);
 	assert_int_equal(p[0], 0xcc);
+}
+
+/* syssize says how many payload bytes the file holds: more is refused before anything is
+ * loaded (a truncated kernel used to be loaded and triple-fault the guest), bytes after it
+ * (an appended signature) are not loaded. */
+static void test_syssize(void **state)
+{
+	struct fixture *f = *state;
+	struct setup_header *h = test_bz_hdr(f->img);
+	const char *why = NULL;
+	assert_int_equal(kernel_check(f->img, TEST_BZ_LEN, &why), 0);
+	h->syssize = TEST_BZ_PAYLOAD_LEN / 16 + 1;
+	assert_int_equal(kernel_check(f->img, TEST_BZ_LEN, &why), -ENOEXEC);
+	assert_non_null(strstr(why, "syssize"));
+	assert_int_equal(load(f), -ENOEXEC);
+	assert_int_equal(*(uint8_t *)gm_ptr(&f->gm, TEST_BZ_PREF, 1), 0); /* nothing written */
+	h->syssize = 0xffffffffU;
+	assert_int_equal(load(f), -ENOEXEC);
+	h->syssize = 0; /* no payload, so no 64-bit entry */
+	assert_int_equal(load(f), -ENOEXEC);
+	h->syssize = 0x200 / 16;
+	assert_int_equal(load(f), -ENOEXEC);
+
+	h->syssize = TEST_BZ_PAYLOAD_LEN / 16 - 1; /* the last paragraph is a signature */
+	assert_int_equal(load(f), 0);
+	const uint8_t *p = gm_ptr(&f->gm, TEST_BZ_PREF, TEST_BZ_PAYLOAD_LEN);
+	assert_memory_equal(p, f->img + TEST_BZ_SETUP_LEN, TEST_BZ_PAYLOAD_LEN - 16);
+	for (unsigned i = TEST_BZ_PAYLOAD_LEN - 16; i < TEST_BZ_PAYLOAD_LEN; i++)
+		assert_int_equal(p[i], 0);
+}
+
+static void test_check_reasons(void **state)
+{
+	struct fixture *f = *state;
+	const char *why = NULL;
+	test_bz_hdr(f->img)->setup_sects = 0x40;
+	assert_int_equal(kernel_check(f->img, TEST_BZ_LEN, &why), -ENOEXEC);
+	assert_non_null(strstr(why, "setup_sects"));
+	uint8_t junk[0x300] = {0};
+	assert_int_equal(kernel_check(junk, sizeof(junk), &why), -ENOEXEC);
+	assert_non_null(strstr(why, "neither"));
 }
 
 static void test_alignment(void **state)
@@ -288,8 +327,11 @@ static void check_real_kernel(uint64_t ram, uint64_t want_load)
 	assert_true(k.load_end - k.load_start >= k.hdr.init_size);
 	size_t setup = ((size_t)(img[0x1f1] ? img[0x1f1] : 4) + 1) * 512;
 	assert_memory_equal(gm_ptr(&gm, want_load, 4096), img + setup, 4096);
-	assert_memory_equal(gm_ptr(&gm, want_load + (len - setup) - 4096, 4096), img + len - 4096,
-			    4096);
+	/* syssize paragraphs are loaded; a signature appended after them is not. */
+	size_t payload = (size_t)k.hdr.syssize * 16;
+	assert_true(payload <= len - setup);
+	assert_memory_equal(gm_ptr(&gm, want_load + payload - 4096, 4096),
+			    img + setup + payload - 4096, 4096);
 	uint64_t initrd;
 	assert_int_equal(initrd_choose_addr(&gm, &k, 4 << 20, &initrd), 0);
 	assert_true(initrd >= k.load_end);
@@ -320,6 +362,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_or_32bit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_setup_sects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_syssize, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check_reasons, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alignment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_relocation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_huge_init_size, setup, teardown),

@@ -191,21 +191,22 @@ static void test_segment_guest_range(void **state)
 {
 	struct fixture *f = *state;
 	Elf64_Phdr *ph = test_elf_phdr(f->img, TEST_ELF_DATA);
-	ph->p_paddr = UINT64_MAX - 0x100; /* paddr + memsz wraps */
-	assert_int_equal(load(f), -ENOMEM);
+	ph->p_paddr = UINT64_MAX - 0x100; /* paddr + memsz wraps: above 4 GiB */
+	assert_int_equal(load(f), -ENOEXEC);
 	ph->p_paddr = RAM_SIZE - 0x1000; /* memsz runs past the end of RAM */
 	assert_int_equal(load(f), -ENOMEM);
 	ph->p_paddr = RAM_SIZE;
 	assert_int_equal(load(f), -ENOMEM);
 	ph->p_paddr = LAYOUT_MMIO_GAP_START;
 	assert_int_equal(load(f), -ENOMEM);
+	/* Refused by the file check alone, whatever the guest's RAM. */
 	ph->p_paddr = LAYOUT_HIMEM_START - 0x1000; /* would clobber the boot structures */
-	assert_int_equal(load(f), -ENOMEM);
+	assert_int_equal(load(f), -ENOEXEC);
 	ph->p_paddr = LAYOUT_ZERO_PAGE_ADDR;
-	assert_int_equal(load(f), -ENOMEM);
+	assert_int_equal(load(f), -ENOEXEC);
 	test_make_elf(f->img);
 	ph->p_memsz = UINT64_MAX;
-	assert_int_equal(load(f), -ENOMEM);
+	assert_int_equal(load(f), -ENOEXEC);
 	/* The last page of RAM is fine. */
 	test_make_elf(f->img);
 	ph->p_paddr = RAM_SIZE - TEST_ELF_DATA_MEMSZ;
@@ -252,23 +253,59 @@ static void test_no_load_segment(void **state)
 	assert_int_equal(load(f), 0);
 }
 
-static void test_high_ram(void **state)
+/* The boot page tables map 0..4 GiB only: a segment (and so the entry) above is refused,
+ * by the file check alone, even when the guest has RAM there. */
+static void test_above_4g(void **state)
 {
 	(void)state;
 	struct guest_mem gm;
 	assert_int_equal(guest_mem_init(&gm, 5ULL << 30), 0);
 	_Alignas(8) uint8_t img[TEST_ELF_LEN];
+	const char *why = NULL;
 	test_make_elf(img);
 	test_elf_phdr(img, TEST_ELF_DATA)->p_paddr = LAYOUT_HIGH_RAM_START;
 	struct kernel_image k;
-	assert_int_equal(kernel_load_elf(&gm, img, sizeof(img), &k), 0);
-	assert_memory_equal(gm_ptr(&gm, LAYOUT_HIGH_RAM_START, TEST_ELF_DATA_LEN),
-			    img + TEST_ELF_DATA_OFF, TEST_ELF_DATA_LEN);
-	assert_int_equal(k.load_end, LAYOUT_HIGH_RAM_START + TEST_ELF_DATA_MEMSZ);
+	assert_int_equal(kernel_check(img, sizeof(img), &why), -ENOEXEC);
+	assert_non_null(strstr(why, "4 GiB"));
+	assert_int_equal(kernel_load_elf(&gm, img, sizeof(img), &k), -ENOEXEC);
+	assert_int_equal(*(uint8_t *)gm_ptr(&gm, TEST_ELF_PADDR + TEST_ELF_TEXT_LEN - 1, 1), 0);
+	/* Ending exactly at 4 GiB is mapped; one byte more is not. */
+	test_elf_phdr(img, TEST_ELF_DATA)->p_paddr = (1ULL << 32) - TEST_ELF_DATA_MEMSZ;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), 0);
+	test_elf_phdr(img, TEST_ELF_DATA)->p_paddr++;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), -ENOEXEC);
+	/* The entry in a segment above 4 GiB. */
+	test_make_elf(img);
+	test_elf_phdr(img, TEST_ELF_TEXT)->p_paddr += LAYOUT_HIGH_RAM_START;
+	test_elf_ehdr(img)->e_entry += LAYOUT_HIGH_RAM_START;
+	assert_int_equal(kernel_load(&gm, img, sizeof(img), &k), -ENOEXEC);
 	/* Straddling the MMIO gap is not one RAM range. */
+	test_make_elf(img);
 	test_elf_phdr(img, TEST_ELF_DATA)->p_paddr = LAYOUT_MMIO_GAP_START - 0x1000;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), 0);
 	assert_int_equal(kernel_load_elf(&gm, img, sizeof(img), &k), -ENOMEM);
 	guest_mem_free(&gm);
+}
+
+/* Segment sizes and offsets that claim more than the file holds, found without guest memory. */
+static void test_check_file_claims(void **state)
+{
+	(void)state;
+	_Alignas(8) uint8_t img[TEST_ELF_LEN];
+	const char *why = NULL;
+	test_make_elf(img);
+	assert_int_equal(kernel_check(img, sizeof(img), &why), 0);
+	assert_int_equal(kernel_check(img, sizeof(img) - 1, &why), -ENOEXEC);
+	assert_non_null(strstr(why, "more bytes than the file holds"));
+	test_elf_phdr(img, TEST_ELF_TEXT)->p_filesz = UINT64_MAX - TEST_ELF_TEXT_OFF + 2;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), -ENOEXEC);
+	test_make_elf(img);
+	test_elf_phdr(img, TEST_ELF_DATA)->p_offset = TEST_ELF_LEN;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), -ENOEXEC);
+	test_make_elf(img);
+	test_elf_ehdr(img)->e_phoff = TEST_ELF_LEN - 8;
+	assert_int_equal(kernel_check(img, sizeof(img), &why), -ENOEXEC);
+	assert_non_null(strstr(why, "program headers"));
 }
 
 /* Random byte and field corruption: must never crash, and success must mean sane output. */
@@ -305,7 +342,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_segment_guest_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_load_segment, setup, teardown),
-	    cmocka_unit_test(test_high_ram),
+	    cmocka_unit_test(test_above_4g),
+	    cmocka_unit_test(test_check_file_claims),
 	    cmocka_unit_test_setup_teardown(test_mutations, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

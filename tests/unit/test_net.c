@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -430,6 +431,96 @@ static void test_tx_eagain_holds_then_resumes(void **state)
 	assert_false(e->n.tap_events & EPOLLOUT);
 }
 
+/* The guest rewrites the header of a chain kiln has checked and holds (TAP full): what
+ * reaches the TAP is the header as checked, not the guest's new bytes. */
+static void test_tx_sends_checked_header(void **state)
+{
+	struct nenv *e = *state;
+	int small = 4096;
+	assert_int_equal(setsockopt(e->n.tap_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	uint8_t hdr[HDR], evil[HDR];
+	nenv_hdr(hdr, 0, 0, 0, 0, 0);
+	nenv_hdr(evil, 0xff, VIRTIO_NET_HDR_GSO_TCPV4, 1, 0xffff, 0xffff);
+	uint32_t split[] = {6, 1494}; /* the header spans two descriptors */
+	for (int i = 0; i < 30; i++)  /* 2 descriptors each: 60 of 64 */
+		nenv_tx_post(e, hdr, 1500, split, 2, (uint32_t)i);
+	assert_int_equal(tx(e, NULL), 0);
+	assert_true(e->n.tx_held);
+	uint16_t held = (uint16_t)(2 * e->n.stats.tx_frames % NENV_QSIZE);
+	assert_int_equal(e->n.tx_head, held);
+	memcpy(tring_host(&e->tx, nenv_desc_addr(&e->tx, held), 6), evil, 6);
+	memcpy(tring_host(&e->tx, nenv_desc_addr(&e->tx, held + 1), 6), evil + 6, 6);
+	uint8_t got[2000];
+	uint32_t seen = 0;
+	for (int round = 0; round < 100 && seen < 30; round++) {
+		while (recv(e->peer, got, sizeof(got), MSG_DONTWAIT) == 1500) {
+			assert_memory_equal(got, hdr, HDR);
+			assert_int_equal(got[HDR], nenv_byte(0, seen));
+			assert_int_equal(got[1499], nenv_byte(1499 - HDR, seen));
+			seen++;
+		}
+		struct virtio_net_event ev = {.source = VIRTIO_NET_EV_TAP, .events = EPOLLOUT};
+		bool irq;
+		assert_int_equal(virtio_net_work(&e->n, e->vq, &ev, &irq), 0);
+	}
+	assert_int_equal(seen, 30);
+}
+
+/* A "guest" vCPU re-publishing one TX chain (descriptor 0) as fast as it is completed. */
+struct republisher {
+	struct nenv *e;
+	unsigned total;
+};
+
+static void *republish(void *arg)
+{
+	struct republisher *p = arg;
+	struct tring *r = &p->e->tx;
+	uint8_t *avail = tring_host(r, r->avail_gpa, 4 + 2 * NENV_QSIZE);
+	uint8_t *used = tring_host(r, r->used_gpa, 4);
+	for (uint16_t idx = 0; idx < p->total;) {
+		uint16_t done = __atomic_load_n((uint16_t *)(used + 2), __ATOMIC_ACQUIRE);
+		if ((uint16_t)(idx - done) >= NENV_QSIZE)
+			continue;
+		__atomic_store_n((uint16_t *)(avail + 4 + 2 * (idx % NENV_QSIZE)), 0,
+				 __ATOMIC_RELAXED);
+		idx++;
+		__atomic_store_n((uint16_t *)(avail + 2), idx, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* However fast the guest re-publishes, one TX call sends at most VIRTQ_BUDGET frames and
+ * leaves the queue marked for the transport to run again. */
+static void test_tx_budget_against_republishing_guest(void **state)
+{
+	struct nenv *e = *state;
+	uint8_t hdr[HDR], got[256];
+	nenv_hdr(hdr, 0, 0, 0, 0, 0);
+	tring_desc(&e->tx, 0, tring_alloc(&e->tx, 100), 100, 0, 0);
+	memcpy(tring_host(&e->tx, nenv_desc_addr(&e->tx, 0), HDR), hdr, HDR);
+	struct republisher p = {.e = e, .total = 3000};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, republish, &p), 0);
+	unsigned done = 0, spent = 0;
+	while (done < p.total) {
+		uint16_t before = tring_used_idx(&e->tx);
+		assert_int_equal(tx(e, NULL), 0);
+		uint16_t n = (uint16_t)(tring_used_idx(&e->tx) - before);
+		assert_true(n <= VIRTQ_BUDGET);
+		if (n == VIRTQ_BUDGET)
+			assert_true(e->vq[VIRTIO_NET_TXQ].requeue);
+		spent += e->vq[VIRTIO_NET_TXQ].requeue;
+		e->vq[VIRTIO_NET_TXQ].requeue = false; /* what the transport does */
+		done += n;
+		while (recv(e->peer, got, sizeof(got), MSG_DONTWAIT) > 0)
+			;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(e->n.stats.tx_frames, p.total);
+	print_message("%u left at the budget\n", spent);
+}
+
 static void test_tx_broken_queue(void **state)
 {
 	struct nenv *e = *state;
@@ -479,6 +570,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tx_drops_malformed, setup_gso, teardown),
 	    cmocka_unit_test(test_tx_hdr_rules),
 	    cmocka_unit_test_setup_teardown(test_tx_eagain_holds_then_resumes, setup_base,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_tx_sends_checked_header, setup_base, teardown),
+	    cmocka_unit_test_setup_teardown(test_tx_budget_against_republishing_guest, setup_base,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_broken_queue, setup_base, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_forgets_and_pauses, setup_base, teardown),

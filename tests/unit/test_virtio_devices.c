@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -178,11 +179,8 @@ static void mmio_wr(struct denv *e, uint64_t off, uint32_t v)
 			 0);
 }
 
-/* A GET_ID request kicked through the queue's ioeventfd and answered through the irqfd. */
-static void test_devices_kick_and_irq(void **state)
+static void bring_up_disk0(struct denv *e)
 {
-	struct denv *e = *state;
-	assert_int_equal(add_all(e), 0);
 	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK);
 	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV);
 	mmio_wr(e, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
@@ -194,6 +192,14 @@ static void test_devices_kick_and_irq(void **state)
 	mmio_wr(e, VIRTIO_MMIO_QUEUE_USED_LOW, e->r.used_gpa);
 	mmio_wr(e, VIRTIO_MMIO_QUEUE_READY, 1);
 	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+}
+
+/* A GET_ID request kicked through the queue's ioeventfd and answered through the irqfd. */
+static void test_devices_kick_and_irq(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	bring_up_disk0(e);
 	uint64_t hdr = tring_alloc(&e->r, 16), id = tring_alloc(&e->r, 20);
 	uint64_t st = tring_alloc(&e->r, 1);
 	uint32_t type = VIRTIO_BLK_T_GET_ID;
@@ -243,6 +249,53 @@ static void test_devices_log_state(void **state)
 	assert_int_equal(lines, 6);
 }
 
+/* A read kicked by a vCPU's QueueNotify write: the register write (under the transport
+ * lock) only queues it; the disk is read from the event loop, without the lock, and the
+ * completion comes back under it with the interrupt. Both engines. */
+static void read_outside_lock(struct denv *e, enum io_engine engine)
+{
+	e->d[1].io_engine = engine;
+	int fd = open(e->path[1], O_WRONLY);
+	uint8_t sector[512];
+	memset(sector, 0xa5, sizeof(sector));
+	assert_int_equal(pwrite(fd, sector, 512, 512), 512);
+	close(fd);
+	assert_int_equal(add_all(e), 0);
+	bring_up_disk0(e);
+	uint64_t hdr = tring_alloc(&e->r, 16), buf = tring_alloc(&e->r, 512);
+	uint64_t st = tring_alloc(&e->r, 1), sector_nr = 1;
+	uint32_t type = VIRTIO_BLK_T_IN;
+	memcpy(tring_host(&e->r, hdr, 4), &type, 4);
+	memcpy(tring_host(&e->r, hdr + 8, 8), &sector_nr, 8);
+	*(uint8_t *)tring_host(&e->r, st, 1) = 0xee;
+	tring_desc(&e->r, 0, hdr, 16, VRING_DESC_F_NEXT, 1);
+	tring_desc(&e->r, 1, buf, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	tring_desc(&e->r, 2, st, 1, VRING_DESC_F_WRITE, 0);
+	tring_publish(&e->r, 0);
+	mmio_wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* on the vCPU thread, under the lock */
+	assert_int_equal(*(uint8_t *)tring_host(&e->r, st, 1), 0xee);
+	assert_int_equal(tring_used_idx(&e->r), 0);
+	assert_int_equal(virtio_blk_busy(e->set.slot[0]->blk), 1);
+	for (int i = 0; i < 100 && tring_used_idx(&e->r) == 0; i++)
+		assert_true(evloop_run_once(&e->loop, 1000) >= 0);
+	assert_int_equal(tring_used_idx(&e->r), 1);
+	assert_int_equal(*(uint8_t *)tring_host(&e->r, st, 1), VIRTIO_BLK_S_OK);
+	assert_memory_equal(tring_host(&e->r, buf, 512), sector, 512);
+	uint64_t cnt = 0;
+	assert_int_equal(read(e->kvm.irq_efd[0], &cnt, 8), 8);
+	assert_int_equal(e->set.slot[0]->blk->stats.reads, 1);
+}
+
+static void test_devices_read_outside_lock_sync(void **state)
+{
+	read_outside_lock(*state, IO_ENGINE_SYNC);
+}
+
+static void test_devices_read_outside_lock_async(void **state)
+{
+	read_outside_lock(*state, IO_ENGINE_ASYNC);
+}
+
 int main(void)
 {
 	log_setup(2, LOG_OFF, 0, 0);
@@ -250,6 +303,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    D(test_devices_layout),	  D(test_devices_partuuid_and_locks), D(test_devices_limit),
 	    D(test_devices_kick_and_irq), D(test_devices_log_state),
+	    D(test_devices_read_outside_lock_sync),
+	    D(test_devices_read_outside_lock_async),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

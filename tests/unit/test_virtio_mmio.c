@@ -34,6 +34,8 @@ struct fake_dev {
 	bool work_saw_queues;
 	unsigned last_queue;
 	int notify_ret, activate_ret;
+	bool spend_budget; /* notify leaves its queue at the budget */
+	unsigned kicked[4];
 };
 
 struct env {
@@ -80,6 +82,8 @@ static int fake_notify(void *dev, struct virtq *vq, unsigned idx, bool *need_irq
 	f->notifies++;
 	f->last_queue = idx;
 	*need_irq = true;
+	if (f->spend_budget)
+		virtq_requeue(vq);
 	return f->notify_ret;
 }
 
@@ -335,6 +339,31 @@ static void test_notify_and_interrupts(void **state)
 			 VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
 }
 
+static void fake_kick(void *ctx, unsigned queue)
+{
+	((struct fake_dev *)ctx)->kicked[queue]++;
+}
+
+/* A device that stops at its budget has its queue run again through the requeue hook,
+ * once per callback; without a hook the flag is still cleared. */
+static void test_budget_requeue(void **state)
+{
+	struct env *e = *state;
+	bring_up(e);
+	e->dev.spend_budget = true;
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(e->t.requeues, 1);
+	assert_false(e->t.vq[1].requeue);
+	virtio_mmio_set_requeue(&e->t, &(struct virtio_requeue){.kick = fake_kick, .ctx = &e->dev});
+	virtio_mmio_notify(&e->t, 1);
+	assert_int_equal(e->dev.kicked[1], 1);
+	assert_int_equal(e->dev.kicked[0], 0);
+	e->dev.spend_budget = false;
+	virtio_mmio_notify(&e->t, 1);
+	assert_int_equal(e->dev.kicked[1], 1);
+	assert_int_equal(e->t.requeues, 2);
+}
+
 static void test_queue_error_needs_reset(void **state)
 {
 	struct env *e = *state;
@@ -458,6 +487,7 @@ int main(void)
 	    T(test_queue_register_states),
 	    T(test_bad_queue_addresses),
 	    T(test_notify_and_interrupts),
+	    T(test_budget_requeue),
 	    T(test_queue_error_needs_reset),
 	    T(test_activation_refused),
 	    T(test_config_space_access),

@@ -1,5 +1,6 @@
 #!/bin/sh
-# blk-rw-reboot: /dev/vda is an ext4 image built on the host (mke2fs -d) holding host.bin.
+# blk-rw-reboot: /dev/vda (io_engine Async: io_uring) is an ext4 image built on the host
+# (mke2fs -d) holding host.bin.
 # The guest mounts it, reads host.bin (its sha256 must be the one the fixture recorded),
 # writes 1 MiB + 1000 random bytes to guest.bin, syncs, reads it back from the drive with
 # its page cache dropped (same sha256) and reboots without unmounting: kiln exits 0, and
