@@ -50,7 +50,7 @@ static pid_t spawn(const char *kiln, const char *cfg, int *out)
 	if (pid == 0) {
 		dup2(p[1], 1);
 		close(p[0]);
-		execl(kiln, kiln, "--config-file", cfg, (char *)NULL);
+		execl(kiln, kiln, "--no-api", "--config-file", cfg, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);

@@ -1,9 +1,13 @@
-/* kiln: boots a Linux kernel in a KVM microVM described by a Firecracker-style config file.
- * main() reads top-down: configuration, VM, guest image, devices, vCPUs, event loop. */
+/* kiln: boots a Linux kernel in a KVM microVM configured like Firecracker: by a config file,
+ * through the REST API on a Unix socket, or both. main() reads top-down: configuration (the
+ * file, or API requests until InstanceStart), VM, guest image, devices, vCPUs, event loop. */
 #include "boot/boot.h"
 #include "seccomp/seccomp.h"
 #include "virtio/devices.h"
 #include "vmm/acpi.h"
+#include "vmm/api.h"
+#include "vmm/api_call.h"
+#include "vmm/api_http.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
@@ -30,10 +34,15 @@
 #include <unistd.h>
 
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
+#define DEFAULT_API_SOCK "/run/kiln.socket"
+#define DEFAULT_ID "anonymous-instance"
 
 struct kiln_args {
 	const char *config_path;
 	const char *id;
+	const char *api_sock;
+	bool no_api;
+	size_t max_payload;
 	bool no_seccomp;	  /* debugging only */
 	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
 };
@@ -56,6 +65,18 @@ struct kiln {
 	struct ev_source signal_src;
 	int metrics_fd;
 	struct metrics metrics;
+	/* Control sources (signals, VM exit, API calls) live in their own loop, nested in the
+	 * device loop: a paused VM (or one not built yet) serves only this one. */
+	struct evloop ctrl;
+	struct ev_source ctrl_src;
+	struct ev_source call_src;
+	struct api api;
+	struct api_server srv;
+	struct api_call call;
+	bool vm_created;
+	bool start_requested;  /* InstanceStart arrived: boot, then answer it */
+	bool stop_before_boot; /* a signal before InstanceStart */
+	bool paused;
 };
 
 /* Setup failed after devices were added: undo what outlives the process (the vsock socket
@@ -78,23 +99,45 @@ static void setup_fail(struct kiln *k, int code, const char *fmt, ...)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kiln --config-file PATH [--id ID] [--no-api] [--no-seccomp]\n"
+		"usage: kiln [--api-sock PATH] [--config-file PATH] [--id ID]\n"
+		"            [--http-api-max-payload-size BYTES] [--no-seccomp]\n"
 		"            [--virtio-mmio-cmdline]\n"
+		"       kiln --no-api --config-file PATH [...]\n"
 		"       kiln --help | --version\n"
-		"Boots the microVM described by PATH (Firecracker --config-file schema)\n"
-		"and exits when the guest reboots or powers off. SIGUSR2 logs the state of\n"
-		"every vCPU and virtqueue; SIGTERM logs it too, then stops the VM.\n"
+		"Serves Firecracker's REST API on the Unix socket --api-sock "
+		"(default\n" DEFAULT_API_SOCK
+		") and boots the microVM on InstanceStart, or at once from\n"
+		"--config-file (Firecracker's schema). Exits when the guest reboots or powers\n"
+		"off. SIGUSR2 logs the state of every vCPU and virtqueue; SIGTERM logs it too,\n"
+		"then stops the VM.\n"
+		"  --no-api               no API socket (needs --config-file)\n"
 		"  --no-seccomp           run without seccomp filters (debugging only)\n"
 		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
 		"                         on the kernel command line, for kernels without ACPI\n");
 }
 
+static size_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (1u << 30))
+		die(KILN_EXIT_BADCFG, "--http-api-max-payload-size: %s: expected 1..%u bytes", s,
+		    1u << 30);
+	return (size_t)v;
+}
+
 static void parse_args(int argc, char **argv, struct kiln_args *a)
 {
+	a->id = DEFAULT_ID;
+	a->api_sock = DEFAULT_API_SOCK;
+	a->max_payload = API_DEFAULT_MAX_PAYLOAD;
 	enum {
 		OPT_CONFIG = 1,
 		OPT_ID,
 		OPT_NO_API,
+		OPT_API_SOCK,
+		OPT_MAX_PAYLOAD,
 		OPT_NO_SECCOMP,
 		OPT_MMIO_CMDLINE,
 		OPT_HELP,
@@ -104,6 +147,8 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	    {"config-file", required_argument, NULL, OPT_CONFIG},
 	    {"id", required_argument, NULL, OPT_ID},
 	    {"no-api", no_argument, NULL, OPT_NO_API},
+	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+	    {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
 	    {"virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -120,7 +165,14 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 		case OPT_ID:
 			a->id = optarg;
 			break;
-		case OPT_NO_API: /* kiln has no API server: accepted for Firecracker users */
+		case OPT_NO_API:
+			a->no_api = true;
+			break;
+		case OPT_API_SOCK:
+			a->api_sock = optarg;
+			break;
+		case OPT_MAX_PAYLOAD:
+			a->max_payload = parse_size(optarg);
 			break;
 		case OPT_NO_SECCOMP:
 			a->no_seccomp = true;
@@ -141,8 +193,8 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	}
 	if (optind < argc)
 		die(KILN_EXIT_BADCFG, "%s: unexpected argument (see --help)", argv[optind]);
-	if (!a->config_path)
-		die(KILN_EXIT_BADCFG, "--config-file is required (see --help)");
+	if (a->no_api && !a->config_path)
+		die(KILN_EXIT_BADCFG, "--no-api needs --config-file (see --help)");
 }
 
 static int open_output(const char *path)
@@ -150,11 +202,19 @@ static int open_output(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
 }
 
+/* The config file, if any; without one the API fills the configuration. */
 static void load_config(struct kiln *k)
 {
 	char err[512];
-	if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
+	if (!k->args.config_path)
+		config_init(&k->cfg);
+	else if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
 		die(KILN_EXIT_BADCFG, "%s: %s", k->args.config_path, err);
+}
+
+/* The logger and metrics outputs of the configuration, whichever way it came. */
+static void open_outputs(struct kiln *k)
+{
 	const struct logger_cfg *lg = &k->cfg.logger;
 	int log_fd = 2;
 	if (lg->present && lg->log_path && (log_fd = open_output(lg->log_path)) < 0)
@@ -352,8 +412,18 @@ static void on_exit_request(void *ctx, uint32_t events)
  * virtio transports and queues. */
 static void dump_vm_state(struct kiln *k)
 {
+	if (!k->vm_created)
+		return;
 	vcpu_request_state_dump(&k->vm);
 	virtio_set_log_state(&k->virtio);
+}
+
+static void stop_vm(struct kiln *k, enum vm_exit_reason reason)
+{
+	if (k->vm_created)
+		vm_request_exit(&k->vm.exit, reason);
+	else
+		k->stop_before_boot = true;
 }
 
 /* SIGUSR2 dumps the VM state and keeps it running; SIGTERM dumps it, then stops the VM;
@@ -376,7 +446,66 @@ static void on_signal(void *ctx, uint32_t events)
 	} else {
 		log_info("signal %u: stopping the VM", si.ssi_signo);
 	}
-	vm_request_exit(&k->vm.exit, VM_EXIT_SIGNAL);
+	stop_vm(k, VM_EXIT_SIGNAL);
+}
+
+/* PATCH /vm: the vCPUs park at a safe point, then the device loop stops being served (no
+ * queue is touched, console input waits) until resumed. */
+static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
+{
+	if (pause && !k->paused) {
+		int rc = vcpu_pause_all(&k->vm);
+		if (rc) {
+			vcpu_resume_all(&k->vm);
+			snprintf(err, errlen, "the VM is stopping");
+			return rc;
+		}
+		log_info("VM paused");
+	} else if (!pause && k->paused) {
+		vcpu_resume_all(&k->vm);
+		log_info("VM resumed");
+	}
+	k->paused = pause;
+	return 0;
+}
+
+/* A call from the API thread (api_call.h), run on this thread, which owns the VM. */
+static void on_api_call(void *ctx, uint32_t events)
+{
+	struct kiln *k = ctx;
+	char err[256] = "";
+	int rc = 0;
+	(void)events;
+	enum api_call_op op = api_call_take(&k->call);
+	switch (op) {
+	case API_CALL_NONE:
+		return;
+	case API_CALL_START:
+		k->start_requested = true; /* answered once the vCPUs run (run_vm) */
+		return;
+	case API_CALL_PAUSE:
+	case API_CALL_RESUME:
+		rc = pause_vm(k, op == API_CALL_PAUSE, err, sizeof(err));
+		break;
+	case API_CALL_CTRL_ALT_DEL:
+		rc = -ENOTSUP;
+		snprintf(err, sizeof(err), "kiln cannot send Ctrl+Alt+Del yet");
+		break;
+	case API_CALL_FLUSH_METRICS:
+		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
+		if (rc)
+			snprintf(err, sizeof(err), "metrics: %s",
+				 k->metrics_fd < 0 ? "not configured" : strerror(-rc));
+		break;
+	}
+	api_call_reply(&k->call, rc, err);
+}
+
+static void on_ctrl(void *ctx, uint32_t events)
+{
+	struct kiln *k = ctx;
+	(void)events;
+	evloop_run_once(&k->ctrl, 0);
 }
 
 /* Blocks the signals kiln handles in its event loop (and SIGUSR1, which vCPU threads
@@ -404,31 +533,91 @@ static void setup_seccomp(struct kiln *k)
 		setup_fail(k, KILN_EXIT_ERROR, "seccomp: %s", strerror(-err));
 }
 
-static void init_event_loop(struct kiln *k)
+/* The control loop (signals, API calls) and the device loop, before anything else: a
+ * signal during setup waits in the signalfd, and the API can take calls. */
+static void init_event_loops(struct kiln *k, const sigset_t *handled)
 {
 	int err = evloop_init(&k->loop);
-	if (err)
-		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
-}
-
-static void start_event_loop(struct kiln *k, const sigset_t *handled)
-{
-	int err = 0;
-	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
+	if (!err)
+		err = evloop_init(&k->ctrl);
 	k->signal_src = (struct ev_source){
 	    .handle = on_signal, .ctx = k, .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
 	if (!err && k->signal_src.fd < 0)
 		err = -errno;
 	if (!err)
-		err = evloop_add(&k->loop, &k->exit_src, EPOLLIN);
+		err = evloop_add(&k->ctrl, &k->signal_src, EPOLLIN);
+	k->ctrl_src = (struct ev_source){.handle = on_ctrl, .ctx = k, .fd = k->ctrl.epfd};
 	if (!err)
-		err = evloop_add(&k->loop, &k->signal_src, EPOLLIN);
+		err = evloop_add(&k->loop, &k->ctrl_src, EPOLLIN);
+	if (err)
+		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+}
+
+/* The API socket (an existing file is refused before anything starts) and its calls. */
+static void open_api(struct kiln *k)
+{
+	char err[512];
+	k->call.efd = -1;
+	if (k->args.no_api)
+		return;
+	k->api =
+	    (struct api){.cfg = &k->cfg, .id = k->args.id, .ops = &api_call_ops, .ctx = &k->call};
+	atomic_store(&k->api.state, k->args.config_path ? API_RUNNING : API_NOT_STARTED);
+	int rc = api_call_init(&k->call);
+	k->call_src = (struct ev_source){.handle = on_api_call, .ctx = k, .fd = k->call.efd};
+	if (rc || (rc = evloop_add(&k->ctrl, &k->call_src, EPOLLIN)))
+		die(KILN_EXIT_ERROR, "API: %s", strerror(-rc));
+	if (api_server_open(&k->srv, k->args.api_sock, k->args.max_payload, &k->api, err,
+			    sizeof(err)) < 0)
+		die(KILN_EXIT_BADCFG, "%s", err);
+}
+
+/* Without a config file: serves the API until InstanceStart (true) or a signal (false). */
+static bool wait_for_start(struct kiln *k)
+{
+	if (k->args.config_path)
+		return true;
+	int err = api_server_start(&k->srv, !k->args.no_seccomp);
+	if (err)
+		die(KILN_EXIT_ERROR, "API thread: %s", strerror(-err));
+	log_info("API: waiting for InstanceStart on %s", k->args.api_sock);
+	while (!k->start_requested && !k->stop_before_boot) {
+		err = evloop_run_once(&k->ctrl, -1);
+		if (err < 0)
+			die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+	}
+	return k->start_requested;
+}
+
+static void start_event_loop(struct kiln *k)
+{
+	int err = 0;
+	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
+	if (!err)
+		err = evloop_add(&k->ctrl, &k->exit_src, EPOLLIN);
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
 	if (!err)
 		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio);
 	if (err)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+}
+
+/* The API after the vCPUs started: a config-file VM starts its API thread now (before this
+ * thread's filter, which it must not inherit); an InstanceStart gets its answer. */
+static void api_vm_started(struct kiln *k, int err)
+{
+	if (k->args.no_api)
+		return;
+	if (k->start_requested) {
+		api_call_reply(&k->call, err, err ? "cannot start the vCPUs" : NULL);
+		return;
+	}
+	int rc = api_server_start(&k->srv, k->vm.seccomp);
+	if (rc) {
+		log_err("API thread: %s", strerror(-rc));
+		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
+	}
 }
 
 /* Runs the devices until some thread asks the VM to end; returns the exit reason. */
@@ -439,7 +628,8 @@ static int run_vm(struct kiln *k)
 		log_err("cannot start the vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
-	/* After the vCPU threads exist, so they do not inherit this thread's filter. */
+	api_vm_started(k, err);
+	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
 		err = seccomp_install(SECCOMP_ROLE_VMM);
 		if (err) {
@@ -449,12 +639,14 @@ static int run_vm(struct kiln *k)
 		seccomp_test_hook(SECCOMP_ROLE_VMM);
 	}
 	while (atomic_load(&k->vm.exit.reason) == VM_RUNNING) {
-		err = evloop_run_once(&k->loop, -1);
+		err = evloop_run_once(k->paused ? &k->ctrl : &k->loop, -1);
 		if (err < 0) {
 			log_err("event loop: %s", strerror(-err));
 			vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 		}
 	}
+	if (k->paused)
+		vcpu_resume_all(&k->vm);
 	vcpu_stop_all(&k->vm);
 	int reason = atomic_load(&k->vm.exit.reason);
 	metrics_flush(&k->metrics, vm_exit_reason_name(reason));
@@ -474,16 +666,44 @@ static void report_exit(int reason, int code)
 	(void)rc;
 }
 
+/* The API first: its thread may be waiting for this one, and reads the config. */
+static void close_api(struct kiln *k)
+{
+	if (k->args.no_api)
+		return;
+	api_call_close(&k->call);
+	api_server_close(&k->srv);
+	api_call_destroy(&k->call);
+}
+
 static void teardown(struct kiln *k)
 {
+	close_api(k);
 	console_stop(&k->console);
 	evloop_destroy(&k->loop);
+	evloop_destroy(&k->ctrl);
 	if (k->signal_src.fd >= 0)
 		close(k->signal_src.fd);
-	vm_destroy(&k->vm);
+	if (k->vm_created)
+		vm_destroy(&k->vm);
 	serial_destroy(&k->serial);
 	i8042_destroy(&k->i8042);
 	config_free(&k->cfg);
+}
+
+/* Builds the VM from k->cfg, whichever way it was configured. */
+static void build_vm(struct kiln *k)
+{
+	open_outputs(k);
+	create_vm(k);
+	k->vm_created = true;
+	load_images(k);
+	add_legacy_devices(k);
+	add_virtio_devices(k);
+	write_boot_params(k);
+	create_vcpus(k);
+	setup_seccomp(k);
+	start_event_loop(k);
 }
 
 int main(int argc, char **argv)
@@ -497,15 +717,18 @@ int main(int argc, char **argv)
 	 * event loop and ends the VM cleanly, instead of killing kiln with its files left. */
 	block_signals(&handled);
 	load_config(k);
-	create_vm(k);
-	init_event_loop(k);
-	load_images(k);
-	add_legacy_devices(k);
-	add_virtio_devices(k);
-	write_boot_params(k);
-	create_vcpus(k);
-	setup_seccomp(k);
-	start_event_loop(k, &handled);
+	init_event_loops(k, &handled);
+	open_api(k);
+	if (!wait_for_start(k)) {
+		log_info("stopped before InstanceStart");
+		close_api(k);
+		evloop_destroy(&k->loop);
+		evloop_destroy(&k->ctrl);
+		config_free(&k->cfg);
+		free(k);
+		return KILN_EXIT_OK;
+	}
+	build_vm(k);
 	int reason = run_vm(k);
 	log_info("VM stopped: %s", vm_exit_reason_name(reason));
 	teardown(k);
