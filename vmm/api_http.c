@@ -193,8 +193,10 @@ static int serve_request(struct api_conn *c)
 	c->url[c->url_len] = '\0';
 	/* The path without a query; an absolute-form target keeps only its path. */
 	char *path = c->url;
-	if (strncmp(path, "http://", 7) == 0)
-		path = strchr(path + 7, '/') ? strchr(path + 7, '/') : "/";
+	if (strncmp(path, "http://", 7) == 0 && strchr(path + 7, '/'))
+		path = strchr(path + 7, '/');
+	else if (strncmp(path, "http://", 7) == 0)
+		strcpy(path, "/");
 	path[strcspn(path, "?#")] = '\0';
 	api_handle(c->srv->api, method_of(&c->parser), path, c->body, c->body_len, &r);
 	bool keep = http_should_keep_alive(&c->parser);
