@@ -166,6 +166,7 @@ run_host() {
 		echo "== host stage: directly on this host's KVM ($kind)"
 		run_listing "host tests" host tests/host/run.sh
 		run_listing "seccomp host tests" host tests/host/seccomp.sh
+		run_listing "API host tests" host tests/host/api.sh
 		run_listing "jailer tests" jailer tests/jailer/run.sh
 	else
 		echo "== host stage: this host has no usable /dev/kvm: the KVM cases run in the KVM test host (L1)"

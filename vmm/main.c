@@ -457,7 +457,9 @@ static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 		int rc = vcpu_pause_all(&k->vm);
 		if (rc) {
 			vcpu_resume_all(&k->vm);
-			snprintf(err, errlen, "the VM is stopping");
+			snprintf(err, errlen, "%s",
+				 rc == -ETIMEDOUT ? "the vCPUs did not stop"
+						  : "the VM is stopping");
 			return rc;
 		}
 		log_info("VM paused");

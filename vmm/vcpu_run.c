@@ -238,8 +238,12 @@ int vcpu_pause_all(struct vm *vm)
 	atomic_store(&vm->pause_requested, true);
 	vcpu_kick_all(vm);
 	pthread_mutex_lock(&vm->pause_mu);
-	/* A vCPU that ends instead (guest reset meanwhile) never parks: give up then. */
-	while (vm->nr_parked < started && atomic_load(&vm->exit.reason) == VM_RUNNING) {
+	/* A vCPU that ends instead (guest reset meanwhile) never parks: give up then, and
+	 * after VCPU_PAUSE_TIMEOUT_MS in any case, rather than hang the VMM thread. */
+	for (unsigned waited = 0;
+	     vm->nr_parked < started && atomic_load(&vm->exit.reason) == VM_RUNNING &&
+	     waited < VCPU_PAUSE_TIMEOUT_MS;
+	     waited += 50) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 50 * 1000000L;
@@ -251,7 +255,9 @@ int vcpu_pause_all(struct vm *vm)
 	}
 	bool all = vm->nr_parked >= started;
 	pthread_mutex_unlock(&vm->pause_mu);
-	return all ? 0 : -ESHUTDOWN;
+	if (all)
+		return 0;
+	return atomic_load(&vm->exit.reason) == VM_RUNNING ? -ETIMEDOUT : -ESHUTDOWN;
 }
 
 void vcpu_resume_all(struct vm *vm)
