@@ -355,6 +355,11 @@ static int serial_irq_set(void *ctx, int level)
 	return vm_irq_line(ctx, LAYOUT_COM1_IRQ, level);
 }
 
+static int kbd_irq_set(void *ctx, int level)
+{
+	return vm_irq_line(ctx, LAYOUT_I8042_KBD_IRQ, level);
+}
+
 static void add_legacy_devices(struct kiln *k)
 {
 	struct vm *vm = &k->vm;
@@ -365,6 +370,7 @@ static void add_legacy_devices(struct kiln *k)
 	if ((err = serial_init(&k->serial, STDOUT_FILENO, space_efd, &irq)) ||
 	    (err = i8042_init(&k->i8042, &vm->exit)))
 		die(KILN_EXIT_ERROR, "devices: %s", strerror(-err));
+	i8042_set_irq(&k->i8042, kbd_irq_set, vm);
 	acpi_pm_init(&k->pm, &vm->exit);
 	if ((err = bus_add(&vm->pio, LAYOUT_COM1_PORT, 8, &serial_bus_ops, &k->serial)) ||
 	    (err = bus_add(&vm->pio, LAYOUT_I8042_DATA_PORT, 5, &i8042_bus_ops, &k->i8042)) ||
@@ -490,8 +496,9 @@ static void on_api_call(void *ctx, uint32_t events)
 		rc = pause_vm(k, op == API_CALL_PAUSE, err, sizeof(err));
 		break;
 	case API_CALL_CTRL_ALT_DEL:
-		rc = -ENOTSUP;
-		snprintf(err, sizeof(err), "kiln cannot send Ctrl+Alt+Del yet");
+		rc = i8042_send_ctrl_alt_del(&k->i8042);
+		if (rc)
+			snprintf(err, sizeof(err), "the keyboard buffer is full");
 		break;
 	case API_CALL_FLUSH_METRICS:
 		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);

@@ -5,7 +5,7 @@
 # /sbin/init, checked by the guest) and its network (ping over a host TAP). The state reads
 # "Not started" -> "Running" -> "Paused" -> "Running"; the guest's once-a-second console
 # ticks stop while paused and resume; GET /vm/config is what was sent, before and after the
-# start; a config change after the start is 400. A console line then makes the guest reboot:
+# start; a config change after the start is 400. SendCtrlAltDel then makes the guest reboot:
 # kiln exits 0 and the socket file is gone.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
@@ -104,17 +104,18 @@ want 204 PATCH /vm '{"state":"Resumed"}'
 want_state Running
 wait_console "KILN-E2E: tick $((n2 + 1))" 30
 echo "paused at $n1 ticks, $(ticks) after resume"
-echo done > "$fifo"
+# Ctrl+Alt+Del on the i8042 keyboard: Linux reboots (reboot=k), kiln exits 0.
+want 204 PUT /actions '{"action_type":"SendCtrlAltDel"}'
 i=0
 while kill -0 "$kpid" 2> /dev/null; do
 	i=$((i + 1))
-	[ "$i" -lt 600 ] || fail "kiln still running 60 s after the guest was told to reboot$(last_marker)"
+	[ "$i" -lt 600 ] || fail "kiln still running 60 s after SendCtrlAltDel$(last_marker)"
 	sleep 0.1
 done
 wait "$kpid"
 kiln_rc=$?
 kiln_desc=$kiln_rc
-expect_console "KILN-E2E: api done input=done"
+! grep -aq "KILN-E2E: api done" "$console" || fail "the guest's wait ended by itself$(last_marker)"
 expect_end reboot
 [ ! -e "$sock" ] || fail "the API socket $sock is left behind"
 grep -q 'VM paused' "$E2E_WORK/$E2E_CASE.log" || fail "no 'VM paused' in the log"

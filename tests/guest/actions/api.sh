@@ -3,8 +3,8 @@
 
 # Checks the root drive kiln put on the command line (mounted read-only: it must be an ext4
 # with /sbin/init) and the network (kiln.net=, see net.sh), then prints "tick <n>" once a
-# second until a console line arrives (the host pauses and resumes the VM meanwhile and
-# watches the ticks stop and go on), reports it and reboots (kiln must exit 0).
+# second (the host pauses and resumes the VM meanwhile and watches the ticks stop and go on)
+# until the host's Ctrl+Alt+Del reboots it; a console line or 600 ticks end it too.
 action_api_ticks() {
 	root=$(kernel_param root)
 	blk_wait_dev "${root#/dev/}" || return 0
