@@ -23,7 +23,13 @@ static int fake_pause(void *ctx, bool pause, char *err, size_t errlen)
 	return fake_ok(ctx, err, errlen);
 }
 
-static const struct api_vmm_ops ops = {fake_ok, fake_pause, fake_ok, fake_ok};
+static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	(void)d;
+	return fake_ok(ctx, err, errlen);
+}
+
+static const struct api_vmm_ops ops = {fake_ok, fake_pause, fake_ok, fake_ok, fake_patch};
 
 /* Every response starts with a status line; the total is bounded. */
 static int check_send(struct api_conn *c, const char *buf, size_t len)

@@ -24,11 +24,14 @@
 
 #include "seccomp/seccomp.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -65,6 +68,10 @@ struct seccomp_rule {
 #define ALLOW_IF(roles, sys, c0, why) {(roles), __NR_##sys, #sys, {c0}, why}
 #define ALLOW_IF2(roles, sys, c0, c1, why) {(roles), __NR_##sys, #sys, {c0, c1}, why}
 /* clang-format on */
+
+/* musl's open() adds O_LARGEFILE, which is 0100000 on x86-64 (glibc, which builds this
+ * table, defines it as 0 there). */
+#define MUSL_O_LARGEFILE 0100000
 
 /* musl's malloc: anonymous private memory, never executable. */
 #define MMAP_FLAGS_MASK (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS)
@@ -138,6 +145,20 @@ static const struct seccomp_rule seccomp_rules[] = {
 	     "vcpu_log_state: control registers, EFER, CS/SS, GDTR/IDTR"),
     ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_VCPU_EVENTS),
 	     "vcpu_log_state: the pending or injected exception"),
+
+    /* ---- the API thread: PATCH /drives opens, locks and sizes the new backing file ---- */
+    ALLOW_IF(R_API, open, ARG32(1, O_RDWR | O_CLOEXEC | MUSL_O_LARGEFILE),
+	     "PATCH /drives: the new backing file of a read-write drive (never O_CREAT)"),
+    ALLOW_IF(R_API, open, ARG32(1, O_RDONLY | O_CLOEXEC | MUSL_O_LARGEFILE),
+	     "PATCH /drives: the new backing file of a read-only drive"),
+    ALLOW_IF(R_API, fcntl, ARG32(1, F_SETFD),
+	     "PATCH /drives: musl's open() sets FD_CLOEXEC again (for kernels without O_CLOEXEC)"),
+    ALLOW_IF(R_API, flock, ARG32(1, LOCK_EX | LOCK_NB), "PATCH /drives: the image lock"),
+    ALLOW_IF(R_API, flock, ARG32(1, LOCK_SH | LOCK_NB), "PATCH /drives: the same, read-only"),
+    ALLOW(R_API, fstat, "PATCH /drives: the new file's type and size"),
+    ALLOW_IF(R_API, ioctl, ARG32(1, BLKGETSIZE64), "PATCH /drives: a block device's size"),
+    ALLOW(R_API, stat, "PATCH /drives: config_check_drive() stats the new file"),
+    ALLOW(R_API, access, "PATCH /drives: config_check_drive() checks read/write access"),
 
     /* ---- signals, threads, exit ---- */
     ALLOW(R_ALL | R_API, rt_sigprocmask,

@@ -62,16 +62,13 @@ static void build_config(struct virtio_blk *b)
 	put_le(b->config + 20, VIRTIO_BLK_SECTOR, 4);
 }
 
-int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
+int virtio_blk_open_backing(const struct drive_cfg *d, int *fd_out, uint64_t *bytes, char *err,
+			    size_t errlen)
 {
-	memset(b, 0, sizeof(*b));
-	b->fd = -1;
-	b->limiter.timer_fd = -1;
 	int fd = open(d->path_on_host, (d->is_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(err, errlen, d, strerror(errno), -errno);
 	int ret;
-	uint64_t bytes = 0;
 	if (flock(fd, (d->is_read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		const char *why =
@@ -80,20 +77,37 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 		open_error(err, errlen, d, why, ret);
 		goto fail;
 	}
-	if ((ret = drive_bytes(fd, &bytes)) < 0) {
+	if ((ret = drive_bytes(fd, bytes)) < 0) {
 		open_error(err, errlen, d,
 			   ret == -ENOTBLK ? "not a regular file or block device" : strerror(-ret),
 			   ret);
 		goto fail;
 	}
-	if ((ret = ratelimit_init(&b->limiter, &d->rate_limiter)) < 0) {
-		snprintf(err, errlen, "drives[%s].rate_limiter: %s", d->id, strerror(-ret));
-		goto fail;
-	}
-	if (bytes % VIRTIO_BLK_SECTOR)
+	if (*bytes % VIRTIO_BLK_SECTOR)
 		log_warn("drive %s: %s: size is not a multiple of 512; the last %u bytes are "
 			 "not visible to the guest",
-			 d->id, d->path_on_host, (unsigned)(bytes % VIRTIO_BLK_SECTOR));
+			 d->id, d->path_on_host, (unsigned)(*bytes % VIRTIO_BLK_SECTOR));
+	*fd_out = fd;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+	b->limiter.timer_fd = -1;
+	int fd, ret;
+	uint64_t bytes = 0;
+	if ((ret = virtio_blk_open_backing(d, &fd, &bytes, err, errlen)) < 0)
+		return ret;
+	if ((ret = ratelimit_init(&b->limiter, &d->rate_limiter)) < 0) {
+		snprintf(err, errlen, "drives[%s].rate_limiter: %s", d->id, strerror(-ret));
+		close(fd);
+		return ret;
+	}
 	b->fd = fd;
 	b->read_only = d->is_read_only;
 	b->writeback = d->cache_type == CACHE_WRITEBACK;
@@ -104,9 +118,15 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 	snprintf(b->name, sizeof(b->name), "drive %s", d->id);
 	build_config(b);
 	return 0;
-fail:
-	close(fd);
-	return ret;
+}
+
+int virtio_blk_swap_backing(struct virtio_blk *b, int fd, uint64_t bytes)
+{
+	int old = b->fd;
+	b->fd = fd;
+	b->capacity = bytes / VIRTIO_BLK_SECTOR;
+	build_config(b);
+	return old;
 }
 
 void virtio_blk_close(struct virtio_blk *b)

@@ -156,6 +156,23 @@ static void put_section(struct api *a, enum config_section sec, const char *id, 
 	no_content(r);
 }
 
+/* PATCH /drives/{id} after the start: the device takes the new file, then the config. */
+static void patch_drive(struct api *a, const char *id, const char *body, size_t len,
+			struct api_response *r)
+{
+	char err[ERRLEN];
+	struct drive_cfg d;
+	unsigned idx;
+	if (config_patch_drive(a->cfg, id, body, len, &d, &idx, err, sizeof(err)))
+		return fault(r, 400, err);
+	if (a->ops->patch_drive(a->ctx, &d, err, sizeof(err))) {
+		config_free_drive(&d);
+		return fault(r, 400, err);
+	}
+	config_replace_drive(a->cfg, idx, &d);
+	no_content(r);
+}
+
 struct route {
 	const char *name; /* first path segment */
 	int id;		  /* 0: no more segments, 1: one id segment, -1: any (no device) */
@@ -224,8 +241,12 @@ static void route_config(struct api *a, enum api_method m, const char *seg, cons
 			return put_section(a, puts[i].sec, id, body, len, r);
 		if (m == API_PATCH && id && !started(a))
 			return fault(r, 400, MSG_BEFORE_BOOT);
+		if (m == API_PATCH && puts[i].sec == CONFIG_SECTION_DRIVE)
+			return patch_drive(a, id, body, len, r);
 		if (m == API_PATCH && id)
-			return fault(r, 400, "kiln does not change devices of a running VM yet");
+			return fault(r, 400,
+				     "kiln does not change network interfaces of a running "
+				     "VM yet");
 		break;
 	}
 	invalid(r, m, path);

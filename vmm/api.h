@@ -26,6 +26,8 @@ struct api_vmm_ops {
 	int (*pause)(void *ctx, bool pause, char *err, size_t errlen);
 	int (*ctrl_alt_del)(void *ctx, char *err, size_t errlen);
 	int (*flush_metrics)(void *ctx, char *err, size_t errlen);
+	/* PATCH /drives/{id}: put the drive's new path_on_host (checked) behind its device. */
+	int (*patch_drive)(void *ctx, const struct drive_cfg *d, char *err, size_t errlen);
 };
 
 struct api {

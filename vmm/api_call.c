@@ -1,4 +1,5 @@
 #include "vmm/api_call.h"
+#include "virtio/blk.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -97,9 +98,28 @@ static int call_flush_metrics(void *ctx, char *err, size_t errlen)
 	return api_call_run(ctx, API_CALL_FLUSH_METRICS, err, errlen);
 }
 
+/* The file is opened here, on the API thread, whose filter allows just that. */
+static int call_patch_drive(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	struct api_call *c = ctx;
+	int fd;
+	uint64_t bytes;
+	int rc = virtio_blk_open_backing(d, &fd, &bytes, err, errlen);
+	if (rc)
+		return rc;
+	snprintf(c->drive_id, sizeof(c->drive_id), "%s", d->id);
+	c->fd = fd;
+	c->bytes = bytes;
+	rc = api_call_run(c, API_CALL_PATCH_DRIVE, err, errlen);
+	if (rc) /* not taken: the VMM thread closes it only once it swapped it in */
+		close(fd);
+	return rc;
+}
+
 const struct api_vmm_ops api_call_ops = {
     .start = call_start,
     .pause = call_pause,
     .ctrl_alt_del = call_ctrl_alt_del,
     .flush_metrics = call_flush_metrics,
+    .patch_drive = call_patch_drive,
 };

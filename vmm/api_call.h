@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/api.h"
 
@@ -17,6 +18,7 @@ enum api_call_op {
 	API_CALL_RESUME,
 	API_CALL_CTRL_ALT_DEL,
 	API_CALL_FLUSH_METRICS,
+	API_CALL_PATCH_DRIVE, /* drive_id, fd, bytes */
 };
 
 struct api_call {
@@ -28,6 +30,10 @@ struct api_call {
 	bool closed; /* the VMM thread is gone: every call fails */
 	int result;
 	char err[256];
+	/* API_CALL_PATCH_DRIVE: the new backing file, opened by the API thread. */
+	char drive_id[CONFIG_ID_MAX + 1];
+	int fd;
+	uint64_t bytes;
 };
 
 /* 0 or -errno. */

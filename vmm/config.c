@@ -579,3 +579,77 @@ int config_put(struct kiln_config *cfg, enum config_section sec, const char *id,
 	config_free(&tmp);
 	return rc;
 }
+
+/* ---- PATCH /drives/{id}: a running drive's new backing file -------------------------------- */
+
+static int copy_drive(struct drive_cfg *dst, const struct drive_cfg *src)
+{
+	*dst = *src;
+	dst->path_on_host = src->path_on_host ? strdup(src->path_on_host) : NULL;
+	dst->partuuid = src->partuuid ? strdup(src->partuuid) : NULL;
+	if ((src->path_on_host && !dst->path_on_host) || (src->partuuid && !dst->partuuid)) {
+		free_drive(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static const char *const patch_keys[] = {"drive_id", "path_on_host", "rate_limiter"};
+
+static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg *d)
+{
+	char body_id[CONFIG_ID_MAX + 1] = "";
+	int v[3];
+	json_push_key(j, "drives");
+	json_push_index(j, (unsigned)idx);
+	int rc = json_members(j, 0, patch_keys, 3, v);
+	if (rc == 0)
+		rc = parse_id(j, v[0], "drive_id", JSON_REQUIRED, body_id);
+	if (rc == 0 && strcmp(body_id, id))
+		rc = json_member_error(j, "drive_id", "%s does not match the id in the path",
+				       body_id);
+	if (rc == 0)
+		rc = json_str(j, v[1], "path_on_host", JSON_NONEMPTY, &d->path_on_host);
+	if (rc == 0 && v[2] != JSON_ABSENT)
+		rc = json_member_error(j, "rate_limiter",
+				       "changing it on a running VM is not supported by kiln");
+	return rc;
+}
+
+int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen)
+{
+	struct json j;
+	int idx = find_drive(cfg, id);
+	memset(out, 0, sizeof(*out));
+	if (idx >= (int)cfg->nr_drives) {
+		snprintf(err, errlen, "drives: no drive with drive_id %.64s", id);
+		return -EINVAL;
+	}
+	if (copy_drive(out, &cfg->drives[idx])) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = json_open(&j, body, len, err, errlen);
+	if (rc == 0)
+		rc = patch_parse(&j, idx, id, out);
+	json_close(&j);
+	if (rc == 0)
+		rc = config_check_drive(out, (unsigned)idx, err, errlen);
+	if (rc)
+		free_drive(out);
+	*index = (unsigned)idx;
+	return rc;
+}
+
+void config_free_drive(struct drive_cfg *d)
+{
+	free_drive(d);
+}
+
+void config_replace_drive(struct kiln_config *cfg, unsigned index, struct drive_cfg *d)
+{
+	free_drive(&cfg->drives[index]);
+	cfg->drives[index] = *d;
+	memset(d, 0, sizeof(*d));
+}

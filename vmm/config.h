@@ -137,6 +137,20 @@ enum config_section {
 int config_put(struct kiln_config *cfg, enum config_section sec, const char *id, const char *body,
 	       size_t len, char *err, size_t errlen);
 
+/* PATCH /drives/{id} on a running VM: body {"drive_id": id, "path_on_host": ...} (a
+ * rate_limiter is refused). *out gets a copy of the drive with the change and *index its
+ * place; the new file is checked like a config file's drive, with the same messages
+ * ("drives[0].path_on_host: ..."). 0, or -EINVAL with one line in err (out then empty).
+ * cfg is not changed: config_replace_drive() does that once the device took the file. */
+int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen);
+
+/* Frees drive `index` of cfg and moves *d in its place (*d is left zeroed). */
+void config_replace_drive(struct kiln_config *cfg, unsigned index, struct drive_cfg *d);
+
+/* Frees a drive's strings and zeroes it. */
+void config_free_drive(struct drive_cfg *d);
+
 /* Writes cfg as a config file document (the schema config_parse() reads; absent sections
  * are omitted) into buf. Returns the length, or -ENOSPC when it does not fit in cap. */
 int config_to_json(const struct kiln_config *cfg, char *buf, size_t cap);

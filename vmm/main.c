@@ -500,6 +500,11 @@ static void on_api_call(void *ctx, uint32_t events)
 		if (rc)
 			snprintf(err, sizeof(err), "the keyboard buffer is full");
 		break;
+	case API_CALL_PATCH_DRIVE:
+		rc = virtio_set_blk_swap(&k->virtio, k->call.drive_id, k->call.fd, k->call.bytes);
+		if (rc)
+			snprintf(err, sizeof(err), "drives: no block device %s", k->call.drive_id);
+		break;
 	case API_CALL_FLUSH_METRICS:
 		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
 		if (rc)

@@ -88,6 +88,9 @@ step 204 PUT /boot-source "{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"c\"}
 step 204 PUT /machine-config '{"vcpu_count":2,"mem_size_mib":64}'
 step 204 PUT /metrics "{\"metrics_path\":\"$T/$gs.metrics\"}"
 step 400 PUT /drives/rootfs '{"drive_id":"rootfs","path_on_host":"/nonexistent","is_root_device":true}'
+head -c 1048576 /dev/zero >"$T/data1.img"
+head -c 2097152 /dev/zero >"$T/data2.img"
+step 204 PUT /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$T/data1.img\",\"is_root_device\":false}"
 step 200 GET /vm/config
 sent=$body
 step 204 PUT /actions '{"action_type":"InstanceStart"}'
@@ -109,6 +112,11 @@ step 204 PATCH /vm '{"state":"Resumed"}'
 step 200 GET /
 [[ "$body" == *'"state":"Running"'* ]] || steps+="state resumed: $body; "
 wait_ticks $gs $((n2 + 3)) || steps+="no ticks after resume (still $(ticks $gs)); "
+# A new backing file for the data drive (opened under the api filter); the config follows.
+step 204 PATCH /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$T/data2.img\"}"
+step 200 GET /vm/config
+[[ "$body" == *"\"path_on_host\":\"$T/data2.img\""* ]] || steps+="patched config: $body; "
+step 400 PATCH /drives/data '{"drive_id":"data","path_on_host":"/nonexistent"}'
 step 204 PUT /actions '{"action_type":"FlushMetrics"}'
 step 204 PUT /actions '{"action_type":"SendCtrlAltDel"}' # the tiny guest ignores the keyboard
 stop_kiln
@@ -116,7 +124,8 @@ if [ -n "$steps" ]; then
 	fail $gs "$steps $(tail -n 3 "$T/$gs.err")"
 elif [ "$rc" -ne 0 ] || [ -e "$SOCK" ]; then
 	fail $gs "exit $rc, socket $(ls "$SOCK" 2>&1): $(cat "$T/$gs.err")"
-elif ! grep -q 'VM paused' "$T/$gs.log" || ! grep -q 'VM resumed' "$T/$gs.log"; then
+elif ! grep -q 'VM paused' "$T/$gs.log" || ! grep -q 'VM resumed' "$T/$gs.log" ||
+	! grep -q 'drive data: new backing file, 4096 sectors' "$T/$gs.log"; then
 	fail $gs "log: $(cat "$T/$gs.log")"
 elif [ "$(grep -c . "$T/$gs.metrics")" -lt 2 ]; then
 	fail $gs "metrics: $(cat "$T/$gs.metrics")"

@@ -15,7 +15,8 @@
 #include "vmm/api.h"
 
 struct fake_vmm {
-	int starts, pauses, resumes, cads, flushes;
+	int starts, pauses, resumes, cads, flushes, patches;
+	char patched[128];
 	int fail; /* the next op fails with this */
 };
 
@@ -58,7 +59,16 @@ static int fake_flush(void *ctx, char *err, size_t errlen)
 	return fake_result(f, err, errlen);
 }
 
-static const struct api_vmm_ops fake_ops = {fake_start, fake_pause, fake_cad, fake_flush};
+static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	struct fake_vmm *f = ctx;
+	f->patches++;
+	snprintf(f->patched, sizeof(f->patched), "%s", d->path_on_host);
+	return fake_result(f, err, errlen);
+}
+
+static const struct api_vmm_ops fake_ops = {fake_start, fake_pause, fake_cad, fake_flush,
+					    fake_patch};
 
 struct env {
 	struct kiln_config cfg;
@@ -191,6 +201,7 @@ static void test_pre_and_post_boot_rules(void **state)
 	expect(e, API_PUT, "/actions", "{'action_type':'SendCtrlAltDel'}", 400, BEFORE);
 	expect(e, API_PUT, "/actions", "{'action_type':'FlushMetrics'}", 400, BEFORE);
 	expect(e, API_PATCH, "/drives/rootfs", "{'drive_id':'rootfs'}", 400, BEFORE);
+	expect(e, API_PATCH, "/network-interfaces/eth0", "{'iface_id':'eth0'}", 400, BEFORE);
 	/* No boot source: the same message a config file without one gets. */
 	expect(e, API_PUT, "/actions", "{'action_type':'InstanceStart'}", 400,
 	       "{\"fault_message\":\"boot-source: missing required key\"}");
@@ -264,6 +275,51 @@ static void test_bad_bodies(void **state)
 	       "{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,\"track_dirty_pages\":false}");
 }
 
+/* PATCH /drives/{id}: post-boot only; the device op gets the checked new path, and the
+ * config follows only when it succeeded. */
+static void test_patch_drive(void **state)
+{
+	struct env *e = *state;
+	char body[512], disk2[128];
+	configure_boot(e);
+	snprintf(body, sizeof(body),
+		 "{'drive_id':'data','path_on_host':'%s','is_root_device':false}", e->disk);
+	expect(e, API_PUT, "/drives/data", body, 204, "");
+	expect(e, API_PATCH, "/drives/data", "{'drive_id':'data'}", 400, BEFORE);
+	expect(e, API_PUT, "/actions", "{'action_type':'InstanceStart'}", 204, "");
+	snprintf(disk2, sizeof(disk2), "%s2", e->disk);
+	close(open(disk2, O_CREAT | O_WRONLY, 0600));
+	snprintf(body, sizeof(body), "{'drive_id':'data','path_on_host':'%s'}", disk2);
+	expect(e, API_PATCH, "/drives/data", body, 204, "");
+	assert_int_equal(e->vmm.patches, 1);
+	assert_string_equal(e->vmm.patched, disk2);
+	req(e, API_GET, "/vm/config", NULL);
+	assert_non_null(strstr(e->r.body, disk2));
+	/* Bad ones: unknown drive, mismatched id, missing file, rate limiter, bad JSON. */
+	expect(e, API_PATCH, "/drives/nope", "{'drive_id':'nope'}", 400,
+	       "{\"fault_message\":\"drives: no drive with drive_id nope\"}");
+	expect(e, API_PATCH, "/drives/data", "{'drive_id':'other'}", 400,
+	       "{\"fault_message\":\"drives[0].drive_id: other does not match the id in the "
+	       "path\"}");
+	expect(e, API_PATCH, "/drives/data", "{'drive_id':'data','path_on_host':'/nonexistent'}",
+	       400,
+	       "{\"fault_message\":\"drives[0].path_on_host: /nonexistent: No such file or "
+	       "directory\"}");
+	expect(e, API_PATCH, "/drives/data",
+	       "{'drive_id':'data','rate_limiter':{'ops':{'size':1,'refill_time':1}}}", 400, NULL);
+	expect(e, API_PATCH, "/drives/data", "{'drive_id':'data','is_read_only':true}", 400,
+	       "{\"fault_message\":\"drives[0].is_read_only: unknown key\"}");
+	/* The device refuses: the config keeps the old path. */
+	e->vmm.fail = -EBUSY;
+	snprintf(body, sizeof(body), "{'drive_id':'data','path_on_host':'%s'}", e->disk);
+	expect(e, API_PATCH, "/drives/data", body, 400, "{\"fault_message\":\"fake failure\"}");
+	req(e, API_GET, "/vm/config", NULL);
+	assert_non_null(strstr(e->r.body, disk2));
+	assert_int_equal(e->vmm.patches, 2);
+	expect(e, API_PATCH, "/network-interfaces/x", "{}", 400, NULL);
+	unlink(disk2);
+}
+
 static void test_no_devices(void **state)
 {
 	struct env *e = *state;
@@ -314,6 +370,7 @@ int main(void)
 	    T(test_bad_bodies),
 	    T(test_no_devices),
 	    T(test_vm_config),
+	    T(test_patch_drive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,13 @@ static int no_pause(void *ctx, bool pause, char *err, size_t errlen)
 	return no_start(ctx, err, errlen);
 }
 
-static const struct api_vmm_ops ops = {no_start, no_pause, no_start, no_start};
+static int no_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	(void)d;
+	return no_start(ctx, err, errlen);
+}
+
+static const struct api_vmm_ops ops = {no_start, no_pause, no_start, no_start, no_patch};
 
 struct env {
 	struct kiln_config cfg;
