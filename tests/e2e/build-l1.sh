@@ -83,9 +83,8 @@ if [ "$guest" = yes ]; then
 fi
 # Host programs the test scripts need beyond busybox: bash (the host tests), and iproute2's
 # ip (TAPs), socat (vsock), script (a terminal) for the seccomp cases and curl (the API
-# cases); each with the
-# shared objects it loads, at their own paths (ldd prints "name => path (addr)" and the
-# loader as "path (addr)").
+# cases); each with the shared objects it loads, at their own paths (ldd prints
+# "name => path (addr)" and the loader as "path (addr)").
 # The stages put /usr/sbin:/usr/bin before busybox's /bin.
 host_bins=
 for p in bash ip socat script curl; do
