@@ -5,6 +5,7 @@
 #include "seccomp/seccomp.h"
 #include "virtio/devices.h"
 #include "vmm/acpi.h"
+#include "vmm/kiln.h"
 #include "vmm/api.h"
 #include "vmm/api_call.h"
 #include "vmm/api_http.h"
@@ -36,48 +37,6 @@
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
 #define DEFAULT_API_SOCK "/run/kiln.socket"
 #define DEFAULT_ID "anonymous-instance"
-
-struct kiln_args {
-	const char *config_path;
-	const char *id;
-	const char *api_sock;
-	bool no_api;
-	size_t max_payload;
-	bool no_seccomp;	  /* debugging only */
-	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
-};
-
-/* Everything one kiln process runs, in one struct passed explicitly. */
-struct kiln {
-	struct kiln_args args;
-	struct kiln_config cfg;
-	struct vm vm;
-	struct kernel_image kernel;
-	struct evloop loop;
-	struct serial serial;
-	struct console console;
-	struct i8042 i8042;
-	struct acpi_pm pm;
-	struct virtio_set virtio;
-	bool devices_added; /* from here on, a failed setup must undo them (vsock socket) */
-	struct boot_layout boot;
-	struct ev_source exit_src;
-	struct ev_source signal_src;
-	int metrics_fd;
-	struct metrics metrics;
-	/* Control sources (signals, VM exit, API calls) live in their own loop, nested in the
-	 * device loop: a paused VM (or one not built yet) serves only this one. */
-	struct evloop ctrl;
-	struct ev_source ctrl_src;
-	struct ev_source call_src;
-	struct api api;
-	struct api_server srv;
-	struct api_call call;
-	bool vm_created;
-	bool start_requested;  /* InstanceStart arrived: boot, then answer it */
-	bool stop_before_boot; /* a signal before InstanceStart */
-	bool paused;
-};
 
 /* Setup failed after devices were added: undo what outlives the process (the vsock socket
  * file), then report like die(). */
@@ -455,66 +414,6 @@ static void on_signal(void *ctx, uint32_t events)
 	stop_vm(k, VM_EXIT_SIGNAL);
 }
 
-/* PATCH /vm: the vCPUs park at a safe point, then the device loop stops being served (no
- * queue is touched, console input waits) until resumed. */
-static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
-{
-	if (pause && !k->paused) {
-		int rc = vcpu_pause_all(&k->vm);
-		if (rc) {
-			vcpu_resume_all(&k->vm);
-			snprintf(err, errlen, "%s",
-				 rc == -ETIMEDOUT ? "the vCPUs did not stop"
-						  : "the VM is stopping");
-			return rc;
-		}
-		log_info("VM paused");
-	} else if (!pause && k->paused) {
-		vcpu_resume_all(&k->vm);
-		log_info("VM resumed");
-	}
-	k->paused = pause;
-	return 0;
-}
-
-/* A call from the API thread (api_call.h), run on this thread, which owns the VM. */
-static void on_api_call(void *ctx, uint32_t events)
-{
-	struct kiln *k = ctx;
-	char err[256] = "";
-	int rc = 0;
-	(void)events;
-	enum api_call_op op = api_call_take(&k->call);
-	switch (op) {
-	case API_CALL_NONE:
-		return;
-	case API_CALL_START:
-		k->start_requested = true; /* answered once the vCPUs run (run_vm) */
-		return;
-	case API_CALL_PAUSE:
-	case API_CALL_RESUME:
-		rc = pause_vm(k, op == API_CALL_PAUSE, err, sizeof(err));
-		break;
-	case API_CALL_CTRL_ALT_DEL:
-		rc = i8042_send_ctrl_alt_del(&k->i8042);
-		if (rc)
-			snprintf(err, sizeof(err), "the keyboard buffer is full");
-		break;
-	case API_CALL_PATCH_DRIVE:
-		rc = virtio_set_blk_swap(&k->virtio, k->call.drive_id, k->call.fd, k->call.bytes);
-		if (rc)
-			snprintf(err, sizeof(err), "drives: no block device %s", k->call.drive_id);
-		break;
-	case API_CALL_FLUSH_METRICS:
-		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
-		if (rc)
-			snprintf(err, sizeof(err), "metrics: %s",
-				 k->metrics_fd < 0 ? "not configured" : strerror(-rc));
-		break;
-	}
-	api_call_reply(&k->call, rc, err);
-}
-
 static void on_ctrl(void *ctx, uint32_t events)
 {
 	struct kiln *k = ctx;
@@ -567,42 +466,6 @@ static void init_event_loops(struct kiln *k, const sigset_t *handled)
 		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
 
-/* The API socket (an existing file is refused before anything starts) and its calls. */
-static void open_api(struct kiln *k)
-{
-	char err[512];
-	k->call.efd = -1;
-	if (k->args.no_api)
-		return;
-	k->api =
-	    (struct api){.cfg = &k->cfg, .id = k->args.id, .ops = &api_call_ops, .ctx = &k->call};
-	atomic_store(&k->api.state, k->args.config_path ? API_RUNNING : API_NOT_STARTED);
-	int rc = api_call_init(&k->call);
-	k->call_src = (struct ev_source){.handle = on_api_call, .ctx = k, .fd = k->call.efd};
-	if (rc || (rc = evloop_add(&k->ctrl, &k->call_src, EPOLLIN)))
-		die(KILN_EXIT_ERROR, "API: %s", strerror(-rc));
-	if (api_server_open(&k->srv, k->args.api_sock, k->args.max_payload, &k->api, err,
-			    sizeof(err)) < 0)
-		die(KILN_EXIT_BADCFG, "%s", err);
-}
-
-/* Without a config file: serves the API until InstanceStart (true) or a signal (false). */
-static bool wait_for_start(struct kiln *k)
-{
-	if (k->args.config_path)
-		return true;
-	int err = api_server_start(&k->srv, !k->args.no_seccomp);
-	if (err)
-		die(KILN_EXIT_ERROR, "API thread: %s", strerror(-err));
-	log_info("API: waiting for InstanceStart on %s", k->args.api_sock);
-	while (!k->start_requested && !k->stop_before_boot) {
-		err = evloop_run_once(&k->ctrl, -1);
-		if (err < 0)
-			die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
-	}
-	return k->start_requested;
-}
-
 static void start_event_loop(struct kiln *k)
 {
 	int err = 0;
@@ -617,23 +480,6 @@ static void start_event_loop(struct kiln *k)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
 
-/* The API after the vCPUs started: a config-file VM starts its API thread now (before this
- * thread's filter, which it must not inherit); an InstanceStart gets its answer. */
-static void api_vm_started(struct kiln *k, int err)
-{
-	if (k->args.no_api)
-		return;
-	if (k->start_requested) {
-		api_call_reply(&k->call, err, err ? "cannot start the vCPUs" : NULL);
-		return;
-	}
-	int rc = api_server_start(&k->srv, k->vm.seccomp);
-	if (rc) {
-		log_err("API thread: %s", strerror(-rc));
-		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
-	}
-}
-
 /* Runs the devices until some thread asks the VM to end; returns the exit reason. */
 static int run_vm(struct kiln *k)
 {
@@ -642,7 +488,7 @@ static int run_vm(struct kiln *k)
 		log_err("cannot start the vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
-	api_vm_started(k, err);
+	kiln_api_vm_started(k, err);
 	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
 		err = seccomp_install(SECCOMP_ROLE_VMM);
@@ -680,19 +526,9 @@ static void report_exit(int reason, int code)
 	(void)rc;
 }
 
-/* The API first: its thread may be waiting for this one, and reads the config. */
-static void close_api(struct kiln *k)
-{
-	if (k->args.no_api)
-		return;
-	api_call_close(&k->call);
-	api_server_close(&k->srv);
-	api_call_destroy(&k->call);
-}
-
 static void teardown(struct kiln *k)
 {
-	close_api(k);
+	kiln_api_close(k);
 	console_stop(&k->console);
 	evloop_destroy(&k->loop);
 	evloop_destroy(&k->ctrl);
@@ -732,10 +568,10 @@ int main(int argc, char **argv)
 	block_signals(&handled);
 	load_config(k);
 	init_event_loops(k, &handled);
-	open_api(k);
-	if (!wait_for_start(k)) {
+	kiln_api_open(k);
+	if (!kiln_api_wait_for_start(k)) {
 		log_info("stopped before InstanceStart");
-		close_api(k);
+		kiln_api_close(k);
 		evloop_destroy(&k->loop);
 		evloop_destroy(&k->ctrl);
 		config_free(&k->cfg);
