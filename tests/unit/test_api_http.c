@@ -158,7 +158,7 @@ static void expect_400_close(struct env *e, const char *req)
 static void test_garbage_and_bounds(void **state)
 {
 	struct env *e = *state;
-	static char big[8192];
+	static char big[16384];
 	expect_400_close(e, "garbage\r\n\r\n");
 	expect_400_close(e, "GET / HTTP/9.x\r\n\r\n");
 	expect_400_close(e, "GET / HTTP/1.1\r\nBad Header\r\n\r\n");
