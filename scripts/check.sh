@@ -170,7 +170,7 @@ run_host() {
 		run_listing "jailer tests" jailer tests/jailer/run.sh
 	else
 		echo "== host stage: this host has no usable /dev/kvm: the KVM cases run in the KVM test host (L1)"
-		run_listing "host, seccomp and kiln-in-jail tests in L1" "host|jailer" scripts/in-l1.sh host
+		run_listing "host, seccomp, API and kiln-in-jail tests in L1" "host|jailer" scripts/in-l1.sh host
 		run_listing "jailer tests" jailer env JAILER_EXCLUDE=kiln_in_jail tests/jailer/run.sh
 	fi
 }
