@@ -35,22 +35,28 @@ static void no_content(struct api_response *r)
 	r->len = 0;
 }
 
-/* 400 (or `status`) with {"fault_message": msg}, msg escaped for JSON. */
-static void fault(struct api_response *r, int status, const char *msg)
+/* Copies s into esc (size bytes) escaped for a JSON string, cut short if need be. */
+static const char *json_escape(const char *s, char *esc, size_t size)
 {
-	char esc[2 * ERRLEN];
 	size_t n = 0;
-	for (const char *p = msg; *p && n < sizeof(esc) - 7; p++) {
+	for (const char *p = s; *p && n + 7 < size; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '"' || c == '\\')
-			n += (size_t)snprintf(esc + n, sizeof(esc) - n, "\\%c", c);
+			n += (size_t)snprintf(esc + n, size - n, "\\%c", c);
 		else if (c < 0x20)
-			n += (size_t)snprintf(esc + n, sizeof(esc) - n, "\\u%04x", c);
+			n += (size_t)snprintf(esc + n, size - n, "\\u%04x", c);
 		else
 			esc[n++] = (char)c;
 	}
 	esc[n] = '\0';
-	respond(r, status, "{\"fault_message\":\"%s\"}", esc);
+	return esc;
+}
+
+/* 400 (or `status`) with {"fault_message": msg}. */
+static void fault(struct api_response *r, int status, const char *msg)
+{
+	char esc[2 * ERRLEN];
+	respond(r, status, "{\"fault_message\":\"%s\"}", json_escape(msg, esc, sizeof(esc)));
 }
 
 static bool started(const struct api *a)
@@ -122,9 +128,11 @@ static void patch_vm(struct api *a, const char *body, size_t len, struct api_res
 
 static void get_instance_info(struct api *a, struct api_response *r)
 {
+	char id[2 * ERRLEN];
 	respond(r, 200,
 		"{\"id\":\"%s\",\"state\":\"%s\",\"vmm_version\":\"%s\",\"app_name\":\"kiln\"}",
-		a->id, api_state_name(atomic_load(&a->state)), KILN_VERSION);
+		json_escape(a->id, id, sizeof(id)), api_state_name(atomic_load(&a->state)),
+		KILN_VERSION);
 }
 
 static void get_machine_config(struct api *a, struct api_response *r)

@@ -35,7 +35,11 @@ struct api_conn {
 	size_t body_len;
 	unsigned nr_headers;
 	size_t header_bytes;
-	bool in_value;	  /* the last header callback was a value */
+	bool in_value; /* the last header callback was a value */
+	char field[8]; /* the current header's name, if short (for Expect) */
+	size_t field_len;
+	char expect[16]; /* the Expect header's value, if short */
+	size_t expect_len;
 	bool complete;	  /* a whole request is ready */
 	bool too_large;	  /* a bound was exceeded: answer 400 and close */
 	bool mid_request; /* bytes of an unfinished request were received */

@@ -147,6 +147,10 @@ static void test_instance_info_and_version(void **state)
 	expect(e, API_PUT, "/", "{}", 400,
 	       "{\"fault_message\":\"Invalid request method and/or path: PUT /.\"}");
 	expect(e, API_OTHER, "/", NULL, 405, NULL);
+	e->api.id = "a\"b\\c";
+	expect(e, API_GET, "/", NULL, 200,
+	       "{\"id\":\"a\\\"b\\\\c\",\"state\":\"Not started\",\"vmm_version\":\"" KILN_VERSION
+	       "\",\"app_name\":\"kiln\"}");
 	expect(e, API_GET, "/nothing", NULL, 400,
 	       "{\"fault_message\":\"Invalid request method and/or path: GET /nothing.\"}");
 	expect(e, API_GET, "/drives/a/b", NULL, 400, NULL);

@@ -131,6 +131,35 @@ static void test_pieces_and_pipelining(void **state)
 	assert_non_null(strstr(e->out, "\"vcpu_count\":2"));
 }
 
+/* Expect: 100-continue gets its interim answer before the body is sent. */
+static void test_expect_continue(void **state)
+{
+	struct env *e = *state;
+	assert_int_equal(feed(e, "PUT /machine-config HTTP/1.1\r\nEXPECT: 100-Continue\r\n"
+				 "Content-Length: 16\r\n\r\n"),
+			 0);
+	assert_string_equal(e->out, "HTTP/1.1 100 Continue\r\n\r\n");
+	assert_int_equal(feed(e, "{\"vcpu_count\":4}"), 0);
+	assert_non_null(strstr(e->out, "HTTP/1.1 204 No Content"));
+	assert_int_equal(e->cfg.machine.vcpu_count, 4);
+	/* Long names and values split into pieces: no overrun, no answer. */
+	e->out_len = 0;
+	const char *split = "PUT /machine-config HTTP/1.1\r\nX-A-Very-Long-Header-Name: "
+			    "a-long-value-in-pieces\r\nExpect: 100-continue-but-longer\r\n"
+			    "Content-Length: 16\r\n\r\n{\"vcpu_count\":2}";
+	for (size_t i = 0; split[i]; i++)
+		assert_int_equal(api_conn_input(&e->conn, split + i, 1), 0);
+	assert_null(strstr(e->out, "100 Continue"));
+	assert_non_null(strstr(e->out, "204 No Content"));
+	/* Not for other headers or values. */
+	e->out_len = 0;
+	e->out[0] = '\0';
+	assert_int_equal(feed(e, "PUT /machine-config HTTP/1.1\r\nExpectX: 100-continue\r\n"
+				 "Expect: something\r\nContent-Length: 16\r\n\r\n"),
+			 0);
+	assert_int_equal(e->out_len, 0);
+}
+
 static void test_connection_close(void **state)
 {
 	struct env *e = *state;
@@ -288,11 +317,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_one_request),
-	    T(test_pieces_and_pipelining),
-	    T(test_connection_close),
-	    T(test_garbage_and_bounds),
-	    T(test_paths),
+	    T(test_one_request),     T(test_pieces_and_pipelining), T(test_connection_close),
+	    T(test_expect_continue), T(test_garbage_and_bounds),    T(test_paths),
 	    T(test_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
