@@ -21,6 +21,9 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DKILN_VERSION=\"$(VERSION)\" -I. $(WARN) 
 # The product: everything linked into kiln except its main().
 LIB_SRCS  := $(sort $(wildcard vmm/*.c boot/*.c virtio/*.c seccomp/*.c))
 LIB_SRCS  := $(filter-out vmm/main.c seccomp/gen_filters.c,$(LIB_SRCS))
+# nodejs/http-parser for the API: Debian's static archive, built from pure C whose only libc
+# reference is __assert_fail, which musl has too (docs/api.md), so it links into kiln as is.
+HTTP_PARSER_A := /usr/lib/x86_64-linux-gnu/libhttp_parser.a
 # The seccomp BPF programs, generated from seccomp/rules.h (see below).
 SECCOMP_GEN := $(BUILD)/seccomp_filters.c
 
@@ -39,13 +42,14 @@ $(BUILD)/tiny-guest.elf: $(TINY_SRCS) tests/guest/tiny/tiny.h tests/guest/tiny/t
 	$(HOST_CC) -nostdlib -static -no-pie -Wl,-T,tests/guest/tiny/tiny.ld -Wl,--build-id=none \
 		-Wl,-z,noexecstack -o $@ $(TINY_SRCS)
 
-$(MUSL_INC)/.stamp:
+$(MUSL_INC)/.stamp: Makefile
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
 	ln -sfn /usr/include/video $(MUSL_INC)/video
 	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
+	ln -sfn /usr/include/http_parser.h $(MUSL_INC)/http_parser.h
 	@touch $@
 
 $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
@@ -53,7 +57,7 @@ $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln.unstripped: $(MUSL_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
 
 $(BUILD)/kiln: $(BUILD)/kiln.unstripped
 	strip -o $@ $<
@@ -82,7 +86,7 @@ $(BUILD)/musl-testhooks/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -DKILN_TEST_HOOKS -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln-testhooks: $(TESTHOOKS_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
 
 # ---- kiln-jailer: runs on the host as root, outside the jail: static glibc + libcap-ng ------
 JAILER_SRCS := $(sort $(wildcard jailer/*.c))
@@ -124,7 +128,7 @@ UNIT_KILN_BINS := $(filter-out $(UNIT_JAILER_BINS),$(UNIT_BINS))
 
 $(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) -lcmocka -lpthread
+	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) $(HTTP_PARSER_A) -lcmocka -lpthread
 
 $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
@@ -159,7 +163,7 @@ FUZZ_RUNS ?= 1000000
 
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(SECCOMP_GEN) $(wildcard vmm/*.h boot/*.h virtio/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) $(HTTP_PARSER_A) -lpthread
 
 fuzz-build: $(FUZZ_BINS)
 

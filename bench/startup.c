@@ -55,7 +55,7 @@ static pid_t spawn(const char *kiln, const char *cfg, int *out)
 		if (null >= 0)
 			dup2(null, 2);
 		close(p[0]);
-		execl(kiln, kiln, "--config-file", cfg, (char *)NULL);
+		execl(kiln, kiln, "--no-api", "--config-file", cfg, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);

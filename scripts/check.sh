@@ -168,10 +168,11 @@ run_host() {
 		echo "== host stage: directly on this host's KVM ($kind)"
 		run_listing "host tests" host tests/host/run.sh
 		run_listing "seccomp host tests" host tests/host/seccomp.sh
+		run_listing "API host tests" host tests/host/api.sh
 		run_listing "jailer tests" jailer tests/jailer/run.sh
 	else
 		echo "== host stage: this host has no usable /dev/kvm: the KVM cases run in the KVM test host (L1)"
-		run_listing "host, seccomp and kiln-in-jail tests in L1" "host|jailer" scripts/in-l1.sh host
+		run_listing "host, seccomp, API and kiln-in-jail tests in L1" "host|jailer" scripts/in-l1.sh host
 		run_listing "jailer tests" jailer env JAILER_EXCLUDE=kiln_in_jail tests/jailer/run.sh
 	fi
 }

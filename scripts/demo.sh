@@ -136,9 +136,9 @@ run_direct() {
 	if [ "$interactive" = yes ]; then
 		say "booting the guest with kiln here: 'poweroff' in the guest leaves"
 		# --foreground: kiln stays in the terminal's foreground process group.
-		timeout --foreground -k 10 "$timeout" "$BUILD/kiln" --config-file "$run/vm.json"
+		timeout --foreground -k 10 "$timeout" "$BUILD/kiln" --no-api --config-file "$run/vm.json"
 	else
-		timeout -k 10 "$timeout" "$BUILD/kiln" --config-file "$run/vm.json" < /dev/null
+		timeout -k 10 "$timeout" "$BUILD/kiln" --no-api --config-file "$run/vm.json" < /dev/null
 	fi
 	rc=$?
 	[ -z "$tap" ] || ip link del "$TAP"

@@ -4,7 +4,8 @@
 #   scripts/in-l1.sh STAGE
 #
 # Stages (tests/e2e/l1/stage-STAGE.sh runs in L1 on a copy of what it needs):
-#   host   tests/host/run.sh, tests/host/seccomp.sh and the jailer's kiln_in_jail case
+#   host   tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh and the jailer's
+#          kiln_in_jail case
 #   bench  bench/startup (kiln on the tiny guest)
 # Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
 # with the stage's exit code; 1 with the console's last lines when the test host did not
@@ -29,7 +30,7 @@ die() {
 stage_files() {
 	case $stage in
 	host)
-		echo tests/host/run.sh tests/host/seccomp.sh tests/jailer/run.sh \
+		echo tests/host/run.sh tests/host/seccomp.sh tests/host/api.sh tests/jailer/run.sh \
 			"$BUILD/kiln" "$BUILD/kiln-testhooks" "$BUILD/kiln-jailer" "$BUILD/tiny-guest.elf" \
 			"$BUILD/jailer-reaper"
 		;;

@@ -14,19 +14,24 @@
  * runs on the main thread (ioeventfd kicks reach the event loop), register accesses on the
  * vCPU thread that exited (so device activate/reset run there). The virtio-net and vsock
  * entries come from reading those devices before they were wired into main.c: check them
- * with strace once they are. Entries come in priority order: the filter tests the first
- * ones first, so keep the hot ones on top.
- * How to add one: docs/seccomp.md. */
+ * with strace once they are. The api role (the API thread once the VM runs) serves HTTP on
+ * connections it accepts, with malloc and the condition variable of its calls to the VMM
+ * thread (futex); pre-boot it runs unfiltered, as it checks configured files. Entries come in
+ * priority order: the filter tests the first ones first, so keep the hot ones on top. How to add
+ * one: docs/seccomp.md. */
 #ifndef KILN_SECCOMP_RULES_H
 #define KILN_SECCOMP_RULES_H
 
 #include "seccomp/seccomp.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -37,6 +42,7 @@
 /* Role masks. */
 #define R_VMM (1u << SECCOMP_ROLE_VMM)
 #define R_VCPU (1u << SECCOMP_ROLE_VCPU)
+#define R_API (1u << SECCOMP_ROLE_API)
 #define R_ALL (R_VMM | R_VCPU)
 
 struct seccomp_arg_cond {
@@ -63,29 +69,36 @@ struct seccomp_rule {
 #define ALLOW_IF2(roles, sys, c0, c1, why) {(roles), __NR_##sys, #sys, {c0, c1}, why}
 /* clang-format on */
 
+/* musl's open() adds O_LARGEFILE, which is 0100000 on x86-64 (glibc, which builds this
+ * table, defines it as 0 there). */
+#define MUSL_O_LARGEFILE 0100000
+
 /* musl's malloc: anonymous private memory, never executable. */
 #define MMAP_FLAGS_MASK (MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS)
 
 static const struct seccomp_rule seccomp_rules[] = {
     /* ---- hot paths ---- */
     ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_RUN), "the vCPU loop; only vCPU threads run the guest"),
-    ALLOW(R_ALL, write,
+    ALLOW(R_ALL | R_API, write,
 	  "vcpu: 8250 output to stdout, log lines, eventfd signals (VM exit request, console "
 	  "FIFO space, virtio irqfd); vmm: log lines, eventfd signals; both: the SIGSYS line"),
-    ALLOW(R_VMM, epoll_pwait, "the device event loop (musl's epoll_wait is epoll_pwait)"),
-    ALLOW(R_VMM, read,
+    ALLOW(R_VMM | R_API, epoll_pwait, "the device event loop (musl's epoll_wait is epoll_pwait)"),
+    ALLOW(R_VMM | R_API, read,
 	  "drains eventfds (exit request, ioeventfd kicks, console space), signalfd, stdin for "
 	  "the console, the rate limiter's timerfd"),
     ALLOW_IF(R_ALL, ioctl, ARG32(1, KVM_IRQ_LINE),
 	     "8250 interrupt line: vcpu on register accesses, vmm when console input arrives"),
-    ALLOW_IF(R_ALL, futex, ARG32(1, FUTEX_WAIT_PRIVATE),
+    ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_WAIT_PRIVATE),
 	     "contended device mutexes (serial, virtio-mmio), musl's thread-list lock"),
-    ALLOW_IF(R_ALL, futex, ARG32(1, FUTEX_WAKE_PRIVATE), "the other half of the same"),
-    ALLOW_IF(R_ALL, futex, ARG32(1, FUTEX_WAIT),
+    ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_WAKE_PRIVATE), "the other half of the same"),
+    ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_WAIT),
 	     "pthread_join waits on the thread's tid word (shared futex); musl's fallback "
 	     "when private futexes return ENOSYS"),
-    ALLOW_IF(R_ALL, futex, ARG32(1, FUTEX_WAKE), "the other half of the same"),
-    ALLOW(R_ALL, clock_gettime,
+    ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_WAKE), "the other half of the same"),
+    ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_REQUEUE_PRIVATE),
+	     "musl's pthread_cond_wait hands woken waiters over to the mutex (pause/resume of "
+	     "the vCPUs, the API's calls to the VMM thread)"),
+    ALLOW(R_ALL | R_API, clock_gettime,
 	  "rate-limited logging and the rate limiter; the vDSO falls back to the syscall when "
 	  "the clocksource has no vDSO reader"),
 
@@ -102,29 +115,31 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW(R_VMM, sendmsg, "vsock: data to the host socket; virtio-net TX to a socket backend"),
     ALLOW(R_VMM, recvmsg, "vsock: data from the host socket; virtio-net RX, socket backend"),
     ALLOW(R_VMM, recvfrom, "vsock: musl's recv() (MSG_PEEK at the CONNECT handshake line)"),
-    ALLOW(R_VMM, accept4, "vsock: host-initiated connections on the listening socket"),
+    ALLOW(R_API, sendto, "api: HTTP responses (musl's send() is sendto)"),
+    ALLOW(R_VMM | R_API, accept4, "vsock: host-initiated connections on the listening socket"),
     ALLOW_IF(R_VMM, socket, ARG32(0, AF_UNIX),
 	     "vsock: a guest-initiated connection opens <uds_path>_<port>; AF_UNIX only"),
     ALLOW(R_VMM, connect, "vsock: the same connection"),
     ALLOW(R_VMM, unlink, "vsock: removes its listening socket's path at exit"),
 
     /* ---- virtio device register accesses on vCPU threads (activate/reset) ---- */
-    ALLOW(R_ALL, epoll_ctl,
+    ALLOW(R_ALL | R_API, epoll_ctl,
 	  "vmm: console input pause/resume, devices (un)watching fds; vcpu: net and vsock "
 	  "activate/reset (un)watch the TAP, the listener and connections"),
     ALLOW_IF(R_VCPU, ioctl, ARG32(1, TUNSETOFFLOAD),
 	     "virtio-net activate/reset: TAP offloads follow the negotiated features"),
-    ALLOW(R_ALL, close, "vmm: teardown, vsock connections; vcpu: vsock reset drops them"),
+    ALLOW(R_ALL | R_API, close, "vmm: teardown, vsock connections; vcpu: vsock reset drops them"),
 
     /* ---- memory: musl's malloc after setup, teardown ---- */
-    ALLOW_IF2(R_VMM, mmap, ARG_MASKED(2, PROT_EXEC, 0),
+    ALLOW_IF2(R_VMM | R_API, mmap, ARG_MASKED(2, PROT_EXEC, 0),
 	      ARG_MASKED(3, MMAP_FLAGS_MASK, MAP_PRIVATE | MAP_ANONYMOUS),
 	      "malloc: anonymous private memory, never PROT_EXEC"),
-    ALLOW(R_ALL, munmap,
+    ALLOW(R_ALL | R_API, munmap,
 	  "free() (vcpu: vsock reset frees connection buffers); vmm teardown unmaps guest "
 	  "memory, kvm_run areas, thread stacks"),
-    ALLOW_IF(R_ALL, madvise, ARG32(2, MADV_FREE), "free(): musl's malloc returns freed pages"),
-    ALLOW(R_VMM, brk, "musl's malloc grows its metadata area with brk"),
+    ALLOW_IF(R_ALL | R_API, madvise, ARG32(2, MADV_FREE),
+	     "free(): musl's malloc returns freed pages"),
+    ALLOW(R_VMM | R_API, brk, "musl's malloc grows its metadata area with brk"),
 
     /* ---- diagnostics: a vCPU logs its own state (triple fault, KVM error, hang dump) ---- */
     ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_REGS), "vcpu_log_state: RIP, RSP, RFLAGS"),
@@ -133,18 +148,32 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_VCPU_EVENTS),
 	     "vcpu_log_state: the pending or injected exception"),
 
+    /* ---- the API thread: PATCH /drives opens, locks and sizes the new backing file ---- */
+    ALLOW_IF(R_API, open, ARG32(1, O_RDWR | O_CLOEXEC | MUSL_O_LARGEFILE),
+	     "PATCH /drives: the new backing file of a read-write drive (never O_CREAT)"),
+    ALLOW_IF(R_API, open, ARG32(1, O_RDONLY | O_CLOEXEC | MUSL_O_LARGEFILE),
+	     "PATCH /drives: the new backing file of a read-only drive"),
+    ALLOW_IF(R_API, fcntl, ARG32(1, F_SETFD),
+	     "PATCH /drives: musl's open() sets FD_CLOEXEC again (for kernels without O_CLOEXEC)"),
+    ALLOW_IF(R_API, flock, ARG32(1, LOCK_EX | LOCK_NB), "PATCH /drives: the image lock"),
+    ALLOW_IF(R_API, flock, ARG32(1, LOCK_SH | LOCK_NB), "PATCH /drives: the same, read-only"),
+    ALLOW(R_API, fstat, "PATCH /drives: the new file's type and size"),
+    ALLOW_IF(R_API, ioctl, ARG32(1, BLKGETSIZE64), "PATCH /drives: a block device's size"),
+    ALLOW(R_API, stat, "PATCH /drives: config_check_drive() stats the new file"),
+    ALLOW(R_API, access, "PATCH /drives: config_check_drive() checks read/write access"),
+
     /* ---- signals, threads, exit ---- */
-    ALLOW(R_ALL, rt_sigprocmask,
+    ALLOW(R_ALL | R_API, rt_sigprocmask,
 	  "vcpu: unblocks the SIGUSR1 kick, musl blocks signals in pthread_exit; vmm: musl "
 	  "pthread_kill and pthread_join"),
-    ALLOW(R_ALL, rt_sigreturn, "return from the SIGUSR1 kick handler (and any handler)"),
+    ALLOW(R_ALL | R_API, rt_sigreturn, "return from the SIGUSR1 kick handler (and any handler)"),
     ALLOW_IF(R_VMM, tkill, ARG32(1, SIGUSR1),
 	     "vcpu_stop_all and the SIGUSR2/SIGTERM state dump kick vCPUs out of KVM_RUN "
 	     "(musl pthread_kill is tkill)"),
     ALLOW_IF(R_VMM, ioctl, ARG32(1, TCSETS), "console_stop restores the terminal settings"),
-    ALLOW(R_VCPU, exit, "a vCPU thread ends (pthread_exit)"),
-    ALLOW(R_ALL, gettid, "the SIGSYS handler names the thread"),
-    ALLOW(R_ALL, exit_group, "exit() at the end of main; _exit(148) in the SIGSYS handler"),
+    ALLOW(R_VCPU | R_API, exit, "a vCPU thread ends (pthread_exit)"),
+    ALLOW(R_ALL | R_API, gettid, "the SIGSYS handler names the thread"),
+    ALLOW(R_ALL | R_API, exit_group, "exit() at the end of main; _exit(148) in the SIGSYS handler"),
 };
 
 #define SECCOMP_NR_RULES (sizeof(seccomp_rules) / sizeof(seccomp_rules[0]))

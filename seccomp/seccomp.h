@@ -12,12 +12,16 @@
 enum seccomp_role {
 	SECCOMP_ROLE_VMM,  /* the main thread: the device event loop, signals, teardown */
 	SECCOMP_ROLE_VCPU, /* vCPU threads: KVM_RUN and exit handling */
+	SECCOMP_ROLE_API,  /* the API thread once the VM runs: HTTP on its socket */
 	SECCOMP_ROLE_COUNT,
 };
 
 static inline const char *seccomp_role_name(int role)
 {
-	return role == SECCOMP_ROLE_VMM ? "vmm" : role == SECCOMP_ROLE_VCPU ? "vcpu" : "?";
+	return role == SECCOMP_ROLE_VMM	   ? "vmm"
+	       : role == SECCOMP_ROLE_VCPU ? "vcpu"
+	       : role == SECCOMP_ROLE_API  ? "api"
+					   : "?";
 }
 
 /* Loads the filter of `role` on the calling thread only (no TSYNC: roles differ per thread):

@@ -74,17 +74,13 @@ static int open_engine(struct virtio_blk *b, const struct drive_cfg *d, char *er
 	return ret;
 }
 
-int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
+int virtio_blk_open_backing(const struct drive_cfg *d, int *fd_out, uint64_t *bytes, char *err,
+			    size_t errlen)
 {
-	memset(b, 0, sizeof(*b));
-	b->fd = b->io_efd = -1;
-	b->ring.fd = -1;
-	b->limiter.timer_fd = -1;
 	int fd = open(d->path_on_host, (d->is_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(err, errlen, d, strerror(errno), -errno);
 	int ret;
-	uint64_t bytes = 0;
 	if (flock(fd, (d->is_read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		const char *why =
@@ -93,12 +89,33 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 		open_error(err, errlen, d, why, ret);
 		goto fail;
 	}
-	if ((ret = drive_bytes(fd, &bytes)) < 0) {
+	if ((ret = drive_bytes(fd, bytes)) < 0) {
 		open_error(err, errlen, d,
 			   ret == -ENOTBLK ? "not a regular file or block device" : strerror(-ret),
 			   ret);
 		goto fail;
 	}
+	if (*bytes % VIRTIO_BLK_SECTOR)
+		log_warn("drive %s: %s: size is not a multiple of 512; the last %u bytes are "
+			 "not visible to the guest",
+			 d->id, d->path_on_host, (unsigned)(*bytes % VIRTIO_BLK_SECTOR));
+	*fd_out = fd;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = b->io_efd = -1;
+	b->ring.fd = -1;
+	b->limiter.timer_fd = -1;
+	int fd, ret;
+	uint64_t bytes = 0;
+	if ((ret = virtio_blk_open_backing(d, &fd, &bytes, err, errlen)) < 0)
+		return ret;
 	if ((ret = ratelimit_init(&b->limiter, &d->rate_limiter)) < 0) {
 		snprintf(err, errlen, "drives[%s].rate_limiter: %s", d->id, strerror(-ret));
 		goto fail;
@@ -107,10 +124,6 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 		ratelimit_destroy(&b->limiter);
 		goto fail;
 	}
-	if (bytes % VIRTIO_BLK_SECTOR)
-		log_warn("drive %s: %s: size is not a multiple of 512; the last %u bytes are "
-			 "not visible to the guest",
-			 d->id, d->path_on_host, (unsigned)(bytes % VIRTIO_BLK_SECTOR));
 	b->fd = fd;
 	b->read_only = d->is_read_only;
 	b->writeback = d->cache_type == CACHE_WRITEBACK;
@@ -124,6 +137,15 @@ int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, 
 fail:
 	close(fd);
 	return ret;
+}
+
+int virtio_blk_swap_backing(struct virtio_blk *b, int fd, uint64_t bytes)
+{
+	int old = b->fd;
+	b->fd = fd;
+	b->capacity = bytes / VIRTIO_BLK_SECTOR;
+	build_config(b);
+	return old;
 }
 
 void virtio_blk_close(struct virtio_blk *b)

@@ -93,6 +93,18 @@ struct virtio_blk {
  * when the host has no usable io_uring). */
 int virtio_blk_open(struct virtio_blk *b, const struct drive_cfg *d, char *err, size_t errlen);
 
+/* The file part of virtio_blk_open(): opens, locks and sizes d->path_on_host into *fd and
+ * *bytes, with the same errors. For a new backing file of a running drive (PATCH). */
+int virtio_blk_open_backing(const struct drive_cfg *d, int *fd, uint64_t *bytes, char *err,
+			    size_t errlen);
+
+/* Puts fd (from virtio_blk_open_backing) behind b with its size: requests from now on use
+ * it, the config space shows the new capacity. Returns the old fd for the caller to close.
+ * Call with the transport's lock held (config reads) on the thread that runs the queue,
+ * then virtio_mmio_config_changed() so the guest rereads the capacity. */
+int virtio_blk_swap_backing(struct virtio_blk *b, int fd, uint64_t bytes);
+
+
 /* Closes the backing file (dropping the lock), io_efd and the ring; safe on an unopened or
  * closed device. Requests still in flight in io_uring are cancelled by closing it. */
 void virtio_blk_close(struct virtio_blk *b);

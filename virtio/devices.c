@@ -420,3 +420,21 @@ void virtio_set_destroy(struct virtio_set *set)
 	bool real = set->real_kvm;
 	virtio_set_init(set, real ? NULL : &kvm);
 }
+
+int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, uint64_t bytes)
+{
+	for (unsigned i = 0; i < set->nr; i++) {
+		struct virtio_slot *s = set->slot[i];
+		if (!s->blk || strncmp(s->blk->id, drive_id, sizeof(s->blk->id)))
+			continue;
+		pthread_mutex_lock(&s->mmio.lock);
+		int old = virtio_blk_swap_backing(s->blk, fd, bytes);
+		pthread_mutex_unlock(&s->mmio.lock);
+		close(old);
+		virtio_mmio_config_changed(&s->mmio);
+		log_info("drive %s: new backing file, %llu sectors", drive_id,
+			 (unsigned long long)(bytes / VIRTIO_BLK_SECTOR));
+		return 0;
+	}
+	return -ENOENT;
+}

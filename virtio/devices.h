@@ -113,6 +113,12 @@ int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
  * unchanged) when it does not fit. */
 int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *buf, size_t cap);
 
+/* PATCH /drives: puts fd (virtio_blk_open_backing) of `bytes` behind the block device of
+ * drive_id, closes the old file and raises a configuration-change interrupt so the guest
+ * rereads the capacity. On the event-loop thread (it runs the queues). 0, or -ENOENT (fd
+ * then left to the caller) when no block device has that id. */
+int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, uint64_t bytes);
+
 /* The hang dump of every device (virtio_mmio_log_state at warning level), in the order
  * they were added. Call on the event-loop thread, which owns the queues' processing. */
 void virtio_set_log_state(struct virtio_set *set);

@@ -54,7 +54,7 @@
 #define FADT_F_SLP_BUTTON (1u << 5)
 #define FADT_F_RESET_REG_SUP (1u << 10)
 #define FADT_F_HW_REDUCED_ACPI (1u << 20)
-/* No 8042 bit: Linux would probe for an i8042 keyboard controller. */
+/* No 8042 bit: the i8042 is found through its DSDT entry (PNP0303) instead. */
 #define IAPC_VGA_NOT_PRESENT (1u << 2)
 #define IAPC_MSI_NOT_SUPPORTED (1u << 3)
 #define IAPC_PCIE_ASPM_CONTROLS (1u << 4)
@@ -251,6 +251,22 @@ static void dsdt_com1(struct aml_buf *b)
 	aml_close(b, dev);
 }
 
+/* The i8042 keyboard controller, so Linux's i8042 driver binds and keyboard input (the
+ * API's SendCtrlAltDel) reaches the guest on IRQ 1. */
+static void dsdt_i8042(struct aml_buf *b)
+{
+	struct aml_mark dev = aml_device_open(b, "PS2K");
+	aml_name(b, "_HID");
+	aml_eisaid(b, "PNP0303");
+	aml_name(b, "_CRS");
+	struct aml_mark crs = aml_rt_open(b);
+	aml_rt_io(b, LAYOUT_I8042_DATA_PORT, LAYOUT_I8042_DATA_PORT, 0, 1);
+	aml_rt_io(b, LAYOUT_I8042_CMD_PORT, LAYOUT_I8042_CMD_PORT, 0, 1);
+	aml_rt_irq_noflags(b, LAYOUT_I8042_KBD_IRQ);
+	aml_rt_close(b, crs);
+	aml_close(b, dev);
+}
+
 /* One virtio-mmio window, found by Linux's virtio_mmio driver through its ACPI id. */
 static void dsdt_virtio_mmio(struct aml_buf *b, unsigned idx, const struct acpi_mmio_dev *d)
 {
@@ -280,6 +296,7 @@ static int build_dsdt(struct acpi_area *a, const struct acpi_config *cfg, struct
 	aml_init(&b, t->host + SDT_HDR_LEN, avail - SDT_HDR_LEN);
 	struct aml_mark sb = aml_scope_open(&b, "\\_SB");
 	dsdt_com1(&b);
+	dsdt_i8042(&b);
 	for (unsigned i = 0; i < cfg->nr_mmio_devs; i++)
 		dsdt_virtio_mmio(&b, i, &cfg->mmio_devs[i]);
 	aml_close(&b, sb);

@@ -158,6 +158,21 @@ static int parse_drive(struct json *j, int obj, struct drive_cfg *d)
 	return rc;
 }
 
+/* d (at index `self`) against the other drives of cfg: ids and the root device are unique. */
+static int check_drive_unique(struct json *j, const struct kiln_config *cfg,
+			      const struct drive_cfg *d, unsigned self)
+{
+	for (unsigned k = 0; k < cfg->nr_drives; k++) {
+		if (k == self)
+			continue;
+		if (!strcmp(cfg->drives[k].id, d->id))
+			return json_member_error(j, "drive_id", "duplicate id %s", d->id);
+		if (cfg->drives[k].is_root_device && d->is_root_device)
+			return json_member_error(j, "is_root_device", "more than one root device");
+	}
+	return 0;
+}
+
 static int parse_drives(struct json *j, int arr, struct kiln_config *cfg)
 {
 	int el[CONFIG_MAX_DRIVES];
@@ -168,13 +183,8 @@ static int parse_drives(struct json *j, int arr, struct kiln_config *cfg)
 		size_t saved = json_push_index(j, i);
 		cfg->nr_drives = i + 1;
 		rc = parse_drive(j, el[i], d);
-		for (unsigned k = 0; k < i && rc == 0; k++) {
-			if (!strcmp(cfg->drives[k].id, d->id))
-				rc = json_member_error(j, "drive_id", "duplicate id %s", d->id);
-			else if (cfg->drives[k].is_root_device && d->is_root_device)
-				rc = json_member_error(j, "is_root_device",
-						       "more than one root device");
-		}
+		if (rc == 0)
+			rc = check_drive_unique(j, cfg, d, i);
 		json_pop(j, saved);
 	}
 	return rc;
@@ -237,6 +247,21 @@ static int parse_net(struct json *j, int obj, struct net_cfg *n)
 	return rc;
 }
 
+static int check_net_unique(struct json *j, const struct kiln_config *cfg, const struct net_cfg *n,
+			    unsigned self)
+{
+	for (unsigned k = 0; k < cfg->nr_nets; k++) {
+		if (k == self)
+			continue;
+		if (!strcmp(cfg->nets[k].id, n->id))
+			return json_member_error(j, "iface_id", "duplicate id %s", n->id);
+		if (!strcmp(cfg->nets[k].host_dev_name, n->host_dev_name))
+			return json_member_error(j, "host_dev_name", "duplicate %s",
+						 n->host_dev_name);
+	}
+	return 0;
+}
+
 static int parse_nets(struct json *j, int arr, struct kiln_config *cfg)
 {
 	int el[CONFIG_MAX_NETS];
@@ -247,13 +272,8 @@ static int parse_nets(struct json *j, int arr, struct kiln_config *cfg)
 		size_t saved = json_push_index(j, i);
 		cfg->nr_nets = i + 1;
 		rc = parse_net(j, el[i], net);
-		for (unsigned k = 0; k < i && rc == 0; k++) {
-			if (!strcmp(cfg->nets[k].id, net->id))
-				rc = json_member_error(j, "iface_id", "duplicate id %s", net->id);
-			else if (!strcmp(cfg->nets[k].host_dev_name, net->host_dev_name))
-				rc = json_member_error(j, "host_dev_name", "duplicate %s",
-						       net->host_dev_name);
-		}
+		if (rc == 0)
+			rc = check_net_unique(j, cfg, net, i);
 		json_pop(j, saved);
 	}
 	return rc;
@@ -369,10 +389,7 @@ int config_parse(const char *json, size_t len, struct kiln_config *cfg, char *er
 {
 	struct json j;
 	int rc;
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->machine.vcpu_count = 1;
-	cfg->machine.mem_size_mib = 128;
-	cfg->logger.level = LOG_WARN;
+	config_init(cfg);
 	if (len > CONFIG_MAX_FILE_BYTES) {
 		if (err && errlen)
 			snprintf(err, errlen, "config: larger than %d bytes",
@@ -390,139 +407,251 @@ out:
 	return rc;
 }
 
+void config_init(struct kiln_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->machine.vcpu_count = 1;
+	cfg->machine.mem_size_mib = 128;
+	cfg->logger.level = LOG_WARN;
+}
+
+static void free_drive(struct drive_cfg *d)
+{
+	free(d->path_on_host);
+	free(d->partuuid);
+	memset(d, 0, sizeof(*d));
+}
+
 void config_free(struct kiln_config *cfg)
 {
 	free(cfg->boot.kernel_image_path);
 	free(cfg->boot.boot_args);
 	free(cfg->boot.initrd_path);
 	/* Every slot, not just nr_drives: a failed parse may leave one half filled. */
-	for (unsigned i = 0; i < CONFIG_MAX_DRIVES; i++) {
-		free(cfg->drives[i].path_on_host);
-		free(cfg->drives[i].partuuid);
-	}
+	for (unsigned i = 0; i < CONFIG_MAX_DRIVES; i++)
+		free_drive(&cfg->drives[i]);
 	free(cfg->vsock.uds_path);
 	free(cfg->logger.log_path);
 	free(cfg->metrics.metrics_path);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-/* ---- file system checks -------------------------------------------------------------------- */
+/* ---- one section at a time: the API's PUT bodies ----------------------------------------- */
 
-/* Copies a user string for a one-line message: control characters become '?'. */
-static const char *printable(const char *s, char *buf, size_t size)
+static int find_drive(const struct kiln_config *cfg, const char *id)
 {
-	size_t n = 0;
-	for (; s[n] && n < size - 1; n++)
-		buf[n] = (unsigned char)s[n] < ' ' || s[n] == 0x7f ? '?' : s[n];
-	buf[n] = '\0';
-	if (s[n] && size > 4)
-		memcpy(buf + size - 4, "...", 4);
-	return buf;
+	unsigned i = 0;
+	while (i < cfg->nr_drives && strcmp(cfg->drives[i].id, id))
+		i++;
+	return (int)i;
 }
 
-static int file_error(char *err, size_t errlen, const char *key, const char *path, const char *what)
+static int find_net(const struct kiln_config *cfg, const char *id)
 {
-	char shown[256];
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s: %s", key, printable(path, shown, sizeof(shown)),
-			 what);
-	return -EINVAL;
+	unsigned i = 0;
+	while (i < cfg->nr_nets && strcmp(cfg->nets[i].id, id))
+		i++;
+	return (int)i;
 }
 
-/* path must be a regular file (or a block device if allow_blk) that access(mode) allows. */
-static int check_file(const char *key, const char *path, int mode, bool allow_blk, char *err,
-		      size_t errlen)
+/* The body of PUT /drives/{id}: one drives[] element at the index it takes in cfg. */
+static int put_drive(struct json *j, const struct kiln_config *cfg, struct kiln_config *tmp,
+		     const char *id, int idx)
 {
-	struct stat st;
-	if (!path)
-		return file_error(err, errlen, key, "", "missing");
-	if (stat(path, &st) < 0)
-		return file_error(err, errlen, key, path, strerror(errno));
-	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode)))
-		return file_error(err, errlen, key, path,
-				  allow_blk ? "not a regular file or block device"
-					    : "not a regular file");
-	if (access(path, mode) < 0)
-		return file_error(err, errlen, key, path, strerror(errno));
-	return 0;
-}
-
-int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen)
-{
-	const struct boot_cfg *b = &cfg->boot;
-	char key[64];
-	int rc = check_file("boot-source.kernel_image_path", b->kernel_image_path, R_OK, false, err,
-			    errlen);
-	if (rc == 0 && b->initrd_path)
+	struct drive_cfg *d = &tmp->drives[0];
+	json_push_key(j, "drives");
+	if (idx >= CONFIG_MAX_DRIVES)
+		return json_error(j, "more than %u entries", CONFIG_MAX_DRIVES);
+	json_push_index(j, (unsigned)idx);
+	int rc = parse_drive(j, 0, d);
+	if (rc == 0 && strcmp(d->id, id))
 		rc =
-		    check_file("boot-source.initrd_path", b->initrd_path, R_OK, false, err, errlen);
-	for (unsigned i = 0; i < cfg->nr_drives && rc == 0; i++) {
-		const struct drive_cfg *d = &cfg->drives[i];
-		snprintf(key, sizeof(key), "drives[%u].path_on_host", i);
-		rc = check_file(key, d->path_on_host, d->is_read_only ? R_OK : R_OK | W_OK, true,
-				err, errlen);
-	}
-	return rc;
-}
-
-/* Reads all of path into a new buffer, refusing more than CONFIG_MAX_FILE_BYTES. */
-static int read_config_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-	char too_large[48], shown[256];
-	const char *why = too_large;
-	struct stat st;
-	size_t n = 0;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(too_large, sizeof(too_large), "larger than %d bytes", CONFIG_MAX_FILE_BYTES);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		goto fail_errno;
-	if (S_ISREG(st.st_mode) && st.st_size > CONFIG_MAX_FILE_BYTES)
-		goto fail;
-	buf = malloc(CONFIG_MAX_FILE_BYTES + 1);
-	if (!buf)
-		goto fail_errno;
-	/* Not only regular files: a pipe (bash's <(...)) works too. */
-	while (n <= CONFIG_MAX_FILE_BYTES) {
-		ssize_t r = read(fd, buf + n, CONFIG_MAX_FILE_BYTES + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail_errno;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > CONFIG_MAX_FILE_BYTES)
-		goto fail;
-	close(fd);
-	*out = buf;
-	*len = n;
-	return 0;
-fail_errno:
-	why = strerror(errno);
-fail:
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", printable(path, shown, sizeof(shown)), why);
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return -EINVAL;
-}
-
-int config_load(const char *path, struct kiln_config *cfg, char *err, size_t errlen)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	memset(cfg, 0, sizeof(*cfg));
-	int rc = read_config_file(path, &buf, &len, err, errlen);
+		    json_member_error(j, "drive_id", "%s does not match the id in the path", d->id);
 	if (rc == 0)
-		rc = config_parse(buf, len, cfg, err, errlen);
-	free(buf);
-	if (rc == 0) {
-		rc = config_check_files(cfg, err, errlen);
-		if (rc)
-			config_free(cfg);
-	}
+		rc = check_drive_unique(j, cfg, d, (unsigned)idx);
 	return rc;
+}
+
+static int put_net(struct json *j, const struct kiln_config *cfg, struct kiln_config *tmp,
+		   const char *id, int idx)
+{
+	struct net_cfg *n = &tmp->nets[0];
+	json_push_key(j, "network-interfaces");
+	if (idx >= CONFIG_MAX_NETS)
+		return json_error(j, "more than %u entries", CONFIG_MAX_NETS);
+	json_push_index(j, (unsigned)idx);
+	int rc = parse_net(j, 0, n);
+	if (rc == 0 && strcmp(n->id, id))
+		rc =
+		    json_member_error(j, "iface_id", "%s does not match the id in the path", n->id);
+	if (rc == 0)
+		rc = check_net_unique(j, cfg, n, (unsigned)idx);
+	return rc;
+}
+
+static int put_parse(struct json *j, const struct kiln_config *cfg, struct kiln_config *tmp,
+		     enum config_section sec, const char *id, int idx)
+{
+	static const char *const keys[] = {
+	    [CONFIG_SECTION_BOOT] = "boot-source",
+	    [CONFIG_SECTION_MACHINE] = "machine-config",
+	    [CONFIG_SECTION_MACHINE_PATCH] = "machine-config",
+	    [CONFIG_SECTION_VSOCK] = "vsock",
+	    [CONFIG_SECTION_LOGGER] = "logger",
+	    [CONFIG_SECTION_METRICS] = "metrics",
+	};
+	static const section_fn fns[] = {
+	    [CONFIG_SECTION_BOOT] = parse_boot,
+	    [CONFIG_SECTION_MACHINE] = parse_machine,
+	    [CONFIG_SECTION_MACHINE_PATCH] = parse_machine,
+	    [CONFIG_SECTION_VSOCK] = parse_vsock,
+	    [CONFIG_SECTION_LOGGER] = parse_logger,
+	    [CONFIG_SECTION_METRICS] = parse_metrics,
+	};
+	if (sec == CONFIG_SECTION_DRIVE)
+		return put_drive(j, cfg, tmp, id, idx);
+	if (sec == CONFIG_SECTION_NET)
+		return put_net(j, cfg, tmp, id, idx);
+	json_push_key(j, keys[sec]);
+	return fns[sec](j, 0, tmp);
+}
+
+/* Moves the new section from tmp into cfg; the old one goes to tmp, to be freed with it. */
+static void put_commit(struct kiln_config *cfg, struct kiln_config *tmp, enum config_section sec,
+		       int idx)
+{
+#define SWAP(a, b)                                                                                 \
+	do {                                                                                       \
+		__typeof__(a) t_ = (a);                                                            \
+		(a) = (b);                                                                         \
+		(b) = t_;                                                                          \
+	} while (0)
+	switch (sec) {
+	case CONFIG_SECTION_BOOT:
+		SWAP(cfg->boot, tmp->boot);
+		break;
+	case CONFIG_SECTION_MACHINE:
+	case CONFIG_SECTION_MACHINE_PATCH:
+		cfg->machine = tmp->machine;
+		break;
+	case CONFIG_SECTION_DRIVE:
+		SWAP(cfg->drives[idx], tmp->drives[0]);
+		cfg->nr_drives += idx == (int)cfg->nr_drives;
+		break;
+	case CONFIG_SECTION_NET:
+		SWAP(cfg->nets[idx], tmp->nets[0]);
+		cfg->nr_nets += idx == (int)cfg->nr_nets;
+		break;
+	case CONFIG_SECTION_VSOCK:
+		SWAP(cfg->vsock, tmp->vsock);
+		break;
+	case CONFIG_SECTION_LOGGER:
+		SWAP(cfg->logger, tmp->logger);
+		break;
+	case CONFIG_SECTION_METRICS:
+		SWAP(cfg->metrics, tmp->metrics);
+		break;
+	}
+#undef SWAP
+}
+
+int config_put(struct kiln_config *cfg, enum config_section sec, const char *id, const char *body,
+	       size_t len, char *err, size_t errlen)
+{
+	struct kiln_config tmp;
+	struct json j;
+	int idx = 0;
+	config_init(&tmp);
+	if (sec == CONFIG_SECTION_MACHINE_PATCH)
+		tmp.machine = cfg->machine;
+	if (sec == CONFIG_SECTION_DRIVE)
+		idx = find_drive(cfg, id);
+	else if (sec == CONFIG_SECTION_NET)
+		idx = find_net(cfg, id);
+	int rc = json_open(&j, body, len, err, errlen);
+	if (rc == 0)
+		rc = put_parse(&j, cfg, &tmp, sec, id, idx);
+	json_close(&j);
+	if (rc == 0 && sec == CONFIG_SECTION_BOOT)
+		rc = config_check_boot(&tmp.boot, err, errlen);
+	if (rc == 0 && sec == CONFIG_SECTION_DRIVE)
+		rc = config_check_drive(&tmp.drives[0], (unsigned)idx, err, errlen);
+	if (rc == 0)
+		put_commit(cfg, &tmp, sec, idx);
+	config_free(&tmp);
+	return rc;
+}
+
+/* ---- PATCH /drives/{id}: a running drive's new backing file -------------------------------- */
+
+static int copy_drive(struct drive_cfg *dst, const struct drive_cfg *src)
+{
+	*dst = *src;
+	dst->path_on_host = src->path_on_host ? strdup(src->path_on_host) : NULL;
+	dst->partuuid = src->partuuid ? strdup(src->partuuid) : NULL;
+	if ((src->path_on_host && !dst->path_on_host) || (src->partuuid && !dst->partuuid)) {
+		free_drive(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static const char *const patch_keys[] = {"drive_id", "path_on_host", "rate_limiter"};
+
+static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg *d)
+{
+	char body_id[CONFIG_ID_MAX + 1] = "";
+	int v[3];
+	json_push_key(j, "drives");
+	json_push_index(j, (unsigned)idx);
+	int rc = json_members(j, 0, patch_keys, 3, v);
+	if (rc == 0)
+		rc = parse_id(j, v[0], "drive_id", JSON_REQUIRED, body_id);
+	if (rc == 0 && strcmp(body_id, id))
+		rc = json_member_error(j, "drive_id", "%s does not match the id in the path",
+				       body_id);
+	if (rc == 0)
+		rc = json_str(j, v[1], "path_on_host", JSON_NONEMPTY, &d->path_on_host);
+	if (rc == 0 && v[2] != JSON_ABSENT)
+		rc = json_member_error(j, "rate_limiter",
+				       "changing it on a running VM is not supported by kiln");
+	return rc;
+}
+
+int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen)
+{
+	struct json j;
+	int idx = find_drive(cfg, id);
+	memset(out, 0, sizeof(*out));
+	if (idx >= (int)cfg->nr_drives) {
+		snprintf(err, errlen, "drives: no drive with drive_id %.64s", id);
+		return -EINVAL;
+	}
+	if (copy_drive(out, &cfg->drives[idx])) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = json_open(&j, body, len, err, errlen);
+	if (rc == 0)
+		rc = patch_parse(&j, idx, id, out);
+	json_close(&j);
+	if (rc == 0)
+		rc = config_check_drive(out, (unsigned)idx, err, errlen);
+	if (rc)
+		free_drive(out);
+	*index = (unsigned)idx;
+	return rc;
+}
+
+void config_free_drive(struct drive_cfg *d)
+{
+	free_drive(d);
+}
+
+void config_replace_drive(struct kiln_config *cfg, unsigned index, struct drive_cfg *d)
+{
+	free_drive(&cfg->drives[index]);
+	cfg->drives[index] = *d;
+	memset(d, 0, sizeof(*d));
 }

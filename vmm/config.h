@@ -114,6 +114,57 @@ int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen);
  * errors name the file ("<path>: larger than 1048576 bytes"), the rest are as above. */
 int config_load(const char *path, struct kiln_config *cfg, char *err, size_t errlen);
 
+/* Sets cfg to an empty configuration with the defaults (1 vCPU, 128 MiB, logger at
+ * Warning): what config_parse() starts from, and the API before its first PUT. */
+void config_init(struct kiln_config *cfg);
+
+/* The sections one API request body configures. */
+enum config_section {
+	CONFIG_SECTION_BOOT,	      /* PUT /boot-source */
+	CONFIG_SECTION_MACHINE,	      /* PUT /machine-config: unset keys take the defaults */
+	CONFIG_SECTION_MACHINE_PATCH, /* PATCH /machine-config: unset keys keep their value */
+	CONFIG_SECTION_DRIVE,	      /* PUT /drives/{id} */
+	CONFIG_SECTION_NET,	      /* PUT /network-interfaces/{id} */
+	CONFIG_SECTION_VSOCK,	      /* PUT /vsock */
+	CONFIG_SECTION_LOGGER,	      /* PUT /logger */
+	CONFIG_SECTION_METRICS,	      /* PUT /metrics */
+};
+
+/* Parses body (one section's JSON, e.g. one drives[] element for CONFIG_SECTION_DRIVE) with
+ * the config file's parsers and checks, and puts it into cfg: a drive or interface whose id
+ * exists is replaced, else appended. `id` is the id from the request path (drives and
+ * interfaces only) and must equal the one in the body. Errors are those of a config file
+ * saying the same thing, with the same key path ("drives[1].path_on_host: ..."), including
+ * the file checks of boot-source and drives; on error returns -EINVAL and cfg is unchanged. */
+int config_put(struct kiln_config *cfg, enum config_section sec, const char *id, const char *body,
+	       size_t len, char *err, size_t errlen);
+
+/* PATCH /drives/{id} on a running VM: body {"drive_id": id, "path_on_host": ...} (a
+ * rate_limiter is refused). *out gets a copy of the drive with the change and *index its
+ * place; the new file is checked like a config file's drive, with the same messages
+ * ("drives[0].path_on_host: ..."). 0, or -EINVAL with one line in err (out then empty).
+ * cfg is not changed: config_replace_drive() does that once the device took the file. */
+int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen);
+
+/* Frees drive `index` of cfg and moves *d in its place (*d is left zeroed). */
+void config_replace_drive(struct kiln_config *cfg, unsigned index, struct drive_cfg *d);
+
+/* Frees a drive's strings and zeroes it. */
+void config_free_drive(struct drive_cfg *d);
+
+/* Writes cfg as a config file document (the schema config_parse() reads; absent sections
+ * are omitted) into buf. Returns the length, or -ENOSPC when it does not fit in cap. */
+int config_to_json(const struct kiln_config *cfg, char *buf, size_t cap);
+
+/* The file checks of config_check_files() for the boot source and for drive `index`, with
+ * the same messages; config_check_file() is the single check: path must be a regular file
+ * (or a block device if allow_blk) that access(mode) allows, key names it in the error. */
+int config_check_boot(const struct boot_cfg *b, char *err, size_t errlen);
+int config_check_drive(const struct drive_cfg *d, unsigned index, char *err, size_t errlen);
+int config_check_file(const char *key, const char *path, int mode, bool allow_blk, char *err,
+		      size_t errlen);
+
 /* Frees the strings and zeroes cfg; safe on a zeroed or already freed struct. */
 void config_free(struct kiln_config *cfg);
 

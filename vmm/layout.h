@@ -32,6 +32,7 @@
 #define LAYOUT_COM1_IRQ 4
 #define LAYOUT_I8042_DATA_PORT 0x60
 #define LAYOUT_I8042_CMD_PORT 0x64
+#define LAYOUT_I8042_KBD_IRQ 1
 /* ACPI hardware-reduced registers (FADT): one byte each, port I/O. */
 #define LAYOUT_ACPI_SLEEP_CTL_PORT 0x600
 #define LAYOUT_ACPI_SLEEP_STS_PORT 0x601

@@ -1,9 +1,14 @@
-/* kiln: boots a Linux kernel in a KVM microVM described by a Firecracker-style config file.
- * main() reads top-down: configuration, VM, guest image, devices, vCPUs, event loop. */
+/* kiln: boots a Linux kernel in a KVM microVM configured like Firecracker: by a config file,
+ * through the REST API on a Unix socket, or both. main() reads top-down: configuration (the
+ * file, or API requests until InstanceStart), VM, guest image, devices, vCPUs, event loop. */
 #include "boot/boot.h"
 #include "seccomp/seccomp.h"
 #include "virtio/devices.h"
 #include "vmm/acpi.h"
+#include "vmm/kiln.h"
+#include "vmm/api.h"
+#include "vmm/api_call.h"
+#include "vmm/api_http.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
@@ -30,33 +35,8 @@
 #include <unistd.h>
 
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
-
-struct kiln_args {
-	const char *config_path;
-	const char *id;
-	bool no_seccomp;	  /* debugging only */
-	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
-};
-
-/* Everything one kiln process runs, in one struct passed explicitly. */
-struct kiln {
-	struct kiln_args args;
-	struct kiln_config cfg;
-	struct vm vm;
-	struct kernel_image kernel;
-	struct evloop loop;
-	struct serial serial;
-	struct console console;
-	struct i8042 i8042;
-	struct acpi_pm pm;
-	struct virtio_set virtio;
-	bool devices_added; /* from here on, a failed setup must undo them (vsock socket) */
-	struct boot_layout boot;
-	struct ev_source exit_src;
-	struct ev_source signal_src;
-	int metrics_fd;
-	struct metrics metrics;
-};
+#define DEFAULT_API_SOCK "/run/kiln.socket"
+#define DEFAULT_ID "anonymous-instance"
 
 /* Setup failed after devices were added: undo what outlives the process (the vsock socket
  * file), then report like die(). */
@@ -78,23 +58,45 @@ static void setup_fail(struct kiln *k, int code, const char *fmt, ...)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kiln --config-file PATH [--id ID] [--no-api] [--no-seccomp]\n"
+		"usage: kiln [--api-sock PATH] [--config-file PATH] [--id ID]\n"
+		"            [--http-api-max-payload-size BYTES] [--no-seccomp]\n"
 		"            [--virtio-mmio-cmdline]\n"
+		"       kiln --no-api --config-file PATH [...]\n"
 		"       kiln --help | --version\n"
-		"Boots the microVM described by PATH (Firecracker --config-file schema)\n"
-		"and exits when the guest reboots or powers off. SIGUSR2 logs the state of\n"
-		"every vCPU and virtqueue; SIGTERM logs it too, then stops the VM.\n"
+		"Serves Firecracker's REST API on the Unix socket --api-sock "
+		"(default\n" DEFAULT_API_SOCK
+		") and boots the microVM on InstanceStart, or at once from\n"
+		"--config-file (Firecracker's schema). Exits when the guest reboots or powers\n"
+		"off. SIGUSR2 logs the state of every vCPU and virtqueue; SIGTERM logs it too,\n"
+		"then stops the VM.\n"
+		"  --no-api               no API socket (needs --config-file)\n"
 		"  --no-seccomp           run without seccomp filters (debugging only)\n"
 		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
 		"                         on the kernel command line, for kernels without ACPI\n");
 }
 
+static size_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (1u << 30))
+		die(KILN_EXIT_BADCFG, "--http-api-max-payload-size: %s: expected 1..%u bytes", s,
+		    1u << 30);
+	return (size_t)v;
+}
+
 static void parse_args(int argc, char **argv, struct kiln_args *a)
 {
+	a->id = DEFAULT_ID;
+	a->api_sock = DEFAULT_API_SOCK;
+	a->max_payload = API_DEFAULT_MAX_PAYLOAD;
 	enum {
 		OPT_CONFIG = 1,
 		OPT_ID,
 		OPT_NO_API,
+		OPT_API_SOCK,
+		OPT_MAX_PAYLOAD,
 		OPT_NO_SECCOMP,
 		OPT_MMIO_CMDLINE,
 		OPT_HELP,
@@ -104,6 +106,8 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	    {"config-file", required_argument, NULL, OPT_CONFIG},
 	    {"id", required_argument, NULL, OPT_ID},
 	    {"no-api", no_argument, NULL, OPT_NO_API},
+	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
+	    {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
 	    {"virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -120,7 +124,14 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 		case OPT_ID:
 			a->id = optarg;
 			break;
-		case OPT_NO_API: /* kiln has no API server: accepted for Firecracker users */
+		case OPT_NO_API:
+			a->no_api = true;
+			break;
+		case OPT_API_SOCK:
+			a->api_sock = optarg;
+			break;
+		case OPT_MAX_PAYLOAD:
+			a->max_payload = parse_size(optarg);
 			break;
 		case OPT_NO_SECCOMP:
 			a->no_seccomp = true;
@@ -141,8 +152,8 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	}
 	if (optind < argc)
 		die(KILN_EXIT_BADCFG, "%s: unexpected argument (see --help)", argv[optind]);
-	if (!a->config_path)
-		die(KILN_EXIT_BADCFG, "--config-file is required (see --help)");
+	if (a->no_api && !a->config_path)
+		die(KILN_EXIT_BADCFG, "--no-api needs --config-file (see --help)");
 }
 
 static int open_output(const char *path)
@@ -150,11 +161,19 @@ static int open_output(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
 }
 
+/* The config file, if any; without one the API fills the configuration. */
 static void load_config(struct kiln *k)
 {
 	char err[512];
-	if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
+	if (!k->args.config_path)
+		config_init(&k->cfg);
+	else if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
 		die(KILN_EXIT_BADCFG, "%s: %s", k->args.config_path, err);
+}
+
+/* The logger and metrics outputs of the configuration, whichever way it came. */
+static void open_outputs(struct kiln *k)
+{
 	const struct logger_cfg *lg = &k->cfg.logger;
 	int log_fd = 2;
 	if (lg->present && lg->log_path && (log_fd = open_output(lg->log_path)) < 0)
@@ -241,6 +260,11 @@ static int serial_irq_set(void *ctx, int level)
 	return vm_irq_line(ctx, LAYOUT_COM1_IRQ, level);
 }
 
+static int kbd_irq_set(void *ctx, int level)
+{
+	return vm_irq_line(ctx, LAYOUT_I8042_KBD_IRQ, level);
+}
+
 static void add_legacy_devices(struct kiln *k)
 {
 	struct vm *vm = &k->vm;
@@ -251,6 +275,7 @@ static void add_legacy_devices(struct kiln *k)
 	if ((err = serial_init(&k->serial, STDOUT_FILENO, space_efd, &irq)) ||
 	    (err = i8042_init(&k->i8042, &vm->exit)))
 		die(KILN_EXIT_ERROR, "devices: %s", strerror(-err));
+	i8042_set_irq(&k->i8042, kbd_irq_set, vm);
 	acpi_pm_init(&k->pm, &vm->exit);
 	if ((err = bus_add(&vm->pio, LAYOUT_COM1_PORT, 8, &serial_bus_ops, &k->serial)) ||
 	    (err = bus_add(&vm->pio, LAYOUT_I8042_DATA_PORT, 5, &i8042_bus_ops, &k->i8042)) ||
@@ -298,8 +323,18 @@ static void on_exit_request(void *ctx, uint32_t events)
  * virtio transports and queues. */
 static void dump_vm_state(struct kiln *k)
 {
+	if (!k->vm_created)
+		return;
 	vcpu_request_state_dump(&k->vm);
 	virtio_set_log_state(&k->virtio);
+}
+
+static void stop_vm(struct kiln *k, enum vm_exit_reason reason)
+{
+	if (k->vm_created)
+		vm_request_exit(&k->vm.exit, reason);
+	else
+		k->stop_before_boot = true;
 }
 
 /* SIGUSR2 dumps the VM state and keeps it running; SIGTERM dumps it, then stops the VM;
@@ -322,7 +357,14 @@ static void on_signal(void *ctx, uint32_t events)
 	} else {
 		log_info("signal %u: stopping the VM", si.ssi_signo);
 	}
-	vm_request_exit(&k->vm.exit, VM_EXIT_SIGNAL);
+	stop_vm(k, VM_EXIT_SIGNAL);
+}
+
+static void on_ctrl(void *ctx, uint32_t events)
+{
+	struct kiln *k = ctx;
+	(void)events;
+	evloop_run_once(&k->ctrl, 0);
 }
 
 /* Blocks the signals kiln handles in its event loop (and SIGUSR1, which vCPU threads
@@ -350,25 +392,32 @@ static void setup_seccomp(struct kiln *k)
 		setup_fail(k, KILN_EXIT_ERROR, "seccomp: %s", strerror(-err));
 }
 
-static void init_event_loop(struct kiln *k)
+/* The control loop (signals, API calls) and the device loop, before anything else: a
+ * signal during setup waits in the signalfd, and the API can take calls. */
+static void init_event_loops(struct kiln *k, const sigset_t *handled)
 {
 	int err = evloop_init(&k->loop);
-	if (err)
-		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
-}
-
-static void start_event_loop(struct kiln *k, const sigset_t *handled)
-{
-	int err = 0;
-	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
+	if (!err)
+		err = evloop_init(&k->ctrl);
 	k->signal_src = (struct ev_source){
 	    .handle = on_signal, .ctx = k, .fd = signalfd(-1, handled, SFD_CLOEXEC | SFD_NONBLOCK)};
 	if (!err && k->signal_src.fd < 0)
 		err = -errno;
 	if (!err)
-		err = evloop_add(&k->loop, &k->exit_src, EPOLLIN);
+		err = evloop_add(&k->ctrl, &k->signal_src, EPOLLIN);
+	k->ctrl_src = (struct ev_source){.handle = on_ctrl, .ctx = k, .fd = k->ctrl.epfd};
 	if (!err)
-		err = evloop_add(&k->loop, &k->signal_src, EPOLLIN);
+		err = evloop_add(&k->loop, &k->ctrl_src, EPOLLIN);
+	if (err)
+		die(KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
+}
+
+static void start_event_loop(struct kiln *k)
+{
+	int err = 0;
+	k->exit_src = (struct ev_source){.handle = on_exit_request, .ctx = k, .fd = k->vm.exit.efd};
+	if (!err)
+		err = evloop_add(&k->ctrl, &k->exit_src, EPOLLIN);
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
 	if (!err)
@@ -385,7 +434,8 @@ static int run_vm(struct kiln *k)
 		log_err("cannot start the vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
-	/* After the vCPU threads exist, so they do not inherit this thread's filter. */
+	kiln_api_vm_started(k, err);
+	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
 		err = seccomp_install(SECCOMP_ROLE_VMM);
 		if (err) {
@@ -395,12 +445,14 @@ static int run_vm(struct kiln *k)
 		seccomp_test_hook(SECCOMP_ROLE_VMM);
 	}
 	while (atomic_load(&k->vm.exit.reason) == VM_RUNNING) {
-		err = evloop_run_once(&k->loop, -1);
+		err = evloop_run_once(k->paused ? &k->ctrl : &k->loop, -1);
 		if (err < 0) {
 			log_err("event loop: %s", strerror(-err));
 			vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 		}
 	}
+	if (k->paused)
+		vcpu_resume_all(&k->vm);
 	vcpu_stop_all(&k->vm);
 	int reason = atomic_load(&k->vm.exit.reason);
 	metrics_flush(&k->metrics, vm_exit_reason_name(reason));
@@ -422,14 +474,32 @@ static void report_exit(int reason, int code)
 
 static void teardown(struct kiln *k)
 {
+	kiln_api_close(k);
 	console_stop(&k->console);
 	evloop_destroy(&k->loop);
+	evloop_destroy(&k->ctrl);
 	if (k->signal_src.fd >= 0)
 		close(k->signal_src.fd);
-	vm_destroy(&k->vm);
+	if (k->vm_created)
+		vm_destroy(&k->vm);
 	serial_destroy(&k->serial);
 	i8042_destroy(&k->i8042);
 	config_free(&k->cfg);
+}
+
+/* Builds the VM from k->cfg, whichever way it was configured. */
+static void build_vm(struct kiln *k)
+{
+	open_outputs(k);
+	load_images(k); /* a bad image is exit 2 before /dev/kvm is opened */
+	create_vm(k);
+	k->vm_created = true;
+	add_legacy_devices(k);
+	add_virtio_devices(k);
+	write_boot_params(k);
+	create_vcpus(k);
+	setup_seccomp(k);
+	start_event_loop(k);
 }
 
 int main(int argc, char **argv)
@@ -443,15 +513,18 @@ int main(int argc, char **argv)
 	 * event loop and ends the VM cleanly, instead of killing kiln with its files left. */
 	block_signals(&handled);
 	load_config(k);
-	load_images(k);
-	create_vm(k);
-	init_event_loop(k);
-	add_legacy_devices(k);
-	add_virtio_devices(k);
-	write_boot_params(k);
-	create_vcpus(k);
-	setup_seccomp(k);
-	start_event_loop(k, &handled);
+	init_event_loops(k, &handled);
+	kiln_api_open(k);
+	if (!kiln_api_wait_for_start(k)) {
+		log_info("stopped before InstanceStart");
+		kiln_api_close(k);
+		evloop_destroy(&k->loop);
+		evloop_destroy(&k->ctrl);
+		config_free(&k->cfg);
+		free(k);
+		return KILN_EXIT_OK;
+	}
+	build_vm(k);
 	int reason = run_vm(k);
 	log_info("VM stopped: %s", vm_exit_reason_name(reason));
 	teardown(k);

@@ -16,6 +16,8 @@
 #define I8042_CMD_WRITE_OUTP 0xd1
 #define I8042_CMD_PULSE_RESET 0xfe
 #define I8042_OUTP_RESET_BIT 0x01 /* 0 in the output port asserts reset */
+#define I8042_CTR_KBD_INT 0x01	  /* command byte: keyboard interrupt enabled */
+#define I8042_CTR_XLATE 0x40	  /* command byte: translate to scancode set 1 */
 
 #define ACPI_SLP_EN 0x20
 #define ACPI_SLP_TYP_SHIFT 2
@@ -68,6 +70,21 @@ static void i8042_data(struct i8042 *k, uint8_t val)
 	k->pending = 0;
 }
 
+/* Moves the next queued scancode into a free output buffer and pulses IRQ 1 for it. */
+static void i8042_kbd_next(struct i8042 *k)
+{
+	if ((k->status & I8042_STATUS_OBF) || !k->kbd_len)
+		return;
+	i8042_output(k, k->kbd[k->kbd_head]);
+	k->status &= ~I8042_STATUS_CMD;
+	k->kbd_head = (k->kbd_head + 1) % I8042_KBD_QUEUE;
+	k->kbd_len--;
+	if (k->irq && (k->cmd_byte & I8042_CTR_KBD_INT)) {
+		k->irq(k->irq_ctx, 1);
+		k->irq(k->irq_ctx, 0);
+	}
+}
+
 static void i8042_bus_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
 {
 	struct i8042 *k = dev;
@@ -76,6 +93,7 @@ static void i8042_bus_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
 	if (off == 0) {
 		data[0] = k->out;
 		k->status &= ~I8042_STATUS_OBF;
+		i8042_kbd_next(k);
 	} else if (off == LAYOUT_I8042_CMD_PORT - LAYOUT_I8042_DATA_PORT) {
 		data[0] = k->status;
 	}
@@ -111,6 +129,36 @@ int i8042_init(struct i8042 *k, struct vm_exit_ctl *exit)
 void i8042_destroy(struct i8042 *k)
 {
 	pthread_mutex_destroy(&k->lock);
+}
+
+void i8042_set_irq(struct i8042 *k, int (*irq)(void *ctx, int level), void *ctx)
+{
+	pthread_mutex_lock(&k->lock);
+	k->irq = irq;
+	k->irq_ctx = ctx;
+	pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_send_ctrl_alt_del(struct i8042 *k)
+{
+	/* Ctrl, Alt, Del (an extended key) pressed, then released in reverse order. */
+	static const uint8_t set1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+	static const uint8_t set2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14};
+	int rc = 0;
+	pthread_mutex_lock(&k->lock);
+	bool xlate = k->cmd_byte & I8042_CTR_XLATE;
+	const uint8_t *codes = xlate ? set1 : set2;
+	unsigned n = xlate ? sizeof(set1) : sizeof(set2);
+	if (n > I8042_KBD_QUEUE - k->kbd_len) {
+		rc = -EBUSY;
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			k->kbd[(k->kbd_head + k->kbd_len++) % I8042_KBD_QUEUE] = codes[i];
+		i8042_kbd_next(k);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return rc;
 }
 
 static void acpi_pm_bus_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)

@@ -9,13 +9,20 @@
 #include "vmm/bus.h"
 #include "vmm/vm.h"
 
-/* Enough of an i8042 for Linux's keyboard-controller reset and status polling. */
+#define I8042_KBD_QUEUE 16
+
+/* Enough of an i8042 for Linux's keyboard-controller reset and status polling, and for
+ * keyboard input (SendCtrlAltDel) on IRQ 1. */
 struct i8042 {
 	pthread_mutex_t lock;
 	uint8_t status;
 	uint8_t cmd_byte;
-	uint8_t out;	 /* output buffer, valid when status has OBF */
-	uint8_t pending; /* command awaiting a data byte on port 0x60 */
+	uint8_t out;		      /* output buffer, valid when status has OBF */
+	uint8_t pending;	      /* command awaiting a data byte on port 0x60 */
+	uint8_t kbd[I8042_KBD_QUEUE]; /* scancodes waiting for the output buffer */
+	unsigned kbd_head, kbd_len;
+	int (*irq)(void *ctx, int level); /* the keyboard's interrupt line, NULL: none */
+	void *irq_ctx;
 	struct vm_exit_ctl *exit;
 };
 
@@ -28,6 +35,15 @@ extern const struct bus_dev_ops acpi_pm_bus_ops; /* register at the sleep contro
 
 int i8042_init(struct i8042 *k, struct vm_exit_ctl *exit);
 void i8042_destroy(struct i8042 *k);
+
+/* Wires the keyboard interrupt (IRQ 1): raised, as an edge, each time a scancode enters
+ * the output buffer while the guest enabled keyboard interrupts in the command byte. */
+void i8042_set_irq(struct i8042 *k, int (*irq)(void *ctx, int level), void *ctx);
+
+/* Types Ctrl+Alt+Del (press and release): the scancodes go out one by one through the
+ * output buffer, in set 1 when the guest left translation on in the command byte, else set
+ * 2. Linux reboots on it. 0, or -EBUSY when the queue has no room. Any thread. */
+int i8042_send_ctrl_alt_del(struct i8042 *k);
 void acpi_pm_init(struct acpi_pm *pm, struct vm_exit_ctl *exit);
 
 #endif

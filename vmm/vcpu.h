@@ -23,6 +23,16 @@ int vcpu_start_all(struct vm *vm);
 /* Makes every vCPU thread leave KVM_RUN and joins it. */
 void vcpu_stop_all(struct vm *vm);
 
+#define VCPU_PAUSE_TIMEOUT_MS 5000
+
+/* Stops every running vCPU at a safe point (out of KVM_RUN, its last exit fully handled)
+ * and waits until all are parked. 0, -ESHUTDOWN if the VM is ending meanwhile, or
+ * -ETIMEDOUT after VCPU_PAUSE_TIMEOUT_MS (then call vcpu_resume_all()). */
+int vcpu_pause_all(struct vm *vm);
+
+/* Lets parked vCPUs run again. */
+void vcpu_resume_all(struct vm *vm);
+
 /* Asks every running vCPU to log its state (vcpu_log_state) and keep running: sets its
  * dump_requested flag and immediate_exit, then kicks it with SIGUSR1; the vCPU thread logs
  * once it is out of KVM_RUN (only it may read its registers without waiting for the vCPU

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 static void vcpu_handle_io(struct vcpu *v)
 {
@@ -117,11 +118,24 @@ static bool test_fail_kvm_run(const struct vcpu *v)
  * immediate_exit never stays set without a request to serve. */
 static int vcpu_kvm_run(struct vcpu *v, bool fail_run)
 {
-	if (atomic_load(&v->dump_requested))
+	if (atomic_load(&v->dump_requested) || atomic_load(&v->vm->pause_requested))
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	int rc = fail_run ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	return rc;
+}
+
+/* Waits, out of KVM_RUN, while the VM is paused. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->pause_mu);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cv);
+	while (atomic_load(&vm->pause_requested) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cv, &vm->pause_mu);
+	vm->nr_parked--;
+	pthread_mutex_unlock(&vm->pause_mu);
 }
 
 static void vcpu_run_loop(struct vcpu *v)
@@ -137,10 +151,11 @@ static void vcpu_run_loop(struct vcpu *v)
 			/* Any pending I/O was completed first: the state is consistent. */
 			if (atomic_exchange(&v->dump_requested, false))
 				vcpu_log_state(v, LOG_WARN, "state");
-			continue;
-		}
-		if (vcpu_handle_exit(v))
+		} else if (vcpu_handle_exit(v)) {
 			break;
+		}
+		if (atomic_load(&v->vm->pause_requested))
+			vcpu_park(v);
 	}
 	/* A dump requested just before the VM stopped (SIGTERM) is still owed. */
 	if (atomic_exchange(&v->dump_requested, false))
@@ -178,6 +193,8 @@ int vcpu_start_all(struct vm *vm)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) < 0)
 		return -errno;
+	pthread_mutex_init(&vm->pause_mu, NULL);
+	pthread_cond_init(&vm->pause_cv, NULL);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpu[i];
 		int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
@@ -201,9 +218,64 @@ void vcpu_request_state_dump(struct vm *vm)
 	}
 }
 
+/* Kicks every started vCPU out of KVM_RUN (the protocol of vcpu_kvm_run()). */
+static void vcpu_kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpu[i];
+		if (!v->thread_started)
+			continue;
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(v->thread, SIGUSR1);
+	}
+}
+
+int vcpu_pause_all(struct vm *vm)
+{
+	unsigned started = 0;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		started += vm->vcpu[i].thread_started;
+	atomic_store(&vm->pause_requested, true);
+	vcpu_kick_all(vm);
+	pthread_mutex_lock(&vm->pause_mu);
+	/* A vCPU that ends instead (guest reset meanwhile) never parks: give up then, and
+	 * after VCPU_PAUSE_TIMEOUT_MS in any case, rather than hang the VMM thread. */
+	for (unsigned waited = 0;
+	     vm->nr_parked < started && atomic_load(&vm->exit.reason) == VM_RUNNING &&
+	     waited < VCPU_PAUSE_TIMEOUT_MS;
+	     waited += 50) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&vm->pause_cv, &vm->pause_mu, &ts);
+	}
+	bool all = vm->nr_parked >= started;
+	pthread_mutex_unlock(&vm->pause_mu);
+	if (all)
+		return 0;
+	return atomic_load(&vm->exit.reason) == VM_RUNNING ? -ETIMEDOUT : -ESHUTDOWN;
+}
+
+void vcpu_resume_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_mu);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cv);
+	pthread_mutex_unlock(&vm->pause_mu);
+}
+
 void vcpu_stop_all(struct vm *vm)
 {
 	atomic_store(&vm->stopping, true);
+	if (vm->nr_vcpus && vm->vcpu[0].thread_started) {
+		pthread_mutex_lock(&vm->pause_mu);
+		pthread_cond_broadcast(&vm->pause_cv); /* parked vCPUs see `stopping` */
+		pthread_mutex_unlock(&vm->pause_mu);
+	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpu[i];
 		if (!v->thread_started)

@@ -63,6 +63,11 @@ struct vm {
 	struct bus mmio;
 	struct vm_exit_ctl exit;
 	atomic_bool stopping; /* set once; vCPU threads leave KVM_RUN and return */
+	/* PATCH /vm Paused: vCPUs park out of KVM_RUN until resumed (vcpu_pause_all). */
+	atomic_bool pause_requested;
+	pthread_mutex_t pause_mu;
+	pthread_cond_t pause_cv;
+	unsigned nr_parked;
 	unsigned nr_vcpus;
 	bool smt;
 	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */

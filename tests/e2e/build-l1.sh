@@ -82,12 +82,12 @@ if [ "$guest" = yes ]; then
 	guest_files="$bzimage $fixtures/vmlinux $fixtures/guest-initramfs.cpio.gz"
 fi
 # Host programs the test scripts need beyond busybox: bash (the host tests), and iproute2's
-# ip (TAPs), socat (vsock) and script (a terminal) for the seccomp cases; each with the
-# shared objects it loads, at their own paths (ldd prints "name => path (addr)" and the
-# loader as "path (addr)").
+# ip (TAPs), socat (vsock), script (a terminal) for the seccomp cases and curl (the API
+# cases); each with the shared objects it loads, at their own paths (ldd prints
+# "name => path (addr)" and the loader as "path (addr)").
 # The stages put /usr/sbin:/usr/bin before busybox's /bin.
 host_bins=
-for p in bash ip socat script; do
+for p in bash ip socat script curl; do
 	b=$(command -v "$p") || die "$p not found (run scripts/setup.sh)"
 	host_bins="$host_bins $b"
 done

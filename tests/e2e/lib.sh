@@ -90,7 +90,7 @@ run_kiln() {
 	rm -f "$fifo"
 	mkfifo "$fifo" || fail "mkfifo $fifo"
 	start=$(uptime_cs)
-	bounded_kiln "$E2E_KILN_TIMEOUT" "$KILN" --config-file "$cfg" "$@" \
+	bounded_kiln "$E2E_KILN_TIMEOUT" "$KILN" --no-api --config-file "$cfg" "$@" \
 		> "$console" 2> "$stderr_log" <> "$fifo"
 	kiln_rc=$?
 	kiln_secs=$(($(uptime_cs) - start))

@@ -28,7 +28,7 @@ write_cfg() { printf '%s\n' "$2" >"$T/$1.json"; }
 run_kiln() {
 	local name=$1
 	shift
-	timeout 30 "$KILN" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	timeout 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
 	rc=$?
 	out=$(cat "$T/$name.out")
 	err=$(cat "$T/$name.err")
@@ -148,7 +148,7 @@ state_lines() { grep -Ec "^kiln: \[WARN\] vCPU [0-9]+ state: $STATE_RE" "$1"; }
 # start_waiting NAME VCPUS: a guest that waits forever, in the background (pid in $pid).
 start_waiting() {
 	write_cfg "$1" "$(tiny_cfg w "$2" 64)"
-	"$KILN" --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
+	"$KILN" --no-api --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
 	pid=$!
 	for _ in $(seq 100); do grep -qs hello "$T/$1.out" && break; sleep 0.05; done
 }
@@ -229,7 +229,7 @@ expect_bad unknown-key "kernel_typo" --config-file "$T/unknown-key.json"
 # (once loaded, and a guest triple fault) is refused naming the file.
 if unshare -m true 2>/dev/null; then
 	err=$(unshare -m sh -c "mount --bind /dev/null /dev/kvm &&
-		exec $KILN --config-file $T/bad-kernel.json" 2>&1 </dev/null)
+		exec $KILN --no-api --config-file $T/bad-kernel.json" 2>&1 </dev/null)
 	rc=$?
 	if [ "$rc" -eq 2 ] && grep -q "boot-source.kernel_image_path: $T/garbage.bin" <<<"$err"; then
 		pass no-kvm-bad-kernel
@@ -279,7 +279,7 @@ fi
 # The same device while the guest runs: the socket is there, and gone after a SIGTERM.
 write_cfg vsock-running "{\"boot-source\":{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"w\"},
 	\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/vs/v.sock\"}}"
-"$KILN" --config-file "$T/vsock-running.json" >"$T/vsock-running.out" 2>"$T/vsock-running.err" \
+"$KILN" --no-api --config-file "$T/vsock-running.json" >"$T/vsock-running.out" 2>"$T/vsock-running.err" \
 	</dev/null &
 pid=$!
 sock=no

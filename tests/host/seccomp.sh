@@ -48,7 +48,7 @@ run_kiln() {
 		shift
 	done
 	shift
-	env "${envs[@]}" timeout 30 "$KILN" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	env "${envs[@]}" timeout 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
 	rc=$?
 	out=$(cat "$T/$name.out")
 	err=$(cat "$T/$name.err")
@@ -132,7 +132,7 @@ kvm_run_error_case
 # dev_start NAME EXTRA-JSON: starts kiln on the tiny guest 'v' in the background.
 dev_start() {
 	tiny_cfg v 2 64 "$2" >"$T/$1.json"
-	timeout 30 "$KILN" --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
+	timeout 30 "$KILN" --no-api --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
 	kiln_pid=$!
 }
 # dev_wait_line NAME TEXT: waits up to 10 s for a line of kiln's stdout holding TEXT.
@@ -256,7 +256,7 @@ fi
 # stdin on a terminal: raw mode at start, restored (TCSETS) at teardown under the filter.
 if command -v script >/dev/null; then
 	tiny_cfg p 1 64 >"$T/seccomp-tty.json"
-	timeout 30 script -qec "$KILN --config-file $T/seccomp-tty.json" /dev/null \
+	timeout 30 script -qec "$KILN --no-api --config-file $T/seccomp-tty.json" /dev/null \
 		>"$T/seccomp-tty.out" 2>&1 </dev/null
 	rc=$?
 	if [ "$rc" -eq 0 ] && grep -q hello "$T/seccomp-tty.out"; then pass seccomp-tty; else
@@ -298,7 +298,7 @@ running_case() {
 	\"metrics\":{\"metrics_path\":\"$T/metrics.json\"}" >"$T/$name.json"
 	mkfifo "$T/stdin"
 	exec 3<>"$T/stdin"
-	"$KILN" --config-file "$T/$name.json" <"$T/stdin" >"$T/$name.out" 2>"$T/$name.err" &
+	"$KILN" --no-api --config-file "$T/$name.json" <"$T/stdin" >"$T/$name.out" 2>"$T/$name.err" &
 	kiln_pid=$!
 	for _ in $(seq 100); do grep -qs hello "$T/$name.out" && break; sleep 0.05; done
 	head -c 200 /dev/zero | tr '\0' x >&3 # more than the 16-byte FIFO: input pauses
@@ -330,7 +330,7 @@ running_case
 # --no-seccomp (debugging only), once kiln has it: nothing is filtered.
 if "$KILN" --help 2>&1 | grep -q -- --no-seccomp; then
 	tiny_cfg w 1 64 >"$T/noseccomp.json"
-	"$KILN" --no-seccomp --config-file "$T/noseccomp.json" </dev/null >"$T/noseccomp.out" 2>&1 &
+	"$KILN" --no-seccomp --no-api --config-file "$T/noseccomp.json" </dev/null >"$T/noseccomp.out" 2>&1 &
 	kiln_pid=$!
 	for _ in $(seq 100); do grep -qs hello "$T/noseccomp.out" && break; sleep 0.05; done
 	modes=$(thread_seccomp_modes "$kiln_pid" | awk '{ print $2 }' | sort -u | tr '\n' ' ')

@@ -384,7 +384,7 @@ kiln_in_jail() {
 	local nf=kilnnf-$TAG
 	mkdir -p "$BASE/kiln/$nf/root"
 	cp "$r/tiny.elf" "$r/vm.json" "$BASE/kiln/$nf/root/"
-	jail "$nf" --exec-file "$(realpath "$kiln")" -- --config-file /vm.json
+	jail "$nf" --exec-file "$(realpath "$kiln")" -- --no-api --config-file /vm.json
 	if [ $rc -eq 0 ] && grep -qx "kiln tiny guest: hello" <<<"$out"; then
 		pass kiln-in-jail-no-fork
 	elif [ $rc -eq 124 ]; then
@@ -404,7 +404,7 @@ kiln_in_jail() {
 	fi
 	timeout 30 "$reaper" "$T/$id.reaped" "$JAILER" --id "$id" --uid $JUID --gid $JGID \
 		--chroot-base-dir "$BASE" --exec-file "$(realpath "$kiln")" --new-pid-ns \
-		-- --config-file /vm.json >"$T/$id.out" 2>"$T/$id.err" </dev/null
+		-- --no-api --config-file /vm.json >"$T/$id.out" 2>"$T/$id.err" </dev/null
 	rc=$?
 	local kpid kiln_status
 	kpid=$(cat "$r/kiln.pid" 2>/dev/null)

@@ -227,8 +227,18 @@ static void check_dsdt_devices(const uint8_t *d, unsigned ndevs)
 	size_t len = rd(d + 4, 4);
 	assert_int_equal(d[8], 2);
 	const uint8_t device_op[] = {0x5b, 0x82};
-	assert_int_equal(count_bytes(d, len, device_op, 2), 1 + ndevs);
+	assert_int_equal(count_bytes(d, len, device_op, 2), 2 + ndevs);
 	assert_int_equal(count_bytes(d, len, "COM1", 4), 1);
+	/* The i8042 (PS2K, PNP0303): ports 0x60 and 0x64, IRQ 1. */
+	assert_int_equal(count_bytes(d, len, "PS2K", 4), 1);
+	const uint8_t pnp0303[] = {0x0c, 0x41, 0xd0, 0x03, 0x03};
+	assert_int_equal(count_bytes(d, len, pnp0303, 5), 1);
+	const uint8_t io60[] = {0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x00, 0x01};
+	const uint8_t io64[] = {0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x00, 0x01};
+	assert_int_equal(count_bytes(d, len, io60, 8), 1);
+	assert_int_equal(count_bytes(d, len, io64, 8), 1);
+	const uint8_t irq1[] = {0x22, 0x02, 0x00};
+	assert_int_equal(count_bytes(d, len, irq1, 3), 1);
 	const uint8_t pnp0501[] = {0x0c, 0x41, 0xd0, 0x05, 0x01};
 	assert_int_equal(count_bytes(d, len, pnp0501, 5), 1);
 	const uint8_t io[] = {0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08};

@@ -157,6 +157,50 @@ static void test_i8042_command_byte(void **state)
 	assert_int_equal(kbd_read_data(f), 0x00);
 }
 
+static int irq_edges;
+
+static int count_irq(void *ctx, int level)
+{
+	(void)ctx;
+	irq_edges += level;
+	return 0;
+}
+
+/* SendCtrlAltDel: the scancodes, one per output buffer fill, each with an IRQ 1 edge; set 1
+ * while the command byte translates (the reset value), set 2 otherwise. */
+static void test_i8042_ctrl_alt_del(void **state)
+{
+	static const uint8_t set1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+	static const uint8_t set2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14};
+	struct fx *f = *state;
+	irq_edges = 0;
+	i8042_set_irq(&f->kbd, count_irq, NULL);
+	assert_int_equal(i8042_send_ctrl_alt_del(&f->kbd), 0);
+	/* The next code fills the output buffer as soon as the last one was read. */
+	for (unsigned i = 0; i < sizeof(set1); i++) {
+		assert_int_equal(irq_edges, (int)i + 1);
+		assert_true(kbd_status(f) & STS_OBF);
+		assert_false(kbd_status(f) & STS_CMD); /* keyboard data, not a command reply */
+		assert_int_equal(in8(f, LAYOUT_I8042_DATA_PORT), set1[i]);
+	}
+	assert_int_equal(irq_edges, (int)sizeof(set1));
+	assert_false(kbd_status(f) & STS_OBF);
+	/* Translation and interrupts off: set 2, no edges. */
+	kbd_cmd(f, 0x60);
+	out8(f, LAYOUT_I8042_DATA_PORT, 0x04);
+	irq_edges = 0;
+	assert_int_equal(i8042_send_ctrl_alt_del(&f->kbd), 0);
+	for (unsigned i = 0; i < sizeof(set2); i++)
+		assert_int_equal(in8(f, LAYOUT_I8042_DATA_PORT), set2[i]);
+	assert_int_equal(irq_edges, 0);
+	/* A full queue refuses more; a command reply waits for the queued codes. */
+	assert_int_equal(i8042_send_ctrl_alt_del(&f->kbd), 0);
+	assert_int_equal(i8042_send_ctrl_alt_del(&f->kbd), -EBUSY);
+	assert_int_equal(in8(f, LAYOUT_I8042_DATA_PORT), set2[0]);
+	assert_still_running(f);
+}
+
 static void test_i8042_self_tests(void **state)
 {
 	struct fx *f = *state;
@@ -313,6 +357,7 @@ int main(void)
 	    T(test_i8042_status_polling),
 	    T(test_i8042_command_byte),
 	    T(test_i8042_self_tests),
+	    T(test_i8042_ctrl_alt_del),
 	    T(test_i8042_pulse_reset),
 	    T(test_i8042_output_port_reset),
 	    T(test_i8042_output_port_needs_command),

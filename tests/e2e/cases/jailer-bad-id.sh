@@ -18,7 +18,7 @@ for bad in ../x .. a/b x.y "$long" =../x; do
 	esac
 	# shellcheck disable=SC2086 # $args is two words, or one with '='
 	timeout -s KILL 20 "$E2E_DIR/kiln-jailer" $args --exec-file "$KILN" --uid 1000 --gid 1000 \
-		--chroot-base-dir "$base" --new-pid-ns --cgroup-version 2 -- --config-file /vm.json \
+		--chroot-base-dir "$base" --new-pid-ns --cgroup-version 2 -- --no-api --config-file /vm.json \
 		> "$out" 2> "$stderr_log" < /dev/null
 	rc=$?
 	err=$(cat "$stderr_log")

@@ -80,7 +80,7 @@ start=$(uptime_cs)
 timeout -s KILL "$E2E_KILN_TIMEOUT" "$E2E_DIR/subreaper" -o "$reaped" \
 	chroot "$host" /e2e/kiln-jailer --id "$id" --exec-file "$exec_file" \
 	--uid $JUID --gid $JGID --chroot-base-dir "$base" --new-pid-ns --cgroup-version 2 \
-	--cgroup pids.max=64 -- --config-file /vm.json \
+	--cgroup pids.max=64 -- --no-api --config-file /vm.json \
 	> "$console" 2> "$stderr_log" <> "$fifo" &
 sr_pid=$!
 kiln_desc="still running"
@@ -160,7 +160,7 @@ kcg=$(grep '^0::' "/proc/$kpid/cgroup")
 { [ "$kcg" = "0::/kiln/$id" ] && [ "$(cat "$cg/kiln/$id/pids.max")" = 64 ]; } ||
 	fail "kiln's cgroup is '$kcg', pids.max $(cat "$cg/kiln/$id/pids.max" 2>&1)"
 argv=$(tr '\0' ' ' < "/proc/$kpid/cmdline")
-[ "$argv" = "/kiln --id $id --config-file /vm.json " ] || fail "kiln's argv: $argv"
+[ "$argv" = "/kiln --id $id --no-api --config-file /vm.json " ] || fail "kiln's argv: $argv"
 envc=$(wc -c < "/proc/$kpid/environ")
 [ "$envc" = 0 ] || fail "kiln's environment is not empty ($envc bytes)"
 echo "cgroup $kcg; argv $argv; environ empty; fds: $(for fd in "/proc/$kpid/fd"/*; do

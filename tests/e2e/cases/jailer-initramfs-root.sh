@@ -35,7 +35,7 @@ cp "$E2E_CASES/$cfg" "$jail/vm.json" || fail "cannot stage $cfg in $jail"
 start=$(uptime_cs)
 timeout -s KILL "$E2E_KILN_TIMEOUT" "$E2E_DIR/subreaper" -o "$reaped" \
 	"$E2E_DIR/kiln-jailer" --id "$id" --exec-file "$KILN" --uid 1000 --gid 1000 \
-	--chroot-base-dir "$base" --new-pid-ns -- --config-file /vm.json \
+	--chroot-base-dir "$base" --new-pid-ns -- --no-api --config-file /vm.json \
 	> "$console" 2> "$stderr_log" < /dev/null &
 sr_pid=$!
 

@@ -24,7 +24,7 @@ if ! "$d/mktap" "$TAP" || ! ip addr add "$HOST_ADDR" dev "$TAP" || ! ip link set
 fi
 mkdir -p /tmp/demo
 cd /tmp/demo || exit 1
-/e2e/kiln --config-file "$d/vm.json"
+/e2e/kiln --no-api --config-file "$d/vm.json"
 rc=$?
 printf 'kiln-demo-rc=%d\n' "$rc" | dd of=/dev/vdc conv=notrunc,fsync 2> /dev/null
 exit "$rc"

@@ -2,8 +2,8 @@
 # stage-host.sh: the host-test stage inside the L1 KVM test host, for hosts without a usable
 # /dev/kvm (scripts/in-l1.sh host). /e2e/repo holds the repository's test scripts and build/
 # (kiln, kiln-testhooks, kiln-jailer, tiny-guest.elf) as scripts/check.sh stages them.
-# Runs tests/host/run.sh, tests/host/seccomp.sh and the jailer's kiln_in_jail case, exactly as
-# they run on a host with KVM; exits non-zero if any of them did.
+# Runs tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh and the jailer's
+# kiln_in_jail case, exactly as they run on a host with KVM; exits non-zero if any of them did.
 #
 # pivot_root refuses a process whose root is the initramfs, so the suites run chrooted in a
 # tmpfs "host root" whose directories are bind mounts of L1's own.
@@ -30,5 +30,6 @@ chroot "$hr" /bin/bash -c '
 	rc=0
 	bash tests/host/run.sh || rc=1
 	bash tests/host/seccomp.sh || rc=1
+	bash tests/host/api.sh || rc=1
 	JAILER_CASES=kiln_in_jail bash tests/jailer/run.sh || rc=1
 	exit $rc'

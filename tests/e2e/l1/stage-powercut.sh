@@ -54,7 +54,7 @@ cat > "$w/vm.json" << JSON
 }
 JSON
 mkfifo "$w/stdin"
-"$kiln" --config-file "$w/vm.json" > "$w/console" 2> "$w/stderr" <> "$w/stdin" &
+"$kiln" --no-api --config-file "$w/vm.json" > "$w/console" 2> "$w/stderr" <> "$w/stdin" &
 kpid=$!
 i=0
 while ! grep -aq 'KILN-E2E: blk-flush synced' "$w/console"; do

@@ -6,6 +6,8 @@
  *   'a' print a line, then reset through the ACPI reset register
  *   't' triple fault (load an empty IDT, then fault)
  *   'w' print a line, then wait forever (bench reads kiln's memory meanwhile)
+ *   'c' print a line, then "tick <n>" lines forever, a busy-wait apart (the API's pause
+ *       test watches them stop and resume)
  *   's' print a line, then start every CPU the ACPI MADT lists (INIT-SIPI-SIPI through the
  *       xAPIC) into a real-mode trampoline that reports its CPUID APIC id and threads per
  *       core; print one "cpu <id> up" line per CPU and "all <n> cpus up" (or a timeout
@@ -40,6 +42,8 @@ _start:
 	je	acpi_reset
 	cmp	$'w', %bl
 	je	wait
+	cmp	$'c', %bl
+	je	ticks
 	cmp	$'s', %bl
 	je	smp
 	cmp	$'m', %bl
@@ -62,6 +66,17 @@ acpi_reset:
 wait:
 	pause
 	jmp	wait
+ticks:
+	xor	%eax, %eax
+1:	lea	tick(%rip), %rsi
+	call	say
+	call	put_dec
+	call	newline
+	inc	%eax
+	mov	$0x8000, %ecx
+2:	dec	%ecx
+	jnz	2b
+	jmp	1b
 triple:
 	lidt	empty_idt(%rip)
 	movq	$0, %rax
@@ -207,6 +222,7 @@ copy_str:
 	.globl space
 msg:	.asciz "kiln tiny guest: hello\n"
 prefix:	.asciz "kiln tiny guest: "
+tick:	.asciz "tick "
 nl:	.asciz "\n"
 space:	.asciz " "
 hexdigits:	.ascii "0123456789abcdef"

@@ -1,0 +1,81 @@
+/* The state of one kiln process (struct kiln), shared by main.c, which builds and runs the
+ * VM top-down, and kiln_api.c, which connects the REST API to it. Private to those two. */
+#ifndef KILN_KILN_H
+#define KILN_KILN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "boot/boot.h"
+#include "virtio/devices.h"
+#include "vmm/api.h"
+#include "vmm/api_call.h"
+#include "vmm/api_http.h"
+#include "vmm/config.h"
+#include "vmm/console.h"
+#include "vmm/evloop.h"
+#include "vmm/metrics.h"
+#include "vmm/power.h"
+#include "vmm/serial.h"
+#include "vmm/vm.h"
+
+struct kiln_args {
+	const char *config_path;
+	const char *id;
+	const char *api_sock;
+	bool no_api;
+	size_t max_payload;
+	bool no_seccomp;	  /* debugging only */
+	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
+};
+
+/* Everything one kiln process runs, in one struct passed explicitly. */
+struct kiln {
+	struct kiln_args args;
+	struct kiln_config cfg;
+	struct vm vm;
+	struct kernel_image kernel;
+	struct evloop loop;
+	struct serial serial;
+	struct console console;
+	struct i8042 i8042;
+	struct acpi_pm pm;
+	struct virtio_set virtio;
+	bool devices_added; /* from here on, a failed setup must undo them (vsock socket) */
+	struct boot_layout boot;
+	struct ev_source exit_src;
+	struct ev_source signal_src;
+	int metrics_fd;
+	struct metrics metrics;
+	/* Control sources (signals, VM exit, API calls) live in their own loop, nested in the
+	 * device loop: a paused VM (or one not built yet) serves only this one. */
+	struct evloop ctrl;
+	struct ev_source ctrl_src;
+	struct ev_source call_src;
+	struct api api;
+	struct api_server srv;
+	struct api_call call;
+	bool vm_created;
+	bool start_requested;  /* InstanceStart arrived: boot, then answer it */
+	bool stop_before_boot; /* a signal before InstanceStart */
+	bool paused;
+};
+
+/* Opens the API socket (unless --no-api; an existing file there dies with exit 2, one line)
+ * and watches API calls on the control loop. Setup only. */
+void kiln_api_open(struct kiln *k);
+
+/* Without a config file: starts the API thread and serves the control loop until
+ * InstanceStart (true: build the VM, then answer it with kiln_api_vm_started()) or a signal
+ * (false). With one: true at once. */
+bool kiln_api_wait_for_start(struct kiln *k);
+
+/* Once the vCPUs started (err: 0 or why not): answers InstanceStart, or starts the API
+ * thread of a --config-file VM. Call before this thread loads its seccomp filter. */
+void kiln_api_vm_started(struct kiln *k, int err);
+
+/* Fails any call the API thread waits for, stops the thread and removes the socket. Safe
+ * with --no-api. */
+void kiln_api_close(struct kiln *k);
+
+#endif
