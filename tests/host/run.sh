@@ -254,10 +254,11 @@ fi
 # socket never existed.
 put_bytes() { printf "$3" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none; }
 head -c 8192 /dev/zero >"$T/fake.bzImage"
-# setup_sects 1; boot_flag, a jump over the header, "HdrS", protocol 2.15; alignment 4 KiB,
+# setup_sects 1; syssize 448 paragraphs; boot_flag, a jump over the header, "HdrS", protocol 2.15; alignment 4 KiB,
 # relocatable, 64-bit entry, cmdline_size 64; pref_address 1 MiB, init_size 8 KiB; should
 # it boot after all, its 64-bit entry powers off (mov $0x600,%dx; mov $0x34,%al; out; hlt).
 put_bytes "$T/fake.bzImage" 0x1f1 '\x01'
+put_bytes "$T/fake.bzImage" 0x1f4 '\xc0\x01' # syssize: the 7 KiB after the setup sectors
 put_bytes "$T/fake.bzImage" 0x1fe '\x55\xaa\xeb\x66HdrS\x0f\x02'
 put_bytes "$T/fake.bzImage" 0x230 '\x00\x10\x00\x00\x01\x00\x01\x00\x40'
 put_bytes "$T/fake.bzImage" 0x258 '\x00\x00\x10\x00\x00\x00\x00\x00\x00\x20'
