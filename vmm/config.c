@@ -576,6 +576,8 @@ int config_put(struct kiln_config *cfg, enum config_section sec, const char *id,
 		rc = config_check_boot(&tmp.boot, err, errlen);
 	if (rc == 0 && sec == CONFIG_SECTION_DRIVE)
 		rc = config_check_drive(&tmp.drives[0], (unsigned)idx, err, errlen);
+	if (rc == 0 && sec == CONFIG_SECTION_NET)
+		rc = config_check_net(&tmp.nets[0], (unsigned)idx, err, errlen);
 	if (rc == 0)
 		put_commit(cfg, &tmp, sec, idx);
 	config_free(&tmp);

@@ -162,6 +162,8 @@ int config_to_json(const struct kiln_config *cfg, char *buf, size_t cap);
  * (or a block device if allow_blk) that access(mode) allows, key names it in the error. */
 int config_check_boot(const struct boot_cfg *b, char *err, size_t errlen);
 int config_check_drive(const struct drive_cfg *d, unsigned index, char *err, size_t errlen);
+/* Network interface `index`: its TAP (host_dev_name) must exist in kiln's network namespace. */
+int config_check_net(const struct net_cfg *n, unsigned index, char *err, size_t errlen);
 int config_check_file(const char *key, const char *path, int mode, bool allow_blk, char *err,
 		      size_t errlen);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,25 @@ int config_check_drive(const struct drive_cfg *d, unsigned index, char *err, siz
 				 err, errlen);
 }
 
+int config_check_net(const struct net_cfg *n, unsigned index, char *err, size_t errlen)
+{
+	/* kiln never creates a TAP (TUNSETIFF would): the host must have made it. */
+	if (if_nametoindex(n->host_dev_name))
+		return 0;
+	snprintf(err, errlen,
+		 "network-interfaces[%u].host_dev_name: %s: no such network device (create the "
+		 "TAP first)",
+		 index, n->host_dev_name);
+	return -EINVAL;
+}
+
 int config_check_files(const struct kiln_config *cfg, char *err, size_t errlen)
 {
 	int rc = config_check_boot(&cfg->boot, err, errlen);
 	for (unsigned i = 0; i < cfg->nr_drives && rc == 0; i++)
 		rc = config_check_drive(&cfg->drives[i], i, err, errlen);
+	for (unsigned i = 0; i < cfg->nr_nets && rc == 0; i++)
+		rc = config_check_net(&cfg->nets[i], i, err, errlen);
 	return rc;
 }
 

@@ -57,9 +57,16 @@ struct kiln {
 	struct api_call call;
 	bool vm_created;
 	bool start_requested;  /* InstanceStart arrived: boot, then answer it */
+	bool images_loaded;    /* guest memory mapped, kernel and initrd in it */
 	bool stop_before_boot; /* a signal before InstanceStart */
 	bool paused;
 };
+
+/* Maps guest memory and reads the kernel (and initrd) into it, checked against their own
+ * headers, before /dev/kvm is opened; once. 0, or -errno with one line in err naming the
+ * config key and file (nothing left mapped). InstanceStart calls it first, so a
+ * bad image is a 400 and the VM can still be configured and started. */
+int kiln_load_images(struct kiln *k, char *err, size_t errlen);
 
 /* Opens the API socket (unless --no-api; an existing file there dies with exit 2, one line)
  * and watches API calls on the control loop. Setup only. */

@@ -2,6 +2,7 @@
  * and running the API thread's calls (pause/resume, Ctrl+Alt+Del, metrics, a drive's new
  * backing file) on this thread, which owns the VM. */
 #include "vmm/kiln.h"
+#include "vmm/images.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -33,6 +34,26 @@ static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 	return 0;
 }
 
+/* Also main's --config-file path (load_images), so both boot from the same checks. */
+int kiln_load_images(struct kiln *k, char *err, size_t errlen)
+{
+	if (k->images_loaded)
+		return 0;
+	int rc = guest_mem_init(&k->vm.mem, k->cfg.machine.mem_size_mib << 20);
+	if (rc) {
+		snprintf(err, errlen, "machine-config.mem_size_mib: %llu: cannot map that much: %s",
+			 (unsigned long long)k->cfg.machine.mem_size_mib, strerror(-rc));
+		return rc;
+	}
+	rc = images_load(&k->cfg.boot, &k->vm.mem, &k->kernel, &k->boot, err, errlen);
+	if (rc) {
+		guest_mem_free(&k->vm.mem);
+		return rc < 0 ? rc : -EINVAL;
+	}
+	k->images_loaded = true;
+	return 0;
+}
+
 /* A call from the API thread (api_call.h), run on this thread, which owns the VM. */
 static void on_api_call(void *ctx, uint32_t events)
 {
@@ -45,6 +66,9 @@ static void on_api_call(void *ctx, uint32_t events)
 	case API_CALL_NONE:
 		return;
 	case API_CALL_START:
+		rc = kiln_load_images(k, err, sizeof(err));
+		if (rc)
+			break; /* 400: still Not started */
 		k->start_requested = true; /* answered once the vCPUs run (run_vm) */
 		return;
 	case API_CALL_PAUSE:

@@ -231,11 +231,7 @@ static void write_cmdline(struct kiln *k)
 static void load_images(struct kiln *k)
 {
 	char err[512];
-	int rc = guest_mem_init(&k->vm.mem, k->cfg.machine.mem_size_mib << 20);
-	if (rc)
-		die(KILN_EXIT_BADCFG, "machine-config.mem_size_mib: %llu: cannot map that much: %s",
-		    (unsigned long long)k->cfg.machine.mem_size_mib, strerror(-rc));
-	if (images_load(&k->cfg.boot, &k->vm.mem, &k->kernel, &k->boot, err, sizeof(err)))
+	if (kiln_load_images(k, err, sizeof(err)))
 		die(KILN_EXIT_BADCFG, "%s", err);
 }
 

@@ -171,17 +171,36 @@ else
 	pass api-stop-before-start
 fi
 
-# ---- setup fails after InstanceStart (not a kernel): exit 2, the socket is removed ------------
+# ---- a bad image at InstanceStart: 400 naming key and file, still configurable -------------
 head -c 4096 /dev/zero >"$T/zero.img"
 start_kiln api-bad-kernel
-api PUT /boot-source "{\"kernel_image_path\":\"$T/zero.img\"}"
-api PUT /actions '{"action_type":"InstanceStart"}'
-wait_kiln 20
-if [ "$rc" -ne 2 ] || [ -e "$SOCK" ] ||
-	! grep -q 'boot-source.kernel_image_path: .*not a valid' "$T/api-bad-kernel.err"; then
-	fail api-bad-kernel "exit $rc, socket $(ls "$SOCK" 2>&1): $(cat "$T/api-bad-kernel.err")"
+steps=""
+step 204 PUT /boot-source "{\"kernel_image_path\":\"$T/zero.img\"}"
+step 400 PUT /actions '{"action_type":"InstanceStart"}'
+[[ "$body" == *"boot-source.kernel_image_path: $T/zero.img"* ]] || steps+="InstanceStart: $body; "
+step 200 GET /
+[[ "$body" == *'"state":"Not started"'* ]] || steps+="state after the 400: $body; "
+step 204 PUT /boot-source "{\"kernel_image_path\":\"$TINY\",\"boot_args\":\"c\"}"
+step 204 PUT /actions '{"action_type":"InstanceStart"}'
+wait_ticks api-bad-kernel 1 || steps+="no ticks from the guest after the second InstanceStart; "
+stop_kiln
+if [ -n "$steps" ] || [ -e "$SOCK" ]; then
+	fail api-bad-kernel "exit $rc, socket $(ls "$SOCK" 2>&1): $steps $(cat "$T/api-bad-kernel.err")"
 else
 	pass api-bad-kernel
+fi
+
+# ---- a TAP that is not there: 400 at PUT /network-interfaces, before anything starts --------
+start_kiln api-missing-tap
+api PUT /network-interfaces/eth0 '{"iface_id":"eth0","host_dev_name":"kiln-notap0"}'
+c1=$code b1=$body
+api GET /vm/config
+stop_kiln
+if [ "$c1" != 400 ] || [[ "$b1" != *"host_dev_name: kiln-notap0: no such network device"* ]] ||
+	[[ "$body" == *kiln-notap0* ]] || [ -e "$SOCK" ]; then
+	fail api-missing-tap "PUT: $c1 $b1; config after: $body; socket $(ls "$SOCK" 2>&1)"
+else
+	pass api-missing-tap
 fi
 
 # ---- the api seccomp role: loaded once the VM runs ---------------------------------------------

@@ -168,8 +168,13 @@ static void test_getting_started(void **state)
 		 "'is_read_only':false}",
 		 e->disk);
 	expect(e, API_PUT, "/drives/rootfs", body, 204, "");
+	/* kiln never creates a TAP: one that is not there is refused at PUT, not at start. */
 	expect(e, API_PUT, "/network-interfaces/net1",
-	       "{'iface_id':'net1','guest_mac':'06:00:AC:10:00:02','host_dev_name':'tap0'}", 204,
+	       "{'iface_id':'net1','host_dev_name':'kiln-notap9'}", 400,
+	       "{\"fault_message\":\"network-interfaces[0].host_dev_name: kiln-notap9: no such "
+	       "network device (create the TAP first)\"}");
+	expect(e, API_PUT, "/network-interfaces/net1",
+	       "{'iface_id':'net1','guest_mac':'06:00:AC:10:00:02','host_dev_name':'lo'}", 204,
 	       "");
 	expect(e, API_PUT, "/actions", "{'action_type':'InstanceStart'}", 204, "");
 	assert_int_equal(e->vmm.starts, 1);
