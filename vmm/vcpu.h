@@ -50,8 +50,13 @@ void vcpu_request_state_dump(struct vm *vm);
 int vcpu_state_format(char *buf, size_t len, const struct kvm_regs *r, const struct kvm_sregs *s,
 		      const struct kvm_vcpu_events *e);
 
+/* Whether the registers are those of a vCPU just reset (INIT/power-on: real mode at the
+ * reset vector), which is all KVM on AMD leaves of a vCPU after a triple fault. */
+bool vcpu_state_is_init(const struct kvm_regs *r, const struct kvm_sregs *s);
+
 /* On v's own thread, out of KVM_RUN: reads its state (KVM_GET_REGS, KVM_GET_SREGS,
- * KVM_GET_VCPU_EVENTS) and logs "vCPU <n> <what>: <vcpu_state_format line>" at `lvl`, or
+ * KVM_GET_VCPU_EVENTS) and logs "vCPU <n> <what>: <vcpu_state_format line> exits=<n>
+ * [last_io=<pio|mmio>-<read|write>@<addr>] [(the INIT state: ...)]" at `lvl`, or
  * "vCPU <n> <what>: registers unavailable: <ioctl>: <error>". */
 void vcpu_log_state(struct vcpu *v, enum log_level lvl, const char *what);
 

@@ -57,9 +57,26 @@ static int vcpu_system_event(struct vcpu *v)
 	}
 }
 
+/* Notes an exit for the state lines (vcpu_log_state). */
+static void vcpu_count_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	v->nr_exits++;
+	if (run->exit_reason == KVM_EXIT_IO) {
+		v->last_io_exit = KVM_EXIT_IO;
+		v->last_io_write = run->io.direction == KVM_EXIT_IO_OUT;
+		v->last_io_addr = run->io.port;
+	} else if (run->exit_reason == KVM_EXIT_MMIO) {
+		v->last_io_exit = KVM_EXIT_MMIO;
+		v->last_io_write = run->mmio.is_write;
+		v->last_io_addr = run->mmio.phys_addr;
+	}
+}
+
 int vcpu_handle_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	vcpu_count_exit(v);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		vcpu_handle_io(v);

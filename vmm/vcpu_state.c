@@ -63,6 +63,12 @@ int vcpu_state_format(char *buf, size_t len, const struct kvm_regs *r, const str
 	return n < len ? (int)n : -ENOSPC;
 }
 
+bool vcpu_state_is_init(const struct kvm_regs *r, const struct kvm_sregs *s)
+{
+	return r->rip == 0xfff0 && s->cs.selector == 0xf000 && s->cs.base == 0xffff0000 &&
+	       !(s->cr0 & 1);
+}
+
 void vcpu_log_state(struct vcpu *v, enum log_level lvl, const char *what)
 {
 	struct kvm_regs regs;
@@ -83,5 +89,15 @@ void vcpu_log_state(struct vcpu *v, enum log_level lvl, const char *what)
 	char line[VCPU_STATE_MAX];
 	if (vcpu_state_format(line, sizeof(line), &regs, &sregs, &events) < 0)
 		line[sizeof(line) - 1] = '\0'; /* cannot happen: VCPU_STATE_MAX fits the widest */
-	log_msg(lvl, __FILE__, __LINE__, "vCPU %u %s: %s", v->index, what, line);
+	char io[64] = "";
+	if (v->last_io_exit)
+		snprintf(io, sizeof(io), " last_io=%s-%s@0x%llx",
+			 v->last_io_exit == KVM_EXIT_IO ? "pio" : "mmio",
+			 v->last_io_write ? "write" : "read", (unsigned long long)v->last_io_addr);
+	log_msg(lvl, __FILE__, __LINE__, "vCPU %u %s: %s exits=%llu%s%s", v->index, what, line,
+		(unsigned long long)v->nr_exits, io,
+		vcpu_state_is_init(&regs, &sregs)
+		    ? " (the INIT state: this host's KVM reset the vCPU, as AMD SVM does on a "
+		      "triple fault, so the faulting registers are lost)"
+		    : "");
 }

@@ -53,6 +53,12 @@ struct vcpu {
 	bool thread_started;
 	atomic_bool dump_requested; /* the vCPU logs its registers when next out of KVM_RUN */
 	struct vm *vm;
+	/* The vCPU thread's own record of its exits, for its state lines: how many, and the
+	 * last I/O one (a port or MMIO address; what the guest last did before a crash). */
+	uint64_t nr_exits;
+	uint32_t last_io_exit; /* KVM_EXIT_IO or KVM_EXIT_MMIO, 0 before the first */
+	bool last_io_write;
+	uint64_t last_io_addr;
 };
 
 struct vm {

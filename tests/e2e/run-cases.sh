@@ -36,11 +36,32 @@ log_file() { # log_file NAME FILE LABEL
 	tr -d '\r' < "$2" | tail -n 200 | sed "s/^/E2E-LOG $1: $3/"
 }
 
+# case_stuck PID: what the test host was doing when case PID ran out of time: its
+# processes, load and the kernel's last lines (a soft lockup, a hung task, an OOM kill).
+case_stuck() {
+	echo "load: $(cat /proc/loadavg), uptime $(cut -d' ' -f1 /proc/uptime)s"
+	ps -o pid,ppid,pgid,stat,time,args 2> /dev/null || ps
+	dmesg 2> /dev/null | tail -n 20
+}
+
 # run_case NAME SCRIPT: one run of a case; sets rc and ok (yes when it printed PASS).
 run_case() {
 	rm -f "$E2E_WORK/$1".*
 	start=$(uptime_cs)
-	E2E_CASE=$1 timeout -s KILL "$case_timeout" sh "$2" > "$E2E_WORK/$1.out" 2>&1
+	# Its own session, so a case killed at its timeout takes its children (kiln, nc, ...)
+	# with it instead of leaving them to disturb the next case.
+	E2E_CASE=$1 setsid sh "$2" > "$E2E_WORK/$1.out" 2>&1 &
+	pid=$!
+	waited=0
+	while kill -0 "$pid" 2> /dev/null && [ "$waited" -lt "$case_timeout" ]; do
+		sleep 1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$pid" 2> /dev/null; then
+		case_stuck "$pid" > "$E2E_WORK/$1.stuck"
+		kill -KILL -- "-$pid" "$pid" 2> /dev/null
+	fi
+	wait "$pid"
 	rc=$?
 	t=$(($(uptime_cs) - start))
 	echo "E2E-TIME $1 $((t / 100)).$(printf '%02d' $((t % 100)))"
@@ -72,6 +93,7 @@ report_run() {
 	fi
 	echo "E2E-RESULT FAIL $1: $reason"
 	log_file "$1" "$E2E_WORK/$1.out" ""
+	log_file "$1" "$E2E_WORK/$1.stuck" "stuck: "
 	log_file "$1" "$E2E_WORK/$1.stderr" "kiln: "
 	log_file "$1" "$E2E_WORK/$1.console" "console: "
 	# A case with several kiln runs names their logs <case>.<run>.stderr / .console.

@@ -123,7 +123,10 @@ run_l1() {
 	log=$out/l1-console.log
 	# shellcheck disable=SC2086 # split the list: one space between names
 	set -- $1
-	scripts/l1-boot.sh -t "$E2E_TIMEOUT" -l "$log" "$out/L1.cpio.gz" \
+	# The overall bound holds across the test hosts of one run.
+	left=$((E2E_TIMEOUT - ($(date +%s) - start)))
+	[ "$left" -gt 60 ] || left=60
+	scripts/l1-boot.sh -t "$left" -l "$log" "$out/L1.cpio.gz" \
 		"e2e.kiln_timeout=$E2E_KILN_TIMEOUT" "e2e.repeat=$E2E_REPEAT" "e2e.only=\"$*\"" &
 	wait_logged $!
 }
@@ -136,12 +139,38 @@ l1_panic() {
 }
 
 # wait_logged PID: waits for the test host, copying its log to stderr with E2E_VERBOSE=1.
+# A test host that prints no E2E line for longer than a case may take (its own bound, see
+# run-cases.sh, plus a margin) has stopped responding: it is stopped (rc 125) rather than
+# left to hold every later case until the overall timeout.
 wait_logged() {
 	if [ "${E2E_VERBOSE:-0}" = 1 ]; then
 		tail -f "$log" --pid="$1" >&2 &
 	fi
+	local stall=$((E2E_KILN_TIMEOUT * 2 + 30 + 150)) lines=0 now last n
+	last=$(date +%s)
+	while kill -0 "$1" 2> /dev/null; do
+		sleep 2
+		n=$(grep -ac 'E2E-' "$log" 2> /dev/null)
+		now=$(date +%s)
+		if [ "${n:-0}" != "$lines" ]; then
+			lines=${n:-0}
+			last=$now
+		elif [ $((now - last)) -gt "$stall" ]; then
+			echo "e2e: the L1 test host printed nothing for ${stall}s: stopping it" >&2
+			kill -TERM "$1" 2> /dev/null
+			wait "$1"
+			rc=125
+			return
+		fi
+	done
 	wait "$1"
 	rc=$?
+}
+
+# l1_tail: the last lines of the L1 console, for a test host that hung or crashed.
+l1_tail() {
+	tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tail -n "${1:-40}" |
+		sed 's/^/  | /'
 }
 
 # no_result CASES: those of CASES without a result line in $clean.
@@ -180,6 +209,14 @@ elif [ "$E2E_MODE" = l1 ]; then
 		fi
 		todo=$(no_result "$todo")
 		crash=$(l1_panic)
+		if [ -z "$crash" ] && [ "$rc" = 125 ] && [ -n "$todo" ]; then
+			# A hang is a finding about the case that ran: it fails at once (no second
+			# try); the cases after it still run, in a new L1.
+			crash="it stopped responding"
+			crashed_once="$crashed_once ${todo%% *}"
+			echo "e2e: last lines of the L1 console (log $log.$attempt):" >&2
+			l1_tail >&2
+		fi
 		# A QEMU killed by the overall timeout is a failure, never a reason to run again.
 		if [ -z "$todo" ] || [ -z "$crash" ] || [ "$rc" = 137 ] ||
 			[ "$attempt" -ge "${E2E_L1_RETRIES:-3}" ]; then
@@ -190,7 +227,7 @@ elif [ "$E2E_MODE" = l1 ]; then
 		echo "e2e: the L1 test host crashed ($crash) while $culprit ran (log $log.$((attempt - 1)))" >&2
 		case " $crashed_once " in
 		*" $culprit "*)
-			echo "E2E-RESULT FAIL $culprit: the L1 test host crashed twice while it ran: $crash" >> "$clean"
+			echo "E2E-RESULT FAIL $culprit: the L1 test host failed while it ran: $crash" >> "$clean"
 			todo=${todo#"$culprit"}
 			todo=${todo# }
 			;;
@@ -206,6 +243,11 @@ secs=$(($(date +%s) - start))
 
 how="exit code $rc"
 [ "$rc" != 137 ] || how="killed after the overall timeout of ${E2E_TIMEOUT}s"
+[ "$rc" != 125 ] || how="stopped: it printed nothing for too long"
+if [ "$E2E_MODE" = l1 ] && [ "$rc" = 137 ] && [ -n "$host_ready" ]; then
+	echo "e2e: last lines of the L1 console at the overall timeout:" >&2
+	l1_tail >&2
+fi
 if [ "$E2E_MODE" = l1 ]; then
 	if [ -z "$host_ready" ]; then
 		reason=$(sed -n 's/^E2E-L1: FAIL //p' "$clean" | head -n 1)

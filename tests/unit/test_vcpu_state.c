@@ -58,6 +58,22 @@ static void test_exact_line(void **state)
 			    "SS=0x10/0x1000/0xfffff GDTR=0x500/0x1f IDTR=0x0/0x0 exception=none");
 }
 
+/* The state KVM on AMD leaves after a triple fault (the reset vector) is told apart from a
+ * crashed guest's real state. */
+static void test_init_state(void **state)
+{
+	(void)state;
+	struct state st;
+	tiny_guest_state(&st);
+	assert_false(vcpu_state_is_init(&st.r, &st.s));
+	st.r.rip = 0xfff0;
+	st.s.cr0 = 0x60000010;
+	st.s.cs = (struct kvm_segment){.selector = 0xf000, .base = 0xffff0000, .limit = 0xffff};
+	assert_true(vcpu_state_is_init(&st.r, &st.s));
+	st.s.cr0 |= 1; /* protected mode: not a reset vCPU */
+	assert_false(vcpu_state_is_init(&st.r, &st.s));
+}
+
 static void test_exceptions(void **state)
 {
 	(void)state;
@@ -128,7 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_exact_line),	    cmocka_unit_test(test_exceptions),
 	    cmocka_unit_test(test_widest_fits),	    cmocka_unit_test(test_short_buffer),
-	    cmocka_unit_test(test_log_unavailable),
+	    cmocka_unit_test(test_log_unavailable), cmocka_unit_test(test_init_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
