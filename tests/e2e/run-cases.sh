@@ -40,7 +40,7 @@ log_file() { # log_file NAME FILE LABEL
 # processes, load and the kernel's last lines (a soft lockup, a hung task, an OOM kill).
 case_stuck() {
 	echo "load: $(cat /proc/loadavg), uptime $(cut -d' ' -f1 /proc/uptime)s"
-	ps -o pid,ppid,pgid,stat,time,args 2> /dev/null || ps
+	ps | grep -v ' \[[^]]*\]$' # not the kernel threads
 	dmesg 2> /dev/null | tail -n 20
 }
 
