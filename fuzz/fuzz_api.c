@@ -29,7 +29,15 @@ static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t er
 	return fake_ok(ctx, err, errlen);
 }
 
-static const struct api_vmm_ops ops = {fake_ok, fake_pause, fake_ok, fake_ok, fake_patch};
+static int fake_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
+			char *err, size_t errlen)
+{
+	(void)id, (void)is_net, (void)w;
+	return fake_ok(ctx, err, errlen);
+}
+
+static const struct api_vmm_ops ops = {fake_ok, fake_pause, fake_ok,
+				       fake_ok, fake_patch, fake_limiter};
 
 /* Every response starts with a status line; the total is bounded. */
 static int check_send(struct api_conn *c, const char *buf, size_t len)

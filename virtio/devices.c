@@ -438,3 +438,29 @@ int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, ui
 	}
 	return -ENOENT;
 }
+
+int virtio_set_update_limiter(struct virtio_set *set, const char *id, bool is_net,
+			      const struct rate_limiter_cfg lim[2])
+{
+	for (unsigned i = 0; i < set->nr; i++) {
+		struct virtio_slot *s = set->slot[i];
+		int err = 0;
+		if (!is_net && s->blk && !strncmp(s->blk->id, id, sizeof(s->blk->id))) {
+			pthread_mutex_lock(&s->mmio.lock);
+			err = ratelimit_update(&s->blk->limiter, &lim[0]);
+			pthread_mutex_unlock(&s->mmio.lock);
+		} else if (is_net && s->net && !strcmp(s->net->id, id)) {
+			pthread_mutex_lock(&s->mmio.lock);
+			err = ratelimit_update(&s->net->rx_rl, &lim[0]);
+			if (!err)
+				err = ratelimit_update(&s->net->tx_rl, &lim[1]);
+			pthread_mutex_unlock(&s->mmio.lock);
+		} else {
+			continue;
+		}
+		if (!err)
+			log_info("%s %s: new rate limiter", is_net ? "interface" : "drive", id);
+		return err;
+	}
+	return -ENOENT;
+}

@@ -119,6 +119,12 @@ int virtio_set_cmdline(const struct virtio_set *set, bool mmio_devices, char *bu
  * then left to the caller) when no block device has that id. */
 int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, uint64_t bytes);
 
+/* PATCH of a running device's rate limiters (ratelimit_update): a block device's (drive_id,
+ * lim[0]) or a net device's (iface_id, lim[0] rx, lim[1] tx). On the event-loop thread.
+ * 0, -ENOENT when no such device, or -errno. */
+int virtio_set_update_limiter(struct virtio_set *set, const char *id, bool is_net,
+			      const struct rate_limiter_cfg lim[2]);
+
 /* The hang dump of every device (virtio_mmio_log_state at warning level), in the order
  * they were added. Call on the event-loop thread, which owns the queues' processing. */
 void virtio_set_log_state(struct virtio_set *set);

@@ -80,6 +80,7 @@ struct virtio_net_src {
 struct virtio_net {
 	int tap_fd;
 	bool tap_is_socket; /* a datagram socket stands in for the TAP (tests, bench) */
+	char id[CONFIG_ID_MAX + 1]; /* iface_id */
 	char name[CONFIG_ID_MAX + 16];
 	uint8_t mac[6];
 	uint16_t mtu; /* of the host interface: sizes RX buffers without GSO */

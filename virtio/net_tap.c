@@ -58,7 +58,8 @@ static int net_setup(struct virtio_net *n, int fd, const struct net_cfg *nc)
 	n->tap_is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	if (!n->mtu)
 		n->mtu = DEFAULT_MTU;
-	snprintf(n->name, sizeof(n->name), "net %s", nc ? nc->id : "");
+	snprintf(n->id, sizeof(n->id), "%s", nc ? nc->id : "");
+	snprintf(n->name, sizeof(n->name), "net %s", n->id);
 	if (nc && nc->has_guest_mac)
 		memcpy(n->mac, nc->guest_mac, 6);
 	else if (nc)

@@ -96,8 +96,7 @@ int ratelimit_init(struct ratelimit *rl, const struct rate_limiter_cfg *cfg)
 	bool present = cfg && cfg->present;
 	rl_bucket_init(&rl->bw, present ? &cfg->bandwidth : NULL, now);
 	rl_bucket_init(&rl->ops, present ? &cfg->ops : NULL, now);
-	if (!ratelimit_active(rl))
-		return 0;
+	/* Even for a limiter that does not limit (yet): PATCH may make it limit later. */
 	rl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	return rl->timer_fd < 0 ? -errno : 0;
 }
@@ -137,6 +136,19 @@ static int arm_timer(int fd, uint64_t ns)
 	struct itimerspec its = {
 	    .it_value = {.tv_sec = (time_t)(ns / NS_PER_S), .tv_nsec = (long)(ns % NS_PER_S)}};
 	return timerfd_settime(fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+int ratelimit_update(struct ratelimit *rl, const struct rate_limiter_cfg *cfg)
+{
+	uint64_t now = ratelimit_now_ns();
+	if (cfg->bandwidth.present)
+		rl_bucket_init(&rl->bw, &cfg->bandwidth, now);
+	if (cfg->ops.present)
+		rl_bucket_init(&rl->ops, &cfg->ops, now);
+	/* A refused request waits for the timer: retry it soon, against the new buckets. */
+	if (rl->blocked && rl->timer_fd >= 0)
+		return arm_timer(rl->timer_fd, RL_MIN_WAIT_NS);
+	return 0;
 }
 
 bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops)

@@ -35,7 +35,7 @@ struct rl_bucket {
 struct ratelimit {
 	struct rl_bucket bw;  /* bytes */
 	struct rl_bucket ops; /* requests */
-	int timer_fd;	      /* -1 when neither bucket limits */
+	int timer_fd;	      /* -1 only before ratelimit_init() */
 	bool blocked;	      /* a request was refused and the timer has not fired yet */
 	uint64_t throttled;   /* requests refused, for metrics */
 };
@@ -57,9 +57,15 @@ void rl_bucket_take(struct rl_bucket *b, uint64_t tokens);
 /* Nanoseconds of refill until `tokens` would be admitted (0 if now), saturating. */
 uint64_t rl_bucket_wait_ns(const struct rl_bucket *b, uint64_t tokens);
 
-/* The limiter of cfg (NULL or absent: unlimited). A timerfd is created only when a bucket
- * limits. 0 or -errno from timerfd_create. */
+/* The limiter of cfg (NULL or absent: unlimited), with its timerfd (also when unlimited, so
+ * that ratelimit_update() can make it limit). 0 or -errno from timerfd_create. */
 int ratelimit_init(struct ratelimit *rl, const struct rate_limiter_cfg *cfg);
+
+/* PATCH of a running device's limiter (Firecracker's semantics): each bucket present in
+ * cfg is replaced by a new full one (size or refill_time 0: it stops limiting), an absent
+ * one is kept as it is. A request refused under the old buckets is retried within
+ * RL_MIN_WAIT_NS. 0 or -errno from timerfd_settime. */
+int ratelimit_update(struct ratelimit *rl, const struct rate_limiter_cfg *cfg);
 
 /* Closes the timerfd; safe after any ratelimit_init() (even a failed one) and twice. */
 void ratelimit_destroy(struct ratelimit *rl);

@@ -164,20 +164,42 @@ static void put_section(struct api *a, enum config_section sec, const char *id, 
 	no_content(r);
 }
 
-/* PATCH /drives/{id} after the start: the device takes the new file, then the config. */
+/* PATCH /drives/{id} after the start: the device takes the new file and limiter, then the
+ * config records them. */
 static void patch_drive(struct api *a, const char *id, const char *body, size_t len,
 			struct api_response *r)
 {
 	char err[ERRLEN];
 	struct drive_cfg d;
+	struct config_patch what;
 	unsigned idx;
-	if (config_patch_drive(a->cfg, id, body, len, &d, &idx, err, sizeof(err)))
+	if (config_patch_drive(a->cfg, id, body, len, &d, &idx, &what, err, sizeof(err)))
 		return fault(r, 400, err);
-	if (a->ops->patch_drive(a->ctx, &d, err, sizeof(err))) {
+	int rc = what.new_path ? a->ops->patch_drive(a->ctx, &d, err, sizeof(err)) : 0;
+	if (rc == 0 && what.limiter[0].present)
+		rc = a->ops->patch_limiter(a->ctx, id, false, &what, err, sizeof(err));
+	if (rc) {
 		config_free_drive(&d);
 		return fault(r, 400, err);
 	}
 	config_replace_drive(a->cfg, idx, &d);
+	no_content(r);
+}
+
+/* PATCH /network-interfaces/{id} after the start: new rx/tx rate limiters. */
+static void patch_net(struct api *a, const char *id, const char *body, size_t len,
+		      struct api_response *r)
+{
+	char err[ERRLEN];
+	struct net_cfg n;
+	struct config_patch what;
+	unsigned idx;
+	if (config_patch_net(a->cfg, id, body, len, &n, &idx, &what, err, sizeof(err)))
+		return fault(r, 400, err);
+	if ((what.limiter[0].present || what.limiter[1].present) &&
+	    a->ops->patch_limiter(a->ctx, id, true, &what, err, sizeof(err)))
+		return fault(r, 400, err);
+	config_replace_net(a->cfg, idx, &n);
 	no_content(r);
 }
 
@@ -251,10 +273,8 @@ static void route_config(struct api *a, enum api_method m, const char *seg, cons
 			return fault(r, 400, MSG_BEFORE_BOOT);
 		if (m == API_PATCH && puts[i].sec == CONFIG_SECTION_DRIVE)
 			return patch_drive(a, id, body, len, r);
-		if (m == API_PATCH && id)
-			return fault(r, 400,
-				     "kiln does not change network interfaces of a running "
-				     "VM yet");
+		if (m == API_PATCH && puts[i].sec == CONFIG_SECTION_NET)
+			return patch_net(a, id, body, len, r);
 		break;
 	}
 	invalid(r, m, path);

@@ -28,6 +28,10 @@ struct api_vmm_ops {
 	int (*flush_metrics)(void *ctx, char *err, size_t errlen);
 	/* PATCH /drives/{id}: put the drive's new path_on_host (checked) behind its device. */
 	int (*patch_drive)(void *ctx, const struct drive_cfg *d, char *err, size_t errlen);
+	/* PATCH /drives/{id} or /network-interfaces/{id} with rate limiters: replace the
+	 * device's buckets that `what` names (drive or interface `id`). */
+	int (*patch_limiter)(void *ctx, const char *id, bool is_net, const struct config_patch *what,
+			     char *err, size_t errlen);
 };
 
 struct api {

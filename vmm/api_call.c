@@ -116,10 +116,21 @@ static int call_patch_drive(void *ctx, const struct drive_cfg *d, char *err, siz
 	return rc;
 }
 
+static int call_patch_limiter(void *ctx, const char *id, bool is_net,
+			      const struct config_patch *what, char *err, size_t errlen)
+{
+	struct api_call *c = ctx;
+	snprintf(c->drive_id, sizeof(c->drive_id), "%s", id);
+	c->is_net = is_net;
+	memcpy(c->limiter, what->limiter, sizeof(c->limiter));
+	return api_call_run(c, API_CALL_PATCH_LIMITER, err, errlen);
+}
+
 const struct api_vmm_ops api_call_ops = {
     .start = call_start,
     .pause = call_pause,
     .ctrl_alt_del = call_ctrl_alt_del,
     .flush_metrics = call_flush_metrics,
     .patch_drive = call_patch_drive,
+    .patch_limiter = call_patch_limiter,
 };

@@ -18,7 +18,8 @@ enum api_call_op {
 	API_CALL_RESUME,
 	API_CALL_CTRL_ALT_DEL,
 	API_CALL_FLUSH_METRICS,
-	API_CALL_PATCH_DRIVE, /* drive_id, fd, bytes */
+	API_CALL_PATCH_DRIVE,	/* drive_id, fd, bytes */
+	API_CALL_PATCH_LIMITER, /* drive_id (a drive's or an interface's id), is_net, limiter */
 };
 
 struct api_call {
@@ -34,6 +35,9 @@ struct api_call {
 	char drive_id[CONFIG_ID_MAX + 1];
 	int fd;
 	uint64_t bytes;
+	/* API_CALL_PATCH_LIMITER: the buckets to replace (drives: [0]; interfaces: rx, tx). */
+	bool is_net;
+	struct rate_limiter_cfg limiter[2];
 };
 
 /* 0 or -errno. */

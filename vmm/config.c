@@ -598,9 +598,20 @@ static int copy_drive(struct drive_cfg *dst, const struct drive_cfg *src)
 	return 0;
 }
 
+/* The buckets an update names replace those of `into`; the others stay. */
+static void merge_limiter(struct rate_limiter_cfg *into, const struct rate_limiter_cfg *upd)
+{
+	if (upd->bandwidth.present)
+		into->bandwidth = upd->bandwidth;
+	if (upd->ops.present)
+		into->ops = upd->ops;
+	into->present = into->bandwidth.present || into->ops.present;
+}
+
 static const char *const patch_keys[] = {"drive_id", "path_on_host", "rate_limiter"};
 
-static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg *d)
+static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg *d,
+		       struct config_patch *what)
 {
 	char body_id[CONFIG_ID_MAX + 1] = "";
 	int v[3];
@@ -612,20 +623,24 @@ static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg
 	if (rc == 0 && strcmp(body_id, id))
 		rc = json_member_error(j, "drive_id", "%s does not match the id in the path",
 				       body_id);
+	what->new_path = v[1] != JSON_ABSENT;
 	if (rc == 0)
 		rc = json_str(j, v[1], "path_on_host", JSON_NONEMPTY, &d->path_on_host);
-	if (rc == 0 && v[2] != JSON_ABSENT)
-		rc = json_member_error(j, "rate_limiter",
-				       "changing it on a running VM is not supported by kiln");
+	if (rc == 0)
+		rc = parse_limiter(j, v[2], "rate_limiter", &what->limiter[0]);
+	if (rc == 0)
+		merge_limiter(&d->rate_limiter, &what->limiter[0]);
 	return rc;
 }
 
 int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
-		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen)
+		       struct drive_cfg *out, unsigned *index, struct config_patch *what,
+		       char *err, size_t errlen)
 {
 	struct json j;
 	int idx = find_drive(cfg, id);
 	memset(out, 0, sizeof(*out));
+	memset(what, 0, sizeof(*what));
 	if (idx >= (int)cfg->nr_drives) {
 		snprintf(err, errlen, "drives: no drive with drive_id %.64s", id);
 		return -EINVAL;
@@ -636,14 +651,58 @@ int config_patch_drive(const struct kiln_config *cfg, const char *id, const char
 	}
 	int rc = json_open(&j, body, len, err, errlen);
 	if (rc == 0)
-		rc = patch_parse(&j, idx, id, out);
+		rc = patch_parse(&j, idx, id, out, what);
 	json_close(&j);
-	if (rc == 0)
+	if (rc == 0 && what->new_path)
 		rc = config_check_drive(out, (unsigned)idx, err, errlen);
 	if (rc)
 		free_drive(out);
 	*index = (unsigned)idx;
 	return rc;
+}
+
+static const char *const patch_net_keys[] = {"iface_id", "rx_rate_limiter", "tx_rate_limiter"};
+
+int config_patch_net(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		     struct net_cfg *out, unsigned *index, struct config_patch *what, char *err,
+		     size_t errlen)
+{
+	struct json j;
+	char body_id[CONFIG_ID_MAX + 1] = "";
+	int v[3], idx = find_net(cfg, id);
+	memset(what, 0, sizeof(*what));
+	if (idx >= (int)cfg->nr_nets) {
+		snprintf(err, errlen, "network-interfaces: no interface with iface_id %.64s", id);
+		return -EINVAL;
+	}
+	*out = cfg->nets[idx];
+	*index = (unsigned)idx;
+	int rc = json_open(&j, body, len, err, errlen);
+	if (rc == 0) {
+		json_push_key(&j, "network-interfaces");
+		json_push_index(&j, (unsigned)idx);
+		rc = json_members(&j, 0, patch_net_keys, 3, v);
+	}
+	if (rc == 0)
+		rc = parse_id(&j, v[0], "iface_id", JSON_REQUIRED, body_id);
+	if (rc == 0 && strcmp(body_id, id))
+		rc = json_member_error(&j, "iface_id", "%s does not match the id in the path",
+				       body_id);
+	if (rc == 0)
+		rc = parse_limiter(&j, v[1], "rx_rate_limiter", &what->limiter[0]);
+	if (rc == 0)
+		rc = parse_limiter(&j, v[2], "tx_rate_limiter", &what->limiter[1]);
+	json_close(&j);
+	if (rc == 0) {
+		merge_limiter(&out->rx_rate_limiter, &what->limiter[0]);
+		merge_limiter(&out->tx_rate_limiter, &what->limiter[1]);
+	}
+	return rc;
+}
+
+void config_replace_net(struct kiln_config *cfg, unsigned index, const struct net_cfg *n)
+{
+	cfg->nets[index] = *n;
 }
 
 void config_free_drive(struct drive_cfg *d)

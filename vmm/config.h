@@ -139,13 +139,30 @@ enum config_section {
 int config_put(struct kiln_config *cfg, enum config_section sec, const char *id, const char *body,
 	       size_t len, char *err, size_t errlen);
 
-/* PATCH /drives/{id} on a running VM: body {"drive_id": id, "path_on_host": ...} (a
- * rate_limiter is refused). *out gets a copy of the drive with the change and *index its
- * place; the new file is checked like a config file's drive, with the same messages
- * ("drives[0].path_on_host: ..."). 0, or -EINVAL with one line in err (out then empty).
- * cfg is not changed: config_replace_drive() does that once the device took the file. */
+/* What a PATCH on a running VM changes, for the device: the buckets present in limiter[]
+ * (drives: [0]; interfaces: [0] rx, [1] tx) replace the device's, the others stay. */
+struct config_patch {
+	bool new_path; /* drives: a path_on_host was given */
+	struct rate_limiter_cfg limiter[2];
+};
+
+/* PATCH /drives/{id} on a running VM: body {"drive_id": id, "path_on_host"?: ...,
+ * "rate_limiter"?: ...}. *out gets a copy of the drive with the change, *index its place,
+ * *what the change; a new file is checked like a config file's drive, with the same
+ * messages ("drives[0].path_on_host: ..."). 0, or -EINVAL with one line in err (out then
+ * empty). cfg is not changed: config_replace_drive() does that once the device took it. */
 int config_patch_drive(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
-		       struct drive_cfg *out, unsigned *index, char *err, size_t errlen);
+		       struct drive_cfg *out, unsigned *index, struct config_patch *what,
+		       char *err, size_t errlen);
+
+/* PATCH /network-interfaces/{id} on a running VM: body {"iface_id": id,
+ * "rx_rate_limiter"?: ..., "tx_rate_limiter"?: ...}, as config_patch_drive(). */
+int config_patch_net(const struct kiln_config *cfg, const char *id, const char *body, size_t len,
+		     struct net_cfg *out, unsigned *index, struct config_patch *what, char *err,
+		     size_t errlen);
+
+/* Puts *n in place of interface `index` of cfg. */
+void config_replace_net(struct kiln_config *cfg, unsigned index, const struct net_cfg *n);
 
 /* Frees drive `index` of cfg and moves *d in its place (*d is left zeroed). */
 void config_replace_drive(struct kiln_config *cfg, unsigned index, struct drive_cfg *d);

@@ -85,6 +85,15 @@ static void on_api_call(void *ctx, uint32_t events)
 		if (rc)
 			snprintf(err, sizeof(err), "drives: no block device %s", k->call.drive_id);
 		break;
+	case API_CALL_PATCH_LIMITER:
+		rc = virtio_set_update_limiter(&k->virtio, k->call.drive_id, k->call.is_net,
+					       k->call.limiter);
+		if (rc)
+			snprintf(err, sizeof(err), "%s: %s %s: %s",
+				 k->call.is_net ? "network-interfaces" : "drives",
+				 k->call.is_net ? "interface" : "drive", k->call.drive_id,
+				 rc == -ENOENT ? "no such device" : strerror(-rc));
+		break;
 	case API_CALL_FLUSH_METRICS:
 		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
 		if (rc)

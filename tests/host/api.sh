@@ -117,6 +117,11 @@ step 204 PATCH /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$T/data2.
 step 200 GET /vm/config
 [[ "$body" == *"\"path_on_host\":\"$T/data2.img\""* ]] || steps+="patched config: $body; "
 step 400 PATCH /drives/data '{"drive_id":"data","path_on_host":"/nonexistent"}'
+# A new rate limiter for the running drive (its device takes it, the config shows it).
+step 204 PATCH /drives/data '{"drive_id":"data","rate_limiter":{"bandwidth":{"size":65536,"refill_time":100}}}'
+step 200 GET /vm/config
+[[ "$body" == *'"rate_limiter":{"bandwidth":{"size":65536'* ]] || steps+="limiter config: $body; "
+step 400 PATCH /network-interfaces/eth0 '{"iface_id":"eth0","rx_rate_limiter":{"ops":{"size":1,"refill_time":1}}}'
 step 204 PUT /actions '{"action_type":"FlushMetrics"}'
 step 204 PUT /actions '{"action_type":"SendCtrlAltDel"}' # the tiny guest ignores the keyboard
 stop_kiln
@@ -125,7 +130,8 @@ if [ -n "$steps" ]; then
 elif [ "$rc" -ne 0 ] || [ -e "$SOCK" ]; then
 	fail $gs "exit $rc, socket $(ls "$SOCK" 2>&1): $(cat "$T/$gs.err")"
 elif ! grep -q 'VM paused' "$T/$gs.log" || ! grep -q 'VM resumed' "$T/$gs.log" ||
-	! grep -q 'drive data: new backing file, 4096 sectors' "$T/$gs.log"; then
+	! grep -q 'drive data: new backing file, 4096 sectors' "$T/$gs.log" ||
+	! grep -q 'drive data: new rate limiter' "$T/$gs.log"; then
 	fail $gs "log: $(cat "$T/$gs.log")"
 elif [ "$(grep -c . "$T/$gs.metrics")" -lt 2 ]; then
 	fail $gs "metrics: $(cat "$T/$gs.metrics")"

@@ -15,8 +15,9 @@
 #include "vmm/api.h"
 
 struct fake_vmm {
-	int starts, pauses, resumes, cads, flushes, patches;
+	int starts, pauses, resumes, cads, flushes, patches, limiters;
 	char patched[128];
+	char limited[64]; /* "<id> net=<0|1> rx/bw=<size> tx/ops=<size>" of the last limiter op */
 	int fail; /* the next op fails with this */
 };
 
@@ -67,8 +68,20 @@ static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t er
 	return fake_result(f, err, errlen);
 }
 
-static const struct api_vmm_ops fake_ops = {fake_start, fake_pause, fake_cad, fake_flush,
-					    fake_patch};
+static int fake_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
+			char *err, size_t errlen)
+{
+	struct fake_vmm *f = ctx;
+	f->limiters++;
+	const struct token_bucket_cfg *a = &w->limiter[0].bandwidth;
+	const struct token_bucket_cfg *b = is_net ? &w->limiter[1].bandwidth : &w->limiter[0].ops;
+	snprintf(f->limited, sizeof(f->limited), "%s net=%d %llu %llu", id, is_net,
+		 (unsigned long long)a->size, (unsigned long long)b->size);
+	return fake_result(f, err, errlen);
+}
+
+static const struct api_vmm_ops fake_ops = {fake_start, fake_pause,  fake_cad,
+					    fake_flush, fake_patch, fake_limiter};
 
 struct env {
 	struct kiln_config cfg;
@@ -315,7 +328,7 @@ static void test_patch_drive(void **state)
 	       "{\"fault_message\":\"drives[0].path_on_host: /nonexistent: No such file or "
 	       "directory\"}");
 	expect(e, API_PATCH, "/drives/data",
-	       "{'drive_id':'data','rate_limiter':{'ops':{'size':1,'refill_time':1}}}", 400, NULL);
+	       "{'drive_id':'data','rate_limiter':{'ops':{'size':'x','refill_time':1}}}", 400, NULL);
 	expect(e, API_PATCH, "/drives/data", "{'drive_id':'data','is_read_only':true}", 400,
 	       "{\"fault_message\":\"drives[0].is_read_only: unknown key\"}");
 	/* The device refuses: the config keeps the old path. */
@@ -327,6 +340,56 @@ static void test_patch_drive(void **state)
 	assert_int_equal(e->vmm.patches, 2);
 	expect(e, API_PATCH, "/network-interfaces/x", "{}", 400, NULL);
 	unlink(disk2);
+}
+
+/* PATCH of rate limiters on a running VM: the device op gets the buckets named, the
+ * config merges them (a bucket not named stays). */
+static void test_patch_limiters(void **state)
+{
+	struct env *e = *state;
+	char body[512];
+	configure_boot(e);
+	snprintf(body, sizeof(body),
+		 "{'drive_id':'data','path_on_host':'%s','is_root_device':false,"
+		 "'rate_limiter':{'ops':{'size':50,'refill_time':1000}}}",
+		 e->disk);
+	expect(e, API_PUT, "/drives/data", body, 204, "");
+	expect(e, API_PUT, "/network-interfaces/eth0", "{'iface_id':'eth0','host_dev_name':'lo'}",
+	       204, "");
+	expect(e, API_PATCH, "/network-interfaces/eth0", "{'iface_id':'eth0'}", 400, BEFORE);
+	expect(e, API_PUT, "/actions", "{'action_type':'InstanceStart'}", 204, "");
+	expect(e, API_PATCH, "/drives/data",
+	       "{'drive_id':'data','rate_limiter':{'bandwidth':{'size':1000,'refill_time':100}}}",
+	       204, "");
+	assert_int_equal(e->vmm.limiters, 1);
+	assert_int_equal(e->vmm.patches, 0); /* no new file */
+	assert_string_equal(e->vmm.limited, "data net=0 1000 0");
+	req(e, API_GET, "/vm/config", NULL);
+	assert_non_null(strstr(e->r.body, "\"rate_limiter\":{\"bandwidth\":{\"size\":1000"));
+	assert_non_null(strstr(e->r.body, "\"ops\":{\"size\":50"));
+	expect(e, API_PATCH, "/network-interfaces/eth0",
+	       "{'iface_id':'eth0','tx_rate_limiter':{'bandwidth':{'size':4096,'refill_time':10}}}",
+	       204, "");
+	assert_int_equal(e->vmm.limiters, 2);
+	assert_string_equal(e->vmm.limited, "eth0 net=1 0 4096");
+	req(e, API_GET, "/vm/config", NULL);
+	assert_non_null(strstr(e->r.body, "\"tx_rate_limiter\":{\"bandwidth\":{\"size\":4096"));
+	/* Bad ones: unknown interface, id mismatch, a key PATCH does not take, a bad bucket. */
+	expect(e, API_PATCH, "/network-interfaces/nope", "{'iface_id':'nope'}", 400,
+	       "{\"fault_message\":\"network-interfaces: no interface with iface_id nope\"}");
+	expect(e, API_PATCH, "/network-interfaces/eth0", "{'iface_id':'eth1'}", 400,
+	       "{\"fault_message\":\"network-interfaces[0].iface_id: eth1 does not match the id "
+	       "in the path\"}");
+	expect(e, API_PATCH, "/network-interfaces/eth0",
+	       "{'iface_id':'eth0','host_dev_name':'lo'}", 400,
+	       "{\"fault_message\":\"network-interfaces[0].host_dev_name: unknown key\"}");
+	/* The device refuses: the config keeps the old limiter. */
+	e->vmm.fail = -EIO;
+	expect(e, API_PATCH, "/network-interfaces/eth0",
+	       "{'iface_id':'eth0','rx_rate_limiter':{'ops':{'size':7,'refill_time':10}}}", 400,
+	       "{\"fault_message\":\"fake failure\"}");
+	req(e, API_GET, "/vm/config", NULL);
+	assert_null(strstr(e->r.body, "\"rx_rate_limiter\""));
 }
 
 static void test_no_devices(void **state)
@@ -380,6 +443,7 @@ int main(void)
 	    T(test_no_devices),
 	    T(test_vm_config),
 	    T(test_patch_drive),
+	    T(test_patch_limiters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

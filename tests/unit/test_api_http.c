@@ -39,7 +39,15 @@ static int no_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errl
 	return no_start(ctx, err, errlen);
 }
 
-static const struct api_vmm_ops ops = {no_start, no_pause, no_start, no_start, no_patch};
+static int no_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
+		      char *err, size_t errlen)
+{
+	(void)id, (void)is_net, (void)w;
+	return no_start(ctx, err, errlen);
+}
+
+static const struct api_vmm_ops ops = {no_start, no_pause, no_start,
+				       no_start, no_patch, no_limiter};
 
 struct env {
 	struct kiln_config cfg;

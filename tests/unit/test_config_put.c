@@ -94,7 +94,7 @@ static void test_api_equals_file(void **state)
 		 e->disk);
 	assert_int_equal(put(&api, CONFIG_SECTION_DRIVE, "rootfs", body, err), 0);
 	assert_int_equal(put(&api, CONFIG_SECTION_NET, "eth0",
-			     "{'iface_id':'eth0','host_dev_name':'tap0','guest_mac':"
+			     "{'iface_id':'eth0','host_dev_name':'lo','guest_mac':"
 			     "'06:00:ac:10:00:02'}",
 			     err),
 			 0);
@@ -110,7 +110,7 @@ static void test_api_equals_file(void **state)
 		 "'machine-config':{'vcpu_count':2,'mem_size_mib':256},"
 		 "'drives':[{'drive_id':'rootfs','path_on_host':'%s','is_root_device':true,"
 		 "'is_read_only':false,'rate_limiter':{'ops':{'size':10,'refill_time':100}}}],"
-		 "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'tap0',"
+		 "'network-interfaces':[{'iface_id':'eth0','host_dev_name':'lo',"
 		 "'guest_mac':'06:00:ac:10:00:02'}],"
 		 "'logger':{'log_path':'/tmp/l','level':'Info','show_level':true},"
 		 "'vsock':{'guest_cid':3,'uds_path':'/tmp/v.sock'}}",

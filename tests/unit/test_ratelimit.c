@@ -121,7 +121,7 @@ static void test_disabled_buckets(void **state)
 	struct ratelimit rl;
 	assert_int_equal(ratelimit_init(&rl, NULL), 0);
 	assert_false(ratelimit_active(&rl));
-	assert_int_equal(rl.timer_fd, -1);
+	assert_true(rl.timer_fd >= 0); /* for a later ratelimit_update() */
 	for (int i = 0; i < 1000; i++)
 		assert_true(ratelimit_consume(&rl, UINT64_MAX, UINT64_MAX));
 	ratelimit_destroy(&rl);
@@ -212,6 +212,44 @@ static void test_timer_arming(void **state)
 	ratelimit_destroy(&rl);
 }
 
+/* PATCH semantics: a present bucket is replaced (full), an absent one kept, size 0 stops
+ * limiting; a request refused under the old buckets is retried soon. */
+static void test_update(void **state)
+{
+	(void)state;
+	struct ratelimit rl;
+	assert_int_equal(ratelimit_init(&rl, NULL), 0);
+	struct rate_limiter_cfg upd = {.present = true, .bandwidth = bucket(1000, 0, 60000)};
+	assert_int_equal(ratelimit_update(&rl, &upd), 0);
+	assert_true(ratelimit_active(&rl));
+	assert_true(ratelimit_consume(&rl, 1000, 1));
+	assert_false(ratelimit_consume(&rl, 1000, 1)); /* a minute to wait */
+	assert_true(rl.blocked);
+	/* ops only: bandwidth stays as it is (still empty, still blocked). */
+	struct rate_limiter_cfg ops = {.present = true, .ops = bucket(100, 0, 1000)};
+	assert_int_equal(ratelimit_update(&rl, &ops), 0);
+	assert_int_equal(rl.bw.size, 1000);
+	assert_int_equal(rl.bw.budget, 0);
+	assert_int_equal(rl.ops.size, 100);
+	struct itimerspec its;
+	assert_int_equal(timerfd_gettime(rl.timer_fd, &its), 0);
+	uint64_t left = its.it_value.tv_sec * 1000000000ULL + its.it_value.tv_nsec;
+	assert_true(left > 0 && left <= RL_MIN_WAIT_NS);
+	/* A new full bandwidth bucket admits at once once the timer fired. */
+	assert_int_equal(ratelimit_update(&rl, &upd), 0);
+	struct pollfd p = {.fd = rl.timer_fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	ratelimit_timer_fired(&rl);
+	assert_true(ratelimit_consume(&rl, 1000, 1));
+	/* size 0 disables both. */
+	struct rate_limiter_cfg off = {.present = true, .bandwidth = bucket(0, 0, 100),
+				       .ops = bucket(0, 0, 100)};
+	assert_int_equal(ratelimit_update(&rl, &off), 0);
+	assert_false(ratelimit_active(&rl));
+	assert_true(ratelimit_consume(&rl, UINT64_MAX, UINT64_MAX));
+	ratelimit_destroy(&rl);
+}
+
 static void test_minimum_wait(void **state)
 {
 	(void)state;
@@ -241,6 +279,7 @@ int main(void)
 	    cmocka_unit_test(test_both_buckets_or_nothing),
 	    cmocka_unit_test(test_timer_arming),
 	    cmocka_unit_test(test_minimum_wait),
+	    cmocka_unit_test(test_update),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,6 +120,11 @@ wait_console "KILN-E2E: api vdb sectors=6144 " 30
 expect_console "KILN-E2E: api vdb sectors=6144 sha256=$sha2"
 want 200 GET /vm/config
 case $body in *"$E2E_CASE.vdb2"*) ;; *) fail "GET /vm/config after PATCH: $body" ;; esac
+# PATCH rate limiters of the running drive and interface: taken, and shown in the config.
+want 204 PATCH /drives/data '{"drive_id":"data","rate_limiter":{"ops":{"size":1000,"refill_time":100}}}'
+want 204 PATCH /network-interfaces/net1 '{"iface_id":"net1","tx_rate_limiter":{"bandwidth":{"size":1048576,"refill_time":100}}}'
+want 200 GET /vm/config
+case $body in *'"tx_rate_limiter":{"bandwidth":{"size":1048576'*) ;; *) fail "GET /vm/config after the limiter PATCH: $body" ;; esac
 # Ctrl+Alt+Del on the i8042 keyboard: Linux reboots (reboot=k), kiln exits 0.
 want 204 PUT /actions '{"action_type":"SendCtrlAltDel"}'
 i=0
