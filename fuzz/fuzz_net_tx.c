@@ -129,14 +129,22 @@ static void host_sends(struct fuzz_env *env, const uint8_t *p, bool longer)
 	}
 }
 
-/* What reached the "TAP": every header is one the device checked. */
-static void check_sent(struct fuzz_env *env, uint64_t features)
+/* What reached the "TAP" since the device's counters read frames/bytes: every header is
+ * one the device checked, and the frames are exactly those it counted as sent from the
+ * chains it read (their number and their lengths: a frame cut short, sent twice or sent
+ * from another chain's length shows). */
+static void check_sent(struct fuzz_env *env, uint64_t features, uint64_t frames, uint64_t bytes)
 {
 	ssize_t n;
-	while ((n = recv(env->peer, env->sink, sizeof(env->sink), MSG_DONTWAIT)) > 0)
+	while ((n = recv(env->peer, env->sink, sizeof(env->sink), MSG_DONTWAIT)) > 0) {
 		if (n < VIRTIO_NET_HDR_BYTES ||
 		    !virtio_net_tx_hdr_ok(env->sink, (uint32_t)n, features))
 			abort();
+		frames++;
+		bytes += (uint64_t)n - VIRTIO_NET_HDR_BYTES;
+	}
+	if (frames != env->net.stats.tx_frames || bytes != env->net.stats.tx_bytes)
+		abort();
 }
 
 /* TX then RX, as the queue notifications would run them; an error means the driver broke
@@ -144,8 +152,9 @@ static void check_sent(struct fuzz_env *env, uint64_t features)
 static int round_trip(struct fuzz_env *env)
 {
 	bool irq;
+	uint64_t frames = env->net.stats.tx_frames, bytes = env->net.stats.tx_bytes;
 	int err = virtio_net_tx(&env->net, &env->vq[VIRTIO_NET_TXQ], &irq);
-	check_sent(env, env->net.features);
+	check_sent(env, env->net.features, frames, bytes);
 	if (!err)
 		err = virtio_net_rx(&env->net, &env->vq[VIRTIO_NET_RXQ], &irq);
 	return err;
