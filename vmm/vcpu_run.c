@@ -293,14 +293,7 @@ void vcpu_stop_all(struct vm *vm)
 		pthread_cond_broadcast(&vm->pause_cv); /* parked vCPUs see `stopping` */
 		pthread_mutex_unlock(&vm->pause_mu);
 	}
-	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpu[i];
-		if (!v->thread_started)
-			continue;
-		/* immediate_exit first, so a vCPU about to enter KVM_RUN returns at once. */
-		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, SIGUSR1);
-	}
+	vcpu_kick_all(vm); /* immediate_exit first: a vCPU about to enter KVM_RUN returns */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpu[i];
 		if (v->thread_started)
