@@ -47,7 +47,8 @@ HEX='0x[0-9a-f]+'
 SEG="$HEX/$HEX/$HEX"
 STATE_RE="RIP=$HEX RSP=$HEX RFLAGS=$HEX CR0=$HEX CR2=$HEX CR3=$HEX CR4=$HEX EFER=$HEX CS=$SEG"
 STATE_RE+=" SS=$SEG GDTR=$HEX/$HEX IDTR=$HEX/$HEX exception=(none|(injected|pending) nr=[0-9]+"
-STATE_RE+=" error_code=($HEX|none))\$"
+STATE_RE+=" error_code=($HEX|none)) exits=[0-9]+( last_io=(pio|mmio)-(read|write)@$HEX)?"
+STATE_RE+="( \(the INIT state: [^)]*\))?\$"
 
 # expect_guest NAME ACTION VCPUS MEM REASON [extra]: the guest prints and ends itself; kiln
 # exits 0 (1 for a triple fault) and its last stderr line names REASON.
