@@ -238,21 +238,7 @@ if unshare -m true 2>/dev/null; then
 else
 	echo "SKIP host/no-kvm-bad-kernel: no mount namespaces"
 fi
-BZ=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
-if [ -n "$BZ" ]; then
-	head -c $(($(stat -c %s "$BZ") - 65536)) "$BZ" >"$T/short.bzImage"
-	write_cfg short-bzimage "{\"boot-source\":{\"kernel_image_path\":\"$T/short.bzImage\"},
-	\"machine-config\":{\"mem_size_mib\":256}}"
-	expect_bad short-bzimage "$T/short.bzImage: bzImage syssize claims more" \
-		--config-file "$T/short-bzimage.json"
-fi
-
-# A setup that fails after the vsock socket was bound removes it again, so a retry works.
-# A bzImage's command line limit is checked once the devices, vsock last, exist: kiln's own
-# device arguments (--virtio-mmio-cmdline) push 40 bytes of boot_args over the 64 bytes of
-# a made-up bzImage (a setup header and a payload never run). The socket's directory starts
-# with an mtime of 1970: a bind and an unlink in it make it new, so the check fails if the
-# socket never existed.
+# A made-up bzImage (a setup header and a payload never run), 8 KiB:
 put_bytes() { printf "$3" | dd of="$1" bs=1 seek=$(($2)) conv=notrunc status=none; }
 head -c 8192 /dev/zero >"$T/fake.bzImage"
 # setup_sects 1; syssize 448 paragraphs; boot_flag, a jump over the header, "HdrS", protocol 2.15; alignment 4 KiB,
@@ -264,6 +250,26 @@ put_bytes "$T/fake.bzImage" 0x1fe '\x55\xaa\xeb\x66HdrS\x0f\x02'
 put_bytes "$T/fake.bzImage" 0x230 '\x00\x10\x00\x00\x01\x00\x01\x00\x40'
 put_bytes "$T/fake.bzImage" 0x258 '\x00\x00\x10\x00\x00\x00\x00\x00\x00\x20'
 put_bytes "$T/fake.bzImage" 0x600 '\x66\xba\x00\x06\xb0\x34\xee\xf4'
+
+# A bzImage cut short (its syssize claims more than the file holds): the stock kernel less
+# its last 64 KiB where there is one (/boot), else the made-up one less its last 4 KiB, so
+# the case runs on every host, the test host's initramfs root too.
+BZ=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$BZ" ]; then
+	head -c $(($(stat -c %s "$BZ") - 65536)) "$BZ" >"$T/short.bzImage"
+else
+	head -c 4096 "$T/fake.bzImage" >"$T/short.bzImage"
+fi
+write_cfg short-bzimage "{\"boot-source\":{\"kernel_image_path\":\"$T/short.bzImage\"},
+	\"machine-config\":{\"mem_size_mib\":256}}"
+expect_bad short-bzimage "$T/short.bzImage: bzImage syssize claims more" \
+	--config-file "$T/short-bzimage.json"
+
+# A setup that fails after the vsock socket was bound removes it again, so a retry works.
+# A bzImage's command line limit is checked once the devices, vsock last, exist: kiln's own
+# device arguments (--virtio-mmio-cmdline) push 40 bytes of boot_args over the 64 bytes of
+# the made-up bzImage. The socket's directory starts with an mtime of 1970: a bind and an
+# unlink in it make it new, so the check fails if the socket never existed.
 mkdir "$T/vs"
 write_cfg vsock-cleanup "{\"boot-source\":{\"kernel_image_path\":\"$T/fake.bzImage\",
 	\"boot_args\":\"$(head -c 40 /dev/zero | tr '\0' x)\"},
