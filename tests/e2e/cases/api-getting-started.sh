@@ -6,8 +6,9 @@
 # "Not started" -> "Running" -> "Paused" -> "Running"; the guest's once-a-second console
 # ticks stop while paused and resume; GET /vm/config is what was sent, before and after the
 # start; a config change after the start is 400. PATCH /drives gives the data drive another
-# file, which the guest then reads (new size and sha256). SendCtrlAltDel then makes the guest reboot:
-# kiln exits 0 and the socket file is gone.
+# file, which the guest then reads (new size and sha256); PATCH of the drive's and the
+# interface's rate limiters is taken and shows in GET /vm/config. SendCtrlAltDel then makes
+# the guest reboot: kiln exits 0 and the socket file is gone.
 # shellcheck source=tests/e2e/lib.sh
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/net.inc
