@@ -20,56 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#include "kiln_run.h"
 
 static _Noreturn void die(const char *what)
 {
 	fprintf(stderr, "api: %s\n", what);
 	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-/* Starts kiln with argv (NULL-terminated, argv[0] is kiln) and stdout on a pipe. */
-static pid_t spawn(char *const argv[], int *out)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		exit(1);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		int null = open("/dev/null", 1);
-		dup2(null, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	*out = p[0];
-	return pid;
-}
-
-static int wait_first_byte(int fd)
-{
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	char c;
-	return poll(&pfd, 1, 10000) == 1 && read(fd, &c, 1) == 1 ? 0 : -1;
 }
 
 static void stop(pid_t pid, int fd)
@@ -125,7 +81,7 @@ static void get_rate(const char *kiln, const char *sock)
 	char *argv[] = {(char *)kiln, "--api-sock", (char *)sock, NULL};
 	int out;
 	unlink(sock);
-	pid_t pid = spawn(argv, &out);
+	pid_t pid = spawn_kiln(argv, &out);
 	int fd = connect_sock(sock);
 	int n = 20000;
 	double t0 = now_ms();
@@ -154,7 +110,7 @@ static double start_latency(const char *kiln, const char *tiny, const char *sock
 	char body[512];
 	int out;
 	unlink(sock);
-	pid_t pid = spawn(argv, &out);
+	pid_t pid = spawn_kiln(argv, &out);
 	int fd = connect_sock(sock);
 	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"w\"}", tiny);
 	if (request(fd, "PUT", "/boot-source", body) != 204 ||
@@ -182,7 +138,7 @@ static double config_file_start(const char *kiln, const char *cfg, const char *s
 	if (sock) /* unlink() is declared nonnull: the test below would go too */
 		unlink(sock);
 	double t0 = now_ms();
-	pid_t pid = spawn(sock ? api : noapi, &out);
+	pid_t pid = spawn_kiln(sock ? api : noapi, &out);
 	if (wait_first_byte(out))
 		die("no guest output from a --config-file start");
 	double ms = now_ms() - t0;

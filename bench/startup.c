@@ -18,14 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MEM_MIB 128
+#include "kiln_run.h"
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#define MEM_MIB 128
 
 static void write_config(const char *path, const char *tiny, char action)
 {
@@ -41,50 +36,16 @@ static void write_config(const char *path, const char *tiny, char action)
 	fclose(f);
 }
 
-/* Starts kiln with stdout on a pipe; returns its pid and the read end in *out. */
-static pid_t spawn(const char *kiln, const char *cfg, int *out)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		exit(1);
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* kiln's own lines (its exit reason, the SIGTERM state dump) are not figures. */
-		int null = open("/dev/null", O_WRONLY);
-		dup2(p[1], 1);
-		if (null >= 0)
-			dup2(null, 2);
-		close(p[0]);
-		execl(kiln, kiln, "--no-api", "--config-file", cfg, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	*out = p[0];
-	return pid;
-}
-
-static int wait_first_byte(int fd)
-{
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	char c;
-	return poll(&pfd, 1, 10000) == 1 && read(fd, &c, 1) == 1 ? 0 : -1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void timed_runs(const char *kiln, const char *cfg, int runs)
 {
+	char *argv[] = {(char *)kiln, "--no-api", "--config-file", (char *)cfg, NULL};
 	double *first = calloc(runs, sizeof(double)), *total = calloc(runs, sizeof(double));
 	long maxrss = 0;
 	for (int i = 0; i < runs; i++) {
 		int out, status;
 		struct rusage ru;
 		double t0 = now_ms();
-		pid_t pid = spawn(kiln, cfg, &out);
+		pid_t pid = spawn_kiln(argv, &out);
 		if (wait_first_byte(out) < 0) {
 			fprintf(stderr, "startup: kiln printed nothing\n");
 			exit(1);
@@ -138,8 +99,9 @@ static void rss_split(pid_t pid, long *guest_kb, long *other_kb, long *hwm_kb)
 
 static void memory_run(const char *kiln, const char *cfg)
 {
+	char *argv[] = {(char *)kiln, "--no-api", "--config-file", (char *)cfg, NULL};
 	int out, status;
-	pid_t pid = spawn(kiln, cfg, &out);
+	pid_t pid = spawn_kiln(argv, &out);
 	if (wait_first_byte(out) < 0) {
 		fprintf(stderr, "startup: kiln printed nothing\n");
 		exit(1);
