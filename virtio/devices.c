@@ -217,7 +217,8 @@ static struct virtio_slot *slot_new(void)
 	return s;
 }
 
-/* A block device with a rate limiter resumes its queue when the limiter's timer fires. */
+/* A block device resumes its queue when its limiter's timer fires. Every limiter has a
+ * timer, limiting or not, since PATCH /drives may make it limit later. */
 static int watch_limiter(struct evloop *loop, struct virtio_slot *s)
 {
 	if (s->blk->limiter.timer_fd < 0)

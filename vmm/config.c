@@ -454,6 +454,14 @@ static int find_net(const struct kiln_config *cfg, const char *id)
 	return (int)i;
 }
 
+/* The id in a PUT/PATCH body must be the one in the request path. */
+static int check_path_id(struct json *j, const char *key, const char *body_id, const char *id)
+{
+	if (!strcmp(body_id, id))
+		return 0;
+	return json_member_error(j, key, "%s does not match the id in the path", body_id);
+}
+
 /* The body of PUT /drives/{id}: one drives[] element at the index it takes in cfg. */
 static int put_drive(struct json *j, const struct kiln_config *cfg, struct kiln_config *tmp,
 		     const char *id, int idx)
@@ -464,9 +472,8 @@ static int put_drive(struct json *j, const struct kiln_config *cfg, struct kiln_
 		return json_error(j, "more than %u entries", CONFIG_MAX_DRIVES);
 	json_push_index(j, (unsigned)idx);
 	int rc = parse_drive(j, 0, d);
-	if (rc == 0 && strcmp(d->id, id))
-		rc =
-		    json_member_error(j, "drive_id", "%s does not match the id in the path", d->id);
+	if (rc == 0)
+		rc = check_path_id(j, "drive_id", d->id, id);
 	if (rc == 0)
 		rc = check_drive_unique(j, cfg, d, (unsigned)idx);
 	return rc;
@@ -481,9 +488,8 @@ static int put_net(struct json *j, const struct kiln_config *cfg, struct kiln_co
 		return json_error(j, "more than %u entries", CONFIG_MAX_NETS);
 	json_push_index(j, (unsigned)idx);
 	int rc = parse_net(j, 0, n);
-	if (rc == 0 && strcmp(n->id, id))
-		rc =
-		    json_member_error(j, "iface_id", "%s does not match the id in the path", n->id);
+	if (rc == 0)
+		rc = check_path_id(j, "iface_id", n->id, id);
 	if (rc == 0)
 		rc = check_net_unique(j, cfg, n, (unsigned)idx);
 	return rc;
@@ -620,9 +626,8 @@ static int patch_parse(struct json *j, int idx, const char *id, struct drive_cfg
 	int rc = json_members(j, 0, patch_keys, 3, v);
 	if (rc == 0)
 		rc = parse_id(j, v[0], "drive_id", JSON_REQUIRED, body_id);
-	if (rc == 0 && strcmp(body_id, id))
-		rc = json_member_error(j, "drive_id", "%s does not match the id in the path",
-				       body_id);
+	if (rc == 0)
+		rc = check_path_id(j, "drive_id", body_id, id);
 	what->new_path = v[1] != JSON_ABSENT;
 	if (rc == 0)
 		rc = json_str(j, v[1], "path_on_host", JSON_NONEMPTY, &d->path_on_host);
@@ -685,9 +690,8 @@ int config_patch_net(const struct kiln_config *cfg, const char *id, const char *
 	}
 	if (rc == 0)
 		rc = parse_id(&j, v[0], "iface_id", JSON_REQUIRED, body_id);
-	if (rc == 0 && strcmp(body_id, id))
-		rc = json_member_error(&j, "iface_id", "%s does not match the id in the path",
-				       body_id);
+	if (rc == 0)
+		rc = check_path_id(&j, "iface_id", body_id, id);
 	if (rc == 0)
 		rc = parse_limiter(&j, v[1], "rx_rate_limiter", &what->limiter[0]);
 	if (rc == 0)
