@@ -78,10 +78,12 @@ PROBE=$T/bin/probe
 cp /bin/true "$T/bin/dyn" # dynamically linked: its interpreter is not in the jail
 
 # jail ID [flags...] [-- probe args]: runs the jailer in the foreground; sets rc, out, err.
+# What it execs may ignore SIGTERM (kiln blocks it for its signalfd): SIGKILL 5 s after the
+# SIGTERM at 20 s, so a hang ends as rc 124 or 137 rather than never.
 jail() {
 	local id=$1
 	shift
-	timeout 20 "$JAILER" --id "$id" --uid $JUID --gid $JGID --chroot-base-dir "$BASE" "$@" \
+	timeout -k 5 20 "$JAILER" --id "$id" --uid $JUID --gid $JGID --chroot-base-dir "$BASE" "$@" \
 		>"$T/$id.out" 2>"$T/$id.err" </dev/null
 	rc=$?
 	out=$(cat "$T/$id.out")
@@ -387,8 +389,8 @@ kiln_in_jail() {
 	jail "$nf" --exec-file "$(realpath "$kiln")" -- --no-api --config-file /vm.json
 	if [ $rc -eq 0 ] && grep -qx "kiln tiny guest: hello" <<<"$out"; then
 		pass kiln-in-jail-no-fork
-	elif [ $rc -eq 124 ]; then
-		fail kiln-in-jail-no-fork "timed out after 20 s: stdout '$out', stderr $err"
+	elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		fail kiln-in-jail-no-fork "timed out after 20 s (exit $rc): stdout '$out', stderr $err"
 	else
 		fail kiln-in-jail-no-fork "kiln exit $rc, stdout '$out', stderr $err"
 	fi
