@@ -219,7 +219,8 @@ else
 	echo "SKIP host/seccomp-net: cannot create a TAP device"
 fi
 
-# Vsock: a host-side CONNECT on the socket; the guest answers and sends a line back.
+# Vsock: a host-side CONNECT on the socket; the guest answers and sends a line back, then
+# receives the host's line (both directions of the data path run under the filter).
 if command -v socat >/dev/null; then
 	dev_start seccomp-vsock ",\"vsock\":{\"guest_cid\":3,\"uds_path\":\"$T/v.sock\"}"
 	# The connection's input stays open (a FIFO) until kiln has ended it.
@@ -231,6 +232,7 @@ if command -v socat >/dev/null; then
 		timeout 20 socat - "UNIX-CONNECT:$T/v.sock" <"$T/vsock-in" >"$T/vsock-host.out" 2>&1 &
 		socat_pid=$!
 		printf 'CONNECT 1234\n' >&4
+		printf 'kiln host over vsock\n' >&4
 	fi
 	ended=0
 	dev_end seccomp-vsock && ended=1
@@ -243,6 +245,8 @@ if command -v socat >/dev/null; then
 		elif ! grep -q "^kiln tiny guest: virtio-vsock answered a connection to port 1234" \
 			<<<"$out" || [[ $host != "OK "[0-9]*$'\n'"kiln tiny guest over vsock" ]]; then
 			fail seccomp-vsock "host read '$host'; guest: $(tr '\n' ';' <<<"$out") $err"
+		elif ! has_line "virtio-vsock received 21 bytes from the host: kiln host over vsock."; then
+			fail seccomp-vsock "the host's line did not reach the guest: $(tr '\n' ';' <<<"$out") $err"
 		elif [ -e "$T/v.sock" ]; then
 			fail seccomp-vsock "the vsock socket $T/v.sock is still there after exit"
 		else

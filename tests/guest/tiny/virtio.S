@@ -354,7 +354,8 @@ vs_send:
 	jc	vtimeout
 	ret
 
-/* Vsock: rx, tx and event queues; answer the host's connection request, then send a line. */
+/* Vsock: rx, tx and event queues; answer the host's connection request, send a line, then
+ * receive the host's (printed with control characters as '.'). */
 vvsock:
 	mov	$3, %r14d
 	call	vdev_init
@@ -401,6 +402,36 @@ vvsock:
 	mov	%r12d, %eax
 	call	put_dec
 	call	newline
+	mov	$8, %r14d		/* then the host's data: an RW among the next 8 packets */
+vs_rx_next:
+	xor	%ecx, %ecx
+	xor	%edx, %edx
+	call	vq_kick			/* the RX buffer again */
+	call	vq_wait
+	jc	vtimeout
+	movzwl	VS_RX + 30, %eax
+	cmp	$5, %eax		/* RW */
+	je	1f
+	dec	%r14d
+	jnz	vs_rx_next
+	lea	vs_no_data_msg(%rip), %rsi
+	call	say
+	call	put_dec
+	call	newline
+	jmp	poweroff
+1:	lea	vs_rx_msg(%rip), %rsi
+	call	say
+	mov	VS_RX + 24, %eax	/* payload length */
+	call	put_dec
+	lea	vs_rx_from_msg(%rip), %rsi
+	call	puts
+	mov	%eax, %ecx
+	cmp	$64, %ecx
+	jbe	2f
+	mov	$64, %ecx
+2:	mov	$VS_RX + VS_HDR, %esi
+	call	put_text
+	call	newline
 	jmp	poweroff
 vs_unexpected:
 	lea	vs_op_msg(%rip), %rsi
@@ -429,3 +460,6 @@ vs_data:	.asciz "kiln tiny guest over vsock\n"
 vs_done_msg:	.asciz "virtio-vsock answered a connection to port "
 vs_from_msg:	.asciz " and sent a line to host port "
 vs_op_msg:	.asciz "virtio-vsock FAIL: expected a REQUEST, got op "
+vs_no_data_msg:	.asciz "virtio-vsock FAIL: no data from the host, last op "
+vs_rx_msg:	.asciz "virtio-vsock received "
+vs_rx_from_msg:	.asciz " bytes from the host: "
