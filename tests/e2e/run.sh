@@ -131,12 +131,10 @@ run_l1() {
 	wait_logged $!
 }
 
-# l1_panic: the L1 kernel's own panic line, if it panicked. Only the test host's kernel prints
-# it at the start of a console line: guest consoles reach L1's console only as E2E-LOG lines.
-l1_panic() {
-	tr -d '\r' < "$log" | grep -m1 -E '^(\[ *[0-9]+\.[0-9]+\] )?Kernel panic - not syncing' |
-		sed 's/^\[[^]]*\] //'
-}
+# l1_panic LOG and l1_retry_due RC CRASH TODO ATTEMPT: which end of an L1 run is the test
+# host's own crash, and whether it reruns anything.
+# shellcheck source=tests/e2e/l1-classify.sh
+. tests/e2e/l1-classify.sh
 
 # wait_logged PID: waits for the test host, copying its log to stderr with E2E_VERBOSE=1.
 # A test host that prints no E2E line for longer than a case may take (its own bound, see
@@ -208,7 +206,7 @@ elif [ "$E2E_MODE" = l1 ]; then
 			host_ready=yes
 		fi
 		todo=$(no_result "$todo")
-		crash=$(l1_panic)
+		crash=$(l1_panic "$log")
 		if [ -z "$crash" ] && [ "$rc" = 125 ] && [ -n "$todo" ]; then
 			# A hang is a finding about the case that ran: it fails at once (no second
 			# try); the cases after it still run, in a new L1.
@@ -218,10 +216,7 @@ elif [ "$E2E_MODE" = l1 ]; then
 			l1_tail >&2
 		fi
 		# A QEMU killed by the overall timeout is a failure, never a reason to run again.
-		if [ -z "$todo" ] || [ -z "$crash" ] || [ "$rc" = 137 ] ||
-			[ "$attempt" -ge "${E2E_L1_RETRIES:-3}" ]; then
-			break
-		fi
+		l1_retry_due "$rc" "$crash" "$todo" "$attempt" || break
 		attempt=$((attempt + 1))
 		culprit=${todo%% *}
 		echo "e2e: the L1 test host crashed ($crash) while $culprit ran (log $log.$((attempt - 1)))" >&2

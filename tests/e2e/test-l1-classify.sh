@@ -1,0 +1,69 @@
+#!/bin/sh
+# test-l1-classify.sh: unit test of tests/e2e/l1-classify.sh on made-up L1 consoles. Only
+# the test host's own panic line (at the start of a console line) is an L1 crash that reruns
+# cases; a guest's panic copied onto L1's console inside E2E-LOG lines is not, and neither is
+# a QEMU killed by the overall timeout (rc 137), whatever its console says.
+# Prints "PASS unit/l1-classify/<name>" or "FAIL unit/l1-classify/<name>: why"; exits 1 if
+# any failed.
+set -u
+root_dir=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/e2e/l1-classify.sh
+. "$root_dir/tests/e2e/l1-classify.sh"
+T=$(mktemp -d "${TMPDIR:-/tmp}/kiln-l1-classify.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+failed=0
+
+# console NAME LINE...: a console log of these lines, CRLF-terminated as the serial console's.
+console() {
+	name=$1
+	shift
+	: > "$T/$name"
+	for l in "$@"; do printf '%s\r\n' "$l" >> "$T/$name"; done
+}
+# expect NAME RC TODO ATTEMPT PANIC RETRY: l1_panic prints PANIC ('' for none) and
+# l1_retry_due answers RETRY (yes or no).
+expect() {
+	got=$(l1_panic "$T/$1")
+	crash=$got
+	retry=no
+	l1_retry_due "$2" "$crash" "$3" "$4" && retry=yes
+	if [ "$got" != "$5" ]; then
+		echo "FAIL unit/l1-classify/$1: l1_panic gave '$got', want '$5'"
+		failed=1
+	elif [ "$retry" != "$6" ]; then
+		echo "FAIL unit/l1-classify/$1: rerun '$retry', want '$6' (rc $2, crash '$crash')"
+		failed=1
+	else
+		echo "PASS unit/l1-classify/$1"
+	fi
+}
+
+boot='[    0.000000] Linux version 6.1.0-57-cloud-amd64'
+ready='E2E-L1: kvm ready'
+# The guest's panic, as a failed case copies its console onto L1's.
+guest_panic='E2E-LOG blk-rootfs: console: [    1.912345] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)'
+l1_line='[  812.345678] Kernel panic - not syncing: Fatal exception in interrupt'
+l1_msg='Kernel panic - not syncing: Fatal exception in interrupt'
+
+console l1-own-panic "$boot" "$ready" 'E2E-RESULT PASS vmlinux-1cpu-poweroff' "$l1_line" \
+	'[  812.350000] Kernel Offset: disabled'
+expect l1-own-panic 0 "blk-rootfs net-transfer" 0 "$l1_msg" yes
+console l1-own-panic-no-time "$boot" "$ready" "${l1_line#* ] }"
+expect l1-own-panic-no-time 0 "blk-rootfs" 1 "$l1_msg" yes
+console l1-own-panic-retries-spent "$boot" "$ready" "$l1_line"
+expect l1-own-panic-retries-spent 0 "blk-rootfs" 3 "$l1_msg" no
+console guest-panic-copied "$boot" "$ready" "$guest_panic" \
+	'E2E-RESULT FAIL blk-rootfs: guest console lacks KILN-E2E: ready'
+expect guest-panic-copied 0 "net-transfer" 0 "" no
+console guest-panic-indented "$boot" "$ready" \
+	'E2E-LOG blk-rootfs:   | [    1.912345] Kernel panic - not syncing: Attempted to kill init!'
+expect guest-panic-indented 0 "net-transfer" 0 "" no
+# The overall timeout killed QEMU (rc 137): never a rerun, with or without a panic line.
+console overall-timeout "$boot" "$ready" 'E2E-RESULT PASS vmlinux-1cpu-poweroff' \
+	'[ 1799.000000] kvm [2068]: vcpu0, guest rIP: 0xffffffff81073744 Unhandled WRMSR(0xc0010007) = 0xffff'
+expect overall-timeout 137 "net-transfer vsock-bulk" 0 "" no
+console overall-timeout-after-panic "$boot" "$ready" "$l1_line"
+expect overall-timeout-after-panic 137 "net-transfer" 0 "$l1_msg" no
+console all-done "$boot" "$ready" 'E2E-RESULT PASS net-transfer' "$l1_line"
+expect all-done 0 "" 0 "$l1_msg" no
+exit $failed
