@@ -28,7 +28,7 @@ write_cfg() { printf '%s\n' "$2" >"$T/$1.json"; }
 run_kiln() {
 	local name=$1
 	shift
-	timeout 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	timeout -k 5 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
 	rc=$?
 	out=$(cat "$T/$name.out")
 	err=$(cat "$T/$name.err")

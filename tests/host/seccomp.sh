@@ -48,7 +48,7 @@ run_kiln() {
 		shift
 	done
 	shift
-	env "${envs[@]}" timeout 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
+	env "${envs[@]}" timeout -k 5 30 "$KILN" --no-api "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
 	rc=$?
 	out=$(cat "$T/$name.out")
 	err=$(cat "$T/$name.err")
@@ -132,7 +132,7 @@ kvm_run_error_case
 # dev_start NAME EXTRA-JSON: starts kiln on the tiny guest 'v' in the background.
 dev_start() {
 	tiny_cfg v 2 64 "$2" >"$T/$1.json"
-	timeout 30 "$KILN" --no-api --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
+	timeout -k 5 30 "$KILN" --no-api --config-file "$T/$1.json" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
 	kiln_pid=$!
 }
 # dev_wait_line NAME TEXT: waits up to 10 s for a line of kiln's stdout holding TEXT.
@@ -260,7 +260,7 @@ fi
 # stdin on a terminal: raw mode at start, restored (TCSETS) at teardown under the filter.
 if command -v script >/dev/null; then
 	tiny_cfg p 1 64 >"$T/seccomp-tty.json"
-	timeout 30 script -qec "$KILN --no-api --config-file $T/seccomp-tty.json" /dev/null \
+	timeout -k 5 30 script -qec "$KILN --no-api --config-file $T/seccomp-tty.json" /dev/null \
 		>"$T/seccomp-tty.out" 2>&1 </dev/null
 	rc=$?
 	if [ "$rc" -eq 0 ] && grep -q hello "$T/seccomp-tty.out"; then pass seccomp-tty; else
