@@ -1,7 +1,10 @@
 #include "vmm/guest_mem.h"
 #include "vmm/layout.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -44,6 +47,7 @@ void guest_mem_free(struct guest_mem *gm)
 {
 	if (gm->reservation)
 		munmap(gm->reservation, gm->reservation_len);
+	free((void *)gm->dirty);
 	memset(gm, 0, sizeof(*gm));
 }
 
@@ -83,4 +87,45 @@ int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t
 uint64_t gm_low_end(const struct guest_mem *gm)
 {
 	return gm->nr_regions ? gm->region[0].size : 0;
+}
+
+int gm_track_dirty(struct guest_mem *gm)
+{
+	size_t words = (size_t)((gm->ram_size / 4096 + 63) / 64);
+	if (!gm->dirty && !(gm->dirty = calloc(words ? words : 1, sizeof(uint64_t))))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The page number of gpa counted region after region (the memory file's order), or -1. */
+static int64_t gm_page_index(const struct guest_mem *gm, uint64_t gpa)
+{
+	uint64_t before = 0;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->region[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (int64_t)((before + gpa - r->gpa) / 4096);
+		before += r->size;
+	}
+	return -1;
+}
+
+void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!gm->dirty || len == 0 || !gm_ptr(gm, gpa, len))
+		return;
+	/* In one region (gm_ptr), so the pages are consecutive in the bitmap. */
+	int64_t first = gm_page_index(gm, gpa);
+	int64_t last = first + (int64_t)(((gpa & 4095) + len - 1) / 4096);
+	for (int64_t p = first; p <= last; p++)
+		atomic_fetch_or(&gm->dirty[p / 64], 1ULL << (p % 64));
+}
+
+void gm_take_dirty(const struct guest_mem *gm, uint64_t *out)
+{
+	if (!gm->dirty)
+		return;
+	size_t words = (size_t)((gm->ram_size / 4096 + 63) / 64);
+	for (size_t i = 0; i < words; i++)
+		out[i] |= atomic_exchange(&gm->dirty[i], 0);
 }
