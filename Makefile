@@ -24,6 +24,9 @@ LIB_SRCS  := $(filter-out vmm/main.c seccomp/gen_filters.c,$(LIB_SRCS))
 # nodejs/http-parser for the API: Debian's static archive, built from pure C whose only libc
 # reference is __assert_fail, which musl has too (docs/api.md), so it links into kiln as is.
 HTTP_PARSER_A := /usr/lib/x86_64-linux-gnu/libhttp_parser.a
+# liblzma for lzma_crc64() only: its CRC objects are plain C with no libc calls.
+LZMA_A := /usr/lib/x86_64-linux-gnu/liblzma.a
+STATIC_LIBS := $(HTTP_PARSER_A) $(LZMA_A)
 # The seccomp BPF programs, generated from seccomp/rules.h (see below).
 SECCOMP_GEN := $(BUILD)/seccomp_filters.c
 
@@ -50,6 +53,8 @@ $(MUSL_INC)/.stamp: Makefile
 	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	ln -sfn /usr/include/http_parser.h $(MUSL_INC)/http_parser.h
+	ln -sfn /usr/include/lzma.h $(MUSL_INC)/lzma.h
+	ln -sfn /usr/include/lzma $(MUSL_INC)/lzma
 	@touch $@
 
 $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
@@ -57,7 +62,7 @@ $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln.unstripped: $(MUSL_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 $(BUILD)/kiln: $(BUILD)/kiln.unstripped
 	strip -o $@ $<
@@ -86,7 +91,7 @@ $(BUILD)/musl-testhooks/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -DKILN_TEST_HOOKS -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln-testhooks: $(TESTHOOKS_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 # ---- kiln-jailer: runs on the host as root, outside the jail: static glibc + libcap-ng ------
 JAILER_SRCS := $(sort $(wildcard jailer/*.c))
@@ -128,7 +133,7 @@ UNIT_KILN_BINS := $(filter-out $(UNIT_JAILER_BINS),$(UNIT_BINS))
 
 $(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) $(HTTP_PARSER_A) -lcmocka -lpthread
+	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) $(STATIC_LIBS) -lcmocka -lpthread
 
 $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
@@ -163,7 +168,7 @@ FUZZ_RUNS ?= 1000000
 
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(SECCOMP_GEN) $(wildcard vmm/*.h boot/*.h virtio/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) $(HTTP_PARSER_A) \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) $(STATIC_LIBS) \
 		-lpthread
 
 # fuzz_virtq_blk checks every completion the device reports as it is reported.
