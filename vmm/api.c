@@ -139,8 +139,9 @@ static void get_machine_config(struct api *a, struct api_response *r)
 {
 	const struct machine_cfg *m = &a->cfg->machine;
 	respond(r, 200,
-		"{\"vcpu_count\":%u,\"mem_size_mib\":%llu,\"smt\":%s,\"track_dirty_pages\":false}",
-		m->vcpu_count, (unsigned long long)m->mem_size_mib, m->smt ? "true" : "false");
+		"{\"vcpu_count\":%u,\"mem_size_mib\":%llu,\"smt\":%s,\"track_dirty_pages\":%s}",
+		m->vcpu_count, (unsigned long long)m->mem_size_mib, m->smt ? "true" : "false",
+		m->track_dirty_pages ? "true" : "false");
 }
 
 static void get_vm_config(struct api *a, struct api_response *r)
