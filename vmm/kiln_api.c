@@ -94,6 +94,22 @@ static void on_api_call(void *ctx, uint32_t events)
 				 k->call.is_net ? "interface" : "drive", k->call.drive_id,
 				 rc == -ENOENT ? "no such device" : strerror(-rc));
 		break;
+	case API_CALL_SNAPSHOT_CREATE:
+		rc = k->paused ? kiln_snapshot_create(k, k->call.snapshot, err, sizeof(err))
+			       : -EINVAL;
+		if (rc == -EINVAL && !k->paused)
+			snprintf(err, sizeof(err), "Create snapshot: the microVM must be paused first.");
+		break;
+	case API_CALL_SNAPSHOT_LOAD:
+		rc = k->vm_created || k->start_requested
+			 ? -EINVAL
+			 : kiln_snapshot_prepare(k, k->call.snapshot, err, sizeof(err));
+		if (rc == -EINVAL && (k->vm_created || k->start_requested))
+			snprintf(err, sizeof(err), "the microVM is already started");
+		if (rc)
+			break; /* 400: still Not started */
+		k->start_requested = true; /* answered once the vCPUs run or parked (run_vm) */
+		return;
 	case API_CALL_FLUSH_METRICS:
 		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
 		if (rc)
@@ -113,7 +129,8 @@ void kiln_api_open(struct kiln *k)
 		return;
 	k->api =
 	    (struct api){.cfg = &k->cfg, .id = k->args.id, .ops = &api_call_ops, .ctx = &k->call};
-	atomic_store(&k->api.state, k->args.config_path ? API_RUNNING : API_NOT_STARTED);
+	atomic_store(&k->api.state, k->args.config_path || k->args.restore_from ? API_RUNNING
+									     : API_NOT_STARTED);
 	int rc = api_call_init(&k->call);
 	k->call_src = (struct ev_source){.handle = on_api_call, .ctx = k, .fd = k->call.efd};
 	if (rc || (rc = evloop_add(&k->ctrl, &k->call_src, EPOLLIN)))
@@ -126,7 +143,7 @@ void kiln_api_open(struct kiln *k)
 /* Without a config file: serves the API until InstanceStart (true) or a signal (false). */
 bool kiln_api_wait_for_start(struct kiln *k)
 {
-	if (k->args.config_path)
+	if (k->args.config_path || k->args.restore_from)
 		return true;
 	int err = api_server_start(&k->srv, !k->args.no_seccomp);
 	if (err)
