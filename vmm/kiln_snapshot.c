@@ -319,21 +319,18 @@ void kiln_snapshot_free(struct kiln *k)
 	k->restore = NULL;
 }
 
-int kiln_snapshot_describe(const char *path, FILE *out, char *err, size_t errlen)
+int kiln_snapshot_describe_buf(const uint8_t *buf, size_t len, FILE *out, char *err,
+				size_t errlen)
 {
-	uint8_t *buf = NULL;
-	size_t len;
 	struct snap_meta m;
-	char sub[400];
 	struct snap_reader *r = malloc(sizeof(*r));
-	int rc = r ? snap_read_file(path, &buf, &len, err, errlen) : -ENOMEM;
-	if (rc)
-		goto out;
-	if ((rc = snap_parse(r, buf, len, sub, sizeof(sub))) ||
-	    (rc = check_meta(r, &m, sub, sizeof(sub)))) {
-		fail(err, errlen, rc, "%s: %s", path, sub);
-		goto out;
+	int rc = r ? 0 : -ENOMEM;
+	if (rc) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
 	}
+	if ((rc = snap_parse(r, buf, len, err, errlen)) || (rc = check_meta(r, &m, err, errlen)))
+		goto out;
 	fprintf(out, "kiln snapshot, format %u.%u, written by kiln %s at %llu ms (Unix time)\n",
 		r->major, r->minor, m.kiln_version, (unsigned long long)m.created_unix_ms);
 	fprintf(out, "type: %s\nvCPUs: %u\nRAM: %llu MiB in %u region(s)\nvirtio devices: %u\n",
@@ -344,12 +341,27 @@ int kiln_snapshot_describe(const char *path, FILE *out, char *err, size_t errlen
 			r->sec[i].index, r->sec[i].len);
 	size_t clen;
 	const char *json = snap_find(r, SNAP_SEC_CONFIG, 0, &clen);
-	if (json)
+	/* printed only when it parses: its bytes are as the file has them */
+	struct kiln_config cfg;
+	if (json && config_parse(json, clen, &cfg, NULL, 0) == 0) {
 		fprintf(out, "configuration: %.*s\n", (int)clen, json);
+		config_free(&cfg);
+	}
 out:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
-	free(buf);
 	free(r);
+	return rc;
+}
+
+int kiln_snapshot_describe(const char *path, FILE *out, char *err, size_t errlen)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	char sub[400];
+	int rc = snap_read_file(path, &buf, &len, err, errlen);
+	if (rc)
+		return rc;
+	if ((rc = kiln_snapshot_describe_buf(buf, len, out, sub, sizeof(sub))))
+		snprintf(err, errlen, "%s: %s", path, sub);
+	free(buf);
 	return rc;
 }

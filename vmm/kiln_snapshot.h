@@ -70,4 +70,9 @@ void kiln_snapshot_free(struct kiln *k);
  * line in err. */
 int kiln_snapshot_describe(const char *path, FILE *out, char *err, size_t errlen);
 
+/* The same for a state file in memory (the fuzz harness's entry): checks it like a load
+ * does (container, meta) and prints only what passed. */
+int kiln_snapshot_describe_buf(const uint8_t *buf, size_t len, FILE *out, char *err,
+				size_t errlen);
+
 #endif

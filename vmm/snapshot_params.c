@@ -101,7 +101,8 @@ static const char *const load_keys[L_NKEYS] = {
 static int parse_memory(struct json *j, const int *v, struct snapshot_load_params *p)
 {
 	if ((v[L_BACKEND] >= 0) == (v[L_MEMFILE] >= 0))
-		return json_error(j, "exactly one of mem_backend and mem_file_path is required");
+		return json_member_error(j, "mem_backend",
+					 "exactly one of mem_backend and mem_file_path is required");
 	if (v[L_BACKEND] >= 0)
 		return parse_backend(j, v[L_BACKEND], p);
 	return json_str(j, v[L_MEMFILE], "mem_file_path", JSON_NONEMPTY, &p->mem_path);
