@@ -16,6 +16,7 @@
  * queue is touched, console input waits) until resumed. */
 static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 {
+	uint64_t t0 = metrics_now_ns();
 	if (pause && !k->paused) {
 		int rc = vcpu_pause_all(&k->vm);
 		if (rc) {
@@ -26,12 +27,33 @@ static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 			return rc;
 		}
 		log_info("VM paused");
+		metrics_latency(&k->metrics, LAT_PAUSE_VM, t0);
 	} else if (!pause && k->paused) {
 		vcpu_resume_all(&k->vm);
 		log_info("VM resumed");
+		metrics_latency(&k->metrics, LAT_RESUME_VM, t0);
 	}
 	k->paused = pause;
 	return 0;
+}
+
+/* PUT /snapshot/create: of the paused VM only; its latency goes to the metrics. */
+static int create_snapshot(struct kiln *k, const struct snapshot_create_params *p, char *err,
+			   size_t errlen)
+{
+	uint64_t t0 = metrics_now_ns();
+	if (!k->paused) {
+		snprintf(err, errlen, "Create snapshot: the microVM must be paused first.");
+		return -EINVAL;
+	}
+	int rc = kiln_snapshot_create(k, p, err, errlen);
+	if (!rc) {
+		log_info("snapshot %s: %s, memory %s", p->diff ? "Diff" : "Full", p->snapshot_path,
+			 p->mem_file_path);
+		metrics_latency(&k->metrics,
+				p->diff ? LAT_DIFF_CREATE_SNAPSHOT : LAT_FULL_CREATE_SNAPSHOT, t0);
+	}
+	return rc;
 }
 
 /* Also main's --config-file path (load_images), so both boot from the same checks. */
@@ -95,10 +117,7 @@ static void on_api_call(void *ctx, uint32_t events)
 				 rc == -ENOENT ? "no such device" : strerror(-rc));
 		break;
 	case API_CALL_SNAPSHOT_CREATE:
-		rc = k->paused ? kiln_snapshot_create(k, k->call.snapshot, err, sizeof(err))
-			       : -EINVAL;
-		if (rc == -EINVAL && !k->paused)
-			snprintf(err, sizeof(err), "Create snapshot: the microVM must be paused first.");
+		rc = create_snapshot(k, k->call.snapshot, err, sizeof(err));
 		break;
 	case API_CALL_SNAPSHOT_LOAD:
 		rc = k->vm_created || k->start_requested

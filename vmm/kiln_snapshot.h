@@ -35,6 +35,7 @@ struct kiln_restore {
 	struct snapshot_load_params params;
 	int mem_fd;
 	int uffd;
+	uint64_t start_ns; /* when the load began (metrics' load_snapshot) */
 };
 
 /* On the VMM thread of a paused VM: writes the state file (every section, CRC) and the

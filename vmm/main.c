@@ -476,6 +476,11 @@ static int run_vm(struct kiln *k)
 		log_err("cannot park the restored vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
+	if (!err && k->restore) {
+		metrics_latency(&k->metrics, LAT_LOAD_SNAPSHOT, k->restore->start_ns);
+		log_info("snapshot %s restored in %llu us", k->restore->params.snapshot_path,
+			 (unsigned long long)atomic_load(&k->metrics.latency_us[LAT_LOAD_SNAPSHOT]));
+	}
 	kiln_api_vm_started(k, err);
 	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
