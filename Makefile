@@ -32,8 +32,10 @@ MUSL_INC  := $(BUILD)/musl-include
 MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
+# Snapshot tools: Firecracker's rebase-snap.
+TOOLS     := $(BUILD)/kiln-rebase-snap
 
-all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer
+all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer $(TOOLS)
 
 # The tiny test guest (a few hundred instructions) for host-side tests and bench/startup.
 TINY_SRCS := $(addprefix tests/guest/tiny/,tiny.S smp.S highmem.S virtio.S)
@@ -99,6 +101,11 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
 		$(JAILER_SRCS) -lcap-ng
 
+# ---- snapshot tools (plain glibc) ---------------------------------------------------------
+$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -O2 -o $@ $<
+
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)
 HOST_DIR  := $(BUILD)/san
@@ -133,6 +140,9 @@ $(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
+
+# These run the snapshot tools (from $BUILD, as scripts/check.sh sets it).
+$(HOST_DIR)/tests/test_snapshot_mem: $(TOOLS)
 
 unit: $(UNIT_BINS)
 

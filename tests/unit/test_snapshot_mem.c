@@ -1,6 +1,6 @@
 /* The snapshot memory file: the sparse Full writer across the MMIO gap, loading it back with
  * guest_mem_init_file (MAP_PRIVATE), the Diff writer (bitmap, device-dirty pages, KVM's dirty
- * log where /dev/kvm is usable, nothing lost when it fails). */
+ * log where /dev/kvm is usable, nothing lost when it fails) and kiln-rebase-snap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,6 +259,115 @@ static void test_diff_needs_dirty_logging(void **state)
 	unlink(path);
 }
 
+/* Runs kiln-rebase-snap with args (NULL-terminated, at most 6). Its exit code (-1 when it
+ * did not exit) and in *lines how many lines it wrote to stderr. */
+static int run_rebase(const char *const *args, int *lines)
+{
+	char bin[256], path[64], out[1024];
+	char *argv[8] = {(char *)tool_path("kiln-rebase-snap", bin, sizeof(bin))};
+	for (int i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = (char *)args[i];
+	int err_fd = temp_file(path);
+	assert_true(err_fd >= 0);
+	int status = wait_for(spawn(argv, err_fd), 30);
+	ssize_t n = pread(err_fd, out, sizeof(out) - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	*lines = 0;
+	for (char *p = out; (p = strchr(p, '\n')); p++)
+		++*lines;
+	if (*lines)
+		print_message("  kiln-rebase-snap: %s", out);
+	close(err_fd);
+	unlink(path);
+	return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define BASE_PAGES 256
+
+/* A base memory file of BASE_PAGES pages, page i of seed i + 1. Its fd. */
+static int base_file(char path[64])
+{
+	int fd = temp_file(path);
+	assert_true(fd >= 0);
+	uint8_t page[PAGE];
+	for (unsigned i = 0; i < BASE_PAGES; i++) {
+		fill_page(page, i + 1);
+		assert_int_equal(pwrite(fd, page, PAGE, (off_t)(i * PAGE)), (ssize_t)PAGE);
+	}
+	return fd;
+}
+
+static void test_rebase_applies_diff(void **state)
+{
+	(void)state;
+	char base_path[64], diff_path[64], base_arg[80], diff_arg[80];
+	int base = base_file(base_path);
+	struct guest_mem gm;
+	assert_int_equal(guest_mem_init(&gm, BASE_PAGES * PAGE), 0);
+	uint64_t bitmap[BASE_PAGES / 64] = {0};
+	put_page(&gm, 0, 99);
+	put_page(&gm, 3 * PAGE, 100);
+	put_page(&gm, 255 * PAGE, 101);
+	set_bit(bitmap, 0);
+	set_bit(bitmap, 3);
+	set_bit(bitmap, 100); /* zeroed by the guest since the base */
+	set_bit(bitmap, 255);
+	int diff = temp_file(diff_path);
+	assert_int_equal(snap_mem_write_pages(&gm, bitmap, diff), 0);
+	guest_mem_free(&gm);
+	snprintf(base_arg, sizeof(base_arg), "--base-file=%s", base_path);
+	snprintf(diff_arg, sizeof(diff_arg), "--diff-file=%s", diff_path);
+	int lines;
+	assert_int_equal(run_rebase((const char *[]){base_arg, diff_arg, NULL}, &lines), 0);
+	assert_int_equal(lines, 0);
+	for (unsigned i = 0; i < BASE_PAGES; i++) {
+		unsigned want = i == 0 ? 99 : i == 3 ? 100 : i == 100 ? 0 : i == 255 ? 101 : i + 1;
+		assert_true(file_page_matches(base, i * PAGE, want));
+	}
+	struct stat st;
+	assert_int_equal(fstat(base, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, BASE_PAGES * PAGE);
+	close(base);
+	close(diff);
+	unlink(base_path);
+	unlink(diff_path);
+}
+
+static void test_rebase_refuses(void **state)
+{
+	(void)state;
+	char base_path[64], diff_path[64];
+	int base = base_file(base_path);
+	int diff = temp_file(diff_path);
+	uint8_t page[PAGE];
+	fill_page(page, 77);
+	/* A Diff one page larger than the base. */
+	assert_int_equal(pwrite(diff, page, PAGE, BASE_PAGES * PAGE), (ssize_t)PAGE);
+	int lines;
+	const char *b = base_path, *d = diff_path;
+	assert_int_equal(
+	    run_rebase((const char *[]){"--base-file", b, "--diff-file", d, NULL}, &lines), 2);
+	assert_int_equal(lines, 1);
+	assert_true(file_page_matches(base, 0, 1));
+	const char *const *bad[] = {
+	    (const char *[]){NULL},
+	    (const char *[]){"--base-file", b, NULL},
+	    (const char *[]){"--base-file", b, "--diff-file", NULL},
+	    (const char *[]){"--base-file", b, "--diff-file", d, "--bogus", NULL},
+	    (const char *[]){"--base-file", "/nonexistent/base", "--diff-file", d, NULL},
+	    (const char *[]){"--base-file", b, "--diff-file", "/", NULL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(run_rebase(bad[i], &lines), 2);
+		assert_int_equal(lines, 1);
+	}
+	assert_int_equal(run_rebase((const char *[]){"--help", NULL}, &lines), 0);
+	close(base);
+	close(diff);
+	unlink(base_path);
+	unlink(diff_path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,6 +378,8 @@ int main(void)
 	    cmocka_unit_test(test_diff_failure_keeps_dirty),
 	    cmocka_unit_test(test_diff_with_kvm_log),
 	    cmocka_unit_test(test_diff_needs_dirty_logging),
+	    cmocka_unit_test(test_rebase_applies_diff),
+	    cmocka_unit_test(test_rebase_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
