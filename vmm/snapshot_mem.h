@@ -1,5 +1,7 @@
-/* Guest memory in snapshots: the memory file (Full and Diff). Loading through the page cache
- * is guest_mem_init_file() (vmm/guest_mem.h).
+/* Guest memory in snapshots: the memory file (Full and Diff) and restoring the memory
+ * through a userfaultfd page-fault handler (Firecracker's Uffd backend). Loading through the
+ * page cache is guest_mem_init_file() (vmm/guest_mem.h); merging a Diff onto its base is
+ * tools/rebase_snap.c (kiln-rebase-snap).
  *
  * The memory file is the guest RAM region after region: offset 0 is region[0].host[0] (gpa
  * 0), offset region[0].size is region[1].host[0] (gpa LAYOUT_HIGH_RAM_START); its size is
@@ -44,5 +46,24 @@ int snap_mem_write_pages(const struct guest_mem *gm, const uint64_t *bitmap, int
  * page. Bits past the region's pages are ignored. */
 void snap_mem_or_slot_log(const struct guest_mem *gm, unsigned slot, const uint64_t *log,
 			  uint64_t *bitmap);
+
+/* Uffd backend: gm is anonymous (guest_mem_init) and untouched. Creates a userfaultfd
+ * (O_CLOEXEC | O_NONBLOCK; the syscall, or /dev/userfaultfd where the syscall is refused),
+ * enables UFFD_FEATURE_EVENT_REMOVE as Firecracker does, registers every region for missing
+ * pages, connects to the Unix stream socket sock_path and sends Firecracker's handshake in
+ * one sendmsg: the JSON array of GuestRegionUffdMapping objects
+ *   [{"base_host_virt_addr":H,"size":S,"offset":O,"page_size":4096,"page_size_kib":4096},...]
+ * (one per region; O is the region's offset in the memory file; page_size_kib is
+ * Firecracker's deprecated copy of page_size, in bytes despite its name) with the uffd
+ * attached (SCM_RIGHTS). The connection then stays open until kiln exits, as Firecracker
+ * leaves it: a handler may take its hang-up for the VMM's exit. From then on every first
+ * touch of guest RAM waits for the handler. 0 with the uffd in *uffd_out (keep it open for the
+ * VM's life), or -errno with one line in err naming mem_backend.backend_path; on failure
+ * nothing stays registered. */
+int snap_uffd_attach(struct guest_mem *gm, const char *sock_path, int *uffd_out, char *err,
+		     size_t errlen);
+
+/* The handshake's JSON for gm into buf (NUL-terminated): its length, or -ENOSPC. */
+int snap_uffd_mappings_json(const struct guest_mem *gm, char *buf, size_t len);
 
 #endif
