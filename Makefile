@@ -32,8 +32,8 @@ MUSL_INC  := $(BUILD)/musl-include
 MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
-# Snapshot tools: Firecracker's rebase-snap.
-TOOLS     := $(BUILD)/kiln-rebase-snap
+# Snapshot tools: the example Uffd page-fault handler and Firecracker's rebase-snap.
+TOOLS     := $(BUILD)/kiln-uffd-handler $(BUILD)/kiln-rebase-snap
 
 all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer $(TOOLS)
 
@@ -101,7 +101,12 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
 		$(JAILER_SRCS) -lcap-ng
 
-# ---- snapshot tools (plain glibc) ---------------------------------------------------------
+# ---- snapshot tools: the example Uffd page-fault handler and rebase-snap (plain glibc) ----
+
+$(BUILD)/kiln-uffd-handler: tools/uffd_handler.c
+	@mkdir -p $(dir $@)
+	$(HOST_CC) $(BASE_CFLAGS) -O2 -o $@ $<
+
 $(BUILD)/kiln-rebase-snap: tools/rebase_snap.c
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -o $@ $<
@@ -142,7 +147,7 @@ $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
 
 # These run the snapshot tools (from $BUILD, as scripts/check.sh sets it).
-$(HOST_DIR)/tests/test_snapshot_mem: $(TOOLS)
+$(HOST_DIR)/tests/test_snapshot_mem $(HOST_DIR)/tests/test_snapshot_uffd: $(TOOLS)
 
 unit: $(UNIT_BINS)
 
