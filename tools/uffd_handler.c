@@ -492,7 +492,11 @@ int main(int argc, char **argv)
 	int rc = setup(&h);
 	if (rc == 0)
 		rc = serve(&h); /* each failure prints its own line */
-	if (rc != 0 && h.peer > 0)
-		kill(h.peer, SIGKILL); /* without its pages the VMM would hang for ever */
+	/* Without its pages the VMM would hang for ever. Through the pidfd when there is one: the
+	 * pid cannot have been reused for another process then. */
+	if (rc != 0 && h.pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, h.pidfd, SIGKILL, NULL, 0);
+	else if (rc != 0 && h.peer > 0)
+		kill(h.peer, SIGKILL);
 	return rc == 0 ? 0 : 1;
 }
