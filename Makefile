@@ -1,5 +1,6 @@
 # kiln: a minimal microVM monitor.
-#   make              build/kiln (static musl) and build/kiln-jailer
+#   make              build/kiln (static musl), build/kiln-jailer and the snapshot tools
+#                     build/kiln-uffd-handler and build/kiln-rebase-snap
 #   make check        every test (docs/testing.md); ends with "N passed, N failed, N skipped"
 #   make check SAN=1  the same with the unit tests under ASan/UBSan
 #   make fuzz         the fuzz harnesses, longer
