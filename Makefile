@@ -107,15 +107,16 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
 		$(JAILER_SRCS) -lcap-ng
 
-# ---- snapshot tools: the example Uffd page-fault handler and rebase-snap (plain glibc) ----
+# ---- snapshot tools: the example Uffd page-fault handler and rebase-snap ------------------
+# Static musl like kiln: the KVM test host has no libc of its own.
 
-$(BUILD)/kiln-uffd-handler: tools/uffd_handler.c
+$(BUILD)/kiln-uffd-handler: tools/uffd_handler.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(BASE_CFLAGS) -O2 -o $@ $<
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
 
-$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c
+$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(BASE_CFLAGS) -O2 -o $@ $<
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
 
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)

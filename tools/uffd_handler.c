@@ -74,8 +74,8 @@ static int accept_one(const char *path)
 	}
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	bool bound = ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	if (!bound || listen(ls, 1) < 0 ||
-	    renameat2(AT_FDCWD, sa.sun_path, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+	/* link() then unlink(): a rename that never replaces a file (musl has no renameat2) */
+	if (!bound || listen(ls, 1) < 0 || link(sa.sun_path, path) < 0) {
 		fprintf(stderr, NAME ": %s: %s\n", path, strerror(errno));
 		if (bound)
 			unlink(sa.sun_path);
@@ -83,6 +83,7 @@ static int accept_one(const char *path)
 			close(ls);
 		return -1;
 	}
+	unlink(sa.sun_path);
 	int conn;
 	while ((conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC)) < 0 && errno == EINTR)
 		;
