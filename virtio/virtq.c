@@ -22,13 +22,15 @@ struct vdesc {
 	uint16_t next;
 };
 
-/* Segments collected while walking one chain. */
+/* Segments collected while walking one chain; with mark_only, nothing is collected and
+ * the writable buffers are only recorded as dirty. */
 struct walk {
 	struct virtq_seg *segs;
 	unsigned max;
 	unsigned n;
 	unsigned nr_read;
 	uint64_t total;
+	bool mark_only;
 };
 
 static uint16_t load16(const uint8_t *p)
@@ -44,6 +46,13 @@ static uint16_t load16_acquire(const uint8_t *p)
 static void store16(uint8_t *p, uint16_t v)
 {
 	__atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
+}
+
+/* Diff snapshots need every page the device writes; the test keeps it one load when off. */
+static void mark_dirty(const struct virtq *q, uint64_t gpa, uint64_t len)
+{
+	if (q->gm->dirty)
+		gm_mark_dirty(q->gm, gpa, len);
 }
 
 void virtq_reset(struct virtq *q)
@@ -109,6 +118,11 @@ static void read_desc(const uint8_t *table, uint32_t idx, struct vdesc *d)
 static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)
 {
 	bool is_write = d->flags & VRING_DESC_F_WRITE;
+	if (w->mark_only) {
+		if (is_write)
+			mark_dirty(q, d->addr, d->len);
+		return 0;
+	}
 	if (w->n == w->max)
 		return -E2BIG;
 	/* Device-readable descriptors must all come before the writable ones. */
@@ -120,6 +134,8 @@ static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)
 	w->total += d->len;
 	if (w->total > UINT32_MAX)
 		return -EOVERFLOW;
+	if (is_write)
+		mark_dirty(q, d->addr, d->len);
 	w->segs[w->n++] = (struct virtq_seg){.host = host, .len = d->len, .is_write = is_write};
 	w->nr_read += !is_write;
 	return 0;
@@ -211,7 +227,8 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 {
 	if (!q->ready || head >= q->size || q->inflight == 0)
 		return -EINVAL;
-	uint8_t *elem = q->used + USED_RING + USED_ELEM_BYTES * (q->used_idx & (q->size - 1));
+	uint32_t off = USED_RING + USED_ELEM_BYTES * (q->used_idx & (q->size - 1));
+	uint8_t *elem = q->used + off;
 	uint32_t id = head;
 	memcpy(elem, &id, 4);
 	memcpy(elem + 4, &len, 4);
@@ -220,6 +237,14 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint16_t *)(q->used + USED_IDX), q->used_idx, __ATOMIC_RELEASE);
 	q->inflight--;
 	q->unsignalled = true;
+	if (q->gm->dirty) {
+		/* The chain's buffers again: they may have been written after the dirty pages
+		 * were last taken (a net RX buffer held across a snapshot). */
+		struct walk w = {.mark_only = true};
+		walk_chain(q, &w, q->desc, q->size, head, false);
+		gm_mark_dirty(q->gm, q->used_gpa + USED_IDX, 2);
+		gm_mark_dirty(q->gm, q->used_gpa + off, USED_ELEM_BYTES);
+	}
 	return 0;
 }
 
@@ -247,8 +272,11 @@ bool virtq_enable_notify(struct virtq *q)
 {
 	if (!q->ready)
 		return false;
-	if (q->event_idx)
-		store16(q->used + USED_RING + USED_ELEM_BYTES * q->size, q->last_avail);
+	if (q->event_idx) {
+		uint32_t off = USED_RING + USED_ELEM_BYTES * q->size;
+		store16(q->used + off, q->last_avail);
+		mark_dirty(q, q->used_gpa + off, 2);
+	}
 	/* Publish avail_event before re-reading avail->idx (pairs with the driver's barrier
 	 * between writing avail->idx and reading avail_event). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
