@@ -33,6 +33,27 @@ struct virtio_kvm_ops {
 
 struct virtio_slot;
 
+/* The kinds of device a set holds; metrics group their counters by it. */
+enum virtio_kind_type { VIRTIO_KIND_BLK, VIRTIO_KIND_NET, VIRTIO_KIND_VSOCK };
+
+/* What a set does with the devices of one kind: one const table per kind, so a slot holds
+ * its device behind one pointer and one table. counters, update_limiter and swap_backing
+ * run with the transport's lock held, the others without it. */
+struct virtio_kind {
+	enum virtio_kind_type type;
+	const struct virtio_dev_ops *dev_ops;
+	/* Whether PATCH's `id` (drive_id, iface_id) names this device; NULL: no id. */
+	bool (*has_id)(const void *dev, const char *id);
+	/* Closes what the device holds open and frees it. */
+	void (*destroy)(void *dev);
+	/* The counters, indexed as metrics.h's BLK_*, NET_* or VSOCK_* for the type. */
+	void (*counters)(const void *dev, uint64_t *c);
+	/* PATCH of rate limiters: lim[0] (net: rx), lim[1] (net: tx). NULL: none. 0 or -errno. */
+	int (*update_limiter)(void *dev, const struct rate_limiter_cfg lim[2]);
+	/* PATCH /drives: puts fd of `bytes` behind the device, returns the old fd. NULL: none. */
+	int (*swap_backing)(void *dev, int fd, uint64_t bytes);
+};
+
 /* The event-loop source of one queue's ioeventfd. */
 struct virtio_kick {
 	struct ev_source src;
@@ -42,9 +63,8 @@ struct virtio_kick {
 
 struct virtio_slot {
 	struct virtio_mmio mmio;
-	struct virtio_blk *blk;
-	struct virtio_net *net;
-	struct virtio_vsock *vsock;
+	const struct virtio_kind *kind;
+	void *dev; /* the struct virtio_blk, virtio_net or virtio_vsock */
 	int irq_efd;
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
@@ -53,6 +73,22 @@ struct virtio_slot {
 	struct ev_source io_src; /* the block device's io_efd */
 	bool io_watched;
 };
+
+/* The slot's device if it is of that kind, else NULL. */
+static inline struct virtio_blk *virtio_slot_blk(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_BLK ? s->dev : NULL;
+}
+
+static inline struct virtio_net *virtio_slot_net(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_NET ? s->dev : NULL;
+}
+
+static inline struct virtio_vsock *virtio_slot_vsock(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_VSOCK ? s->dev : NULL;
+}
 
 struct virtio_set {
 	struct virtio_slot *slot[VIRTIO_DEVICES_MAX];
