@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "virtio/persist.h"
 #include "vmm/metrics.h"
 
 static int kvm_ioeventfd(void *ctx, int efd, uint64_t gpa, uint32_t datamatch)
@@ -124,6 +125,9 @@ static const struct virtio_kind blk_kind = {
     .counters = blk_counters,
     .update_limiter = blk_update_limiter,
     .swap_backing = blk_swap_backing,
+    .state_size = sizeof(struct virtio_blk_state),
+    .save = virtio_blk_persist_save,
+    .restore = virtio_blk_persist_restore,
 };
 
 static bool net_has_id(const void *dev, const char *id)
@@ -160,6 +164,9 @@ static const struct virtio_kind net_kind = {
     .destroy = net_destroy,
     .counters = net_counters,
     .update_limiter = net_update_limiter,
+    .state_size = sizeof(struct virtio_net_state),
+    .save = virtio_net_persist_save,
+    .restore = virtio_net_persist_restore,
 };
 
 static void vsock_destroy(void *dev)
@@ -182,6 +189,10 @@ static const struct virtio_kind vsock_kind = {
     .dev_ops = &virtio_vsock_ops,
     .destroy = vsock_destroy,
     .counters = vsock_counters,
+    .state_size = sizeof(struct virtio_vsock_state),
+    .save = virtio_vsock_persist_save,
+    .restore = virtio_vsock_persist_restore,
+    .after_restore = virtio_vsock_persist_after_restore,
 };
 
 /* ---- the set ---------------------------------------------------------------------------- */
@@ -394,20 +405,26 @@ int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loo
 	return 0;
 }
 
-int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
-		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen)
+/* virtio_net_add(), on nc's TAP (fd < 0) or on fd (virtio_net_add_fd()), which it owns. */
+static int net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, int fd, char *err, size_t errlen)
 {
+	struct virtio_slot *s = NULL;
+	int ret = -ENOSPC;
 	if (set->nr >= VIRTIO_DEVICES_MAX) {
 		snprintf(err, errlen, "network-interfaces[%u]: more than %d virtio devices", index,
 			 VIRTIO_DEVICES_MAX);
-		return -ENOSPC;
+		goto fail_fd;
 	}
-	struct virtio_slot *s = slot_new(&net_kind, sizeof(struct virtio_net));
-	if (!s) {
+	if (!(s = slot_new(&net_kind, sizeof(struct virtio_net)))) {
 		snprintf(err, errlen, "network-interfaces[%u]: out of memory", index);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto fail_fd;
 	}
-	int ret = virtio_net_open(s->dev, nc, index, err, errlen);
+	ret = fd < 0 ? virtio_net_open(s->dev, nc, index, err, errlen)
+		     : virtio_net_init_fd(s->dev, fd, nc);
+	if (ret && fd >= 0)
+		snprintf(err, errlen, "network-interfaces[%u]: %s", index, strerror(-ret));
 	if (ret)
 		goto fail;
 	char name[CONFIG_ID_MAX + 16];
@@ -422,9 +439,25 @@ int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	}
 	set->nr_net++;
 	return 0;
+fail_fd:
+	if (fd >= 0)
+		close(fd);
+	return ret;
 fail:
 	slot_free(s, loop);
 	return ret;
+}
+
+int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen)
+{
+	return net_add(set, vm, loop, nc, index, -1, err, errlen);
+}
+
+int virtio_net_add_fd(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		      const struct net_cfg *nc, int fd, char *err, size_t errlen)
+{
+	return net_add(set, vm, loop, nc, set->nr_net, fd, err, errlen);
 }
 
 int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
