@@ -92,30 +92,18 @@ static void slot_id(const struct virtio_slot *s, char *id, size_t cap)
 
 static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 {
+	struct metrics_dev *d = NULL;
 	pthread_mutex_lock(&s->mmio.lock);
-	if (s->blk && snap->nr_blk < VIRTIO_DEVICES_MAX) {
-		struct metrics_dev *d = &snap->blk[snap->nr_blk++];
-		const struct virtio_blk_stats *st = &s->blk->stats;
-		slot_id(s, d->id, sizeof(d->id));
-		const uint64_t c[BLK_NR_COUNTERS] = {st->reads,	      st->writes,
-						     st->flushes,     st->read_bytes,
-						     st->write_bytes, st->io_errors};
-		memcpy(d->c, c, sizeof(c));
-	} else if (s->net && snap->nr_net < VIRTIO_DEVICES_MAX) {
-		struct metrics_dev *d = &snap->net[snap->nr_net++];
-		const struct virtio_net_stats *st = &s->net->stats;
-		slot_id(s, d->id, sizeof(d->id));
-		const uint64_t c[NET_NR_COUNTERS] = {
-		    st->rx_bytes,  st->rx_frames, st->rx_drops,	    st->tx_bytes,
-		    st->tx_frames, st->tx_drops,  st->rx_throttled, st->tx_throttled};
-		memcpy(d->c, c, sizeof(c));
-	} else if (s->vsock) {
-		const struct vsock_stats *st = &s->vsock->mux.stats;
-		const uint64_t c[VSOCK_NR_COUNTERS] = {
-		    st->rx_packets,  st->tx_packets,	st->rx_bytes,	   st->tx_bytes,
-		    st->conns_added, st->conns_removed, st->conns_refused, st->malformed};
-		snap->has_vsock = 1;
-		memcpy(snap->vsock.c, c, sizeof(c));
+	if (s->kind->type == VIRTIO_KIND_BLK && snap->nr_blk < VIRTIO_DEVICES_MAX)
+		d = &snap->blk[snap->nr_blk++];
+	else if (s->kind->type == VIRTIO_KIND_NET && snap->nr_net < VIRTIO_DEVICES_MAX)
+		d = &snap->net[snap->nr_net++];
+	else if (s->kind->type == VIRTIO_KIND_VSOCK)
+		d = (snap->has_vsock = 1, &snap->vsock);
+	if (d) {
+		if (d != &snap->vsock)
+			slot_id(s, d->id, sizeof(d->id));
+		s->kind->counters(s->dev, d->c);
 	}
 	pthread_mutex_unlock(&s->mmio.lock);
 }
