@@ -164,6 +164,8 @@ static const struct seccomp_rule seccomp_rules[] = {
 	     "snapshot Diff: the pages the guest dirtied since the last snapshot"),
     ALLOW_IF(R_VMM, open, ARG32(1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | MUSL_O_LARGEFILE),
 	     "snapshot: creates the state file and the memory file"),
+    ALLOW_IF(R_VMM, fcntl, ARG32(1, F_SETFD),
+	     "snapshot: musl's open() sets FD_CLOEXEC again (for kernels without O_CLOEXEC)"),
     ALLOW(R_VMM, pwrite64, "snapshot: writes the state file and the memory file's pages"),
     ALLOW(R_VMM, ftruncate, "snapshot: sizes the memory file (holes where the guest has zeros)"),
     ALLOW(R_VMM, mremap, "snapshot: musl's realloc() grows the state file's buffer"),
