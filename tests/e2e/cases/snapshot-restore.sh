@@ -65,9 +65,12 @@ grep -q '^vCPUs: 2$' describe.out || fail "--describe-snapshot: $(cat describe.o
 got=$(dd if="$disk" bs=1048576 count=1 2> /dev/null | sha256sum | cut -d' ' -f1)
 [ "$got" = "$before" ] || fail "the disk's first MiB is $got, the guest wrote $before"
 
-# Another TAP with the host's address: the restored guest reaches it through the override.
+# Another TAP with the host's address and MAC (the guest's ARP cache has it): the restored
+# guest reaches it through the override.
+mac=$(cat /sys/class/net/kiln-snap0/address)
 "$MKTAP" -d kiln-snap0
 tap_up kiln-snap1 10.79.0.1/24
+ip link set kiln-snap1 address "$mac" || fail "ip link set kiln-snap1 address $mac"
 console1=$console
 console=$E2E_WORK/$E2E_CASE.console2
 stderr_log=$E2E_WORK/$E2E_CASE.stderr2
@@ -88,7 +91,7 @@ ticks_go_on "$console1" "$console"
 echo "restored: the count goes on from tick $tick_at to $tick_now"
 echo after > "$fifo"
 wait_console "KILN-E2E: snap after sha256=" 60
-wait_console "KILN-E2E: snap ping" 60
+wait_console "snap ping" 60
 grep -aq 'KILN-E2E: error:' "$console" &&
 	fail "guest: $(grep -a 'KILN-E2E: error:' "$console" | head -n 1 | tr -d '\r')"
 after=$(grep -a 'KILN-E2E: snap after sha256=' "$console" | tr -d '\r' | sed 's/.*sha256=//')
