@@ -1,5 +1,6 @@
 # kiln: a minimal microVM monitor.
-#   make              build/kiln (static musl) and build/kiln-jailer
+#   make              build/kiln (static musl), build/kiln-jailer and the snapshot tools
+#                     build/kiln-uffd-handler and build/kiln-rebase-snap
 #   make check        every test (docs/testing.md); ends with "N passed, N failed, N skipped"
 #   make check SAN=1  the same with the unit tests under ASan/UBSan
 #   make fuzz         the fuzz harnesses, longer
@@ -35,8 +36,10 @@ MUSL_INC  := $(BUILD)/musl-include
 MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
+# Snapshot tools: the example Uffd page-fault handler and Firecracker's rebase-snap.
+TOOLS     := $(BUILD)/kiln-uffd-handler $(BUILD)/kiln-rebase-snap
 
-all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer
+all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer $(TOOLS)
 
 # The tiny test guest (a few hundred instructions) for host-side tests and bench/startup.
 TINY_SRCS := $(addprefix tests/guest/tiny/,tiny.S smp.S highmem.S virtio.S)
@@ -104,6 +107,17 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
 		$(JAILER_SRCS) -lcap-ng
 
+# ---- snapshot tools: the example Uffd page-fault handler and rebase-snap ------------------
+# Static musl like kiln: the KVM test host has no libc of its own.
+
+$(BUILD)/kiln-uffd-handler: tools/uffd_handler.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
+
+$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
+
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)
 HOST_DIR  := $(BUILD)/san
@@ -138,6 +152,9 @@ $(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
+
+# These run the snapshot tools (from $BUILD, as scripts/check.sh sets it).
+$(HOST_DIR)/tests/test_snapshot_mem $(HOST_DIR)/tests/test_snapshot_uffd: $(TOOLS)
 
 unit: $(UNIT_BINS)
 

@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #define GUARD_LEN (1ULL << 21)
 
-int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
+/* Reserves ram_size bytes between PROT_NONE guard gaps and maps the RAM over its middle:
+ * anonymous memory when fd < 0, else fd from offset 0, MAP_PRIVATE. Then splits it at the
+ * MMIO gap. 0 or -errno; nothing stays mapped on failure. */
+static int gm_map(struct guest_mem *gm, uint64_t ram_size, int fd)
 {
 	memset(gm, 0, sizeof(*gm));
 	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > GUEST_MEM_MAX_BYTES)
@@ -21,8 +25,8 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 	if (res == MAP_FAILED)
 		return -errno;
 	uint8_t *ram = res + GUARD_LEN;
-	if (mmap(ram, ram_size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+	int flags = MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
+	if (mmap(ram, ram_size, PROT_READ | PROT_WRITE, flags, fd, 0) == MAP_FAILED) {
 		int err = -errno;
 		munmap(res, len);
 		return err;
@@ -41,6 +45,23 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 		gm->nr_regions = 2;
 	}
 	return 0;
+}
+
+int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
+{
+	return gm_map(gm, ram_size, -1);
+}
+
+int guest_mem_init_file(struct guest_mem *gm, uint64_t ram_size, int fd)
+{
+	struct stat st;
+	memset(gm, 0, sizeof(*gm));
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return fd < 0 ? -EBADF : -errno;
+	/* Pages past the end of the file would SIGBUS on the guest's first touch. */
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < ram_size)
+		return -EINVAL;
+	return gm_map(gm, ram_size, fd);
 }
 
 void guest_mem_free(struct guest_mem *gm)

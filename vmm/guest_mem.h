@@ -31,6 +31,14 @@ struct guest_mem {
  * guard gaps on both sides, split at the MMIO gap. Pages are not touched. Returns 0 or -errno. */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size);
 
+/* Like guest_mem_init(), but the RAM is fd (the snapshot's memory file, file offset 0 = gpa 0,
+ * offset region[0].size = region[1]'s first byte) mapped MAP_PRIVATE: pages come in from the
+ * page cache on first touch (clones of one snapshot share it), writes stay private to this
+ * process and never reach the file. fd needs only read access and may be closed afterwards.
+ * 0, -EINVAL when fd is not a regular file at least ram_size long (or ram_size is bad), or
+ * -errno. */
+int guest_mem_init_file(struct guest_mem *gm, uint64_t ram_size, int fd);
+
 /* Unmaps everything; safe on a zeroed or already freed struct. */
 void guest_mem_free(struct guest_mem *gm);
 

@@ -29,27 +29,28 @@ int snap_kvm_msr_list(int kvm_fd, uint32_t *idx, uint32_t *nr)
 	return err;
 }
 
-struct msr_buf {
+/* struct kvm_msrs ends in a flexible array: room for SNAP_MAX_MSRS entries after it. */
+union msr_buf {
 	struct kvm_msrs hdr;
-	struct kvm_msr_entry e[SNAP_MAX_MSRS];
+	uint8_t bytes[sizeof(struct kvm_msrs) + SNAP_MAX_MSRS * sizeof(struct kvm_msr_entry)];
 };
 
 /* Reads idx[0, nr); KVM_GET_MSRS stops at the first MSR it cannot read: drop that one and
  * go on, so s keeps every readable MSR. */
 static int save_msrs(const struct vcpu *v, const uint32_t *idx, uint32_t nr, struct vcpu_snap *s)
 {
-	struct msr_buf b;
+	union msr_buf b;
 	uint32_t done = 0;
 	s->nr_msrs = 0;
 	while (done < nr) {
 		memset(&b, 0, sizeof(b));
 		b.hdr.nmsrs = nr - done;
 		for (uint32_t i = 0; i < b.hdr.nmsrs; i++)
-			b.e[i].index = idx[done + i];
+			b.hdr.entries[i].index = idx[done + i];
 		int n = ioctl(v->fd, KVM_GET_MSRS, &b);
 		if (n < 0)
 			return -errno;
-		memcpy(&s->msrs[s->nr_msrs], b.e, (size_t)n * sizeof(b.e[0]));
+		memcpy(&s->msrs[s->nr_msrs], b.hdr.entries, (size_t)n * sizeof(b.hdr.entries[0]));
 		s->nr_msrs += (uint32_t)n;
 		done += (uint32_t)n + 1; /* skip the unreadable one */
 	}
@@ -93,17 +94,17 @@ static int restore_msrs(const struct vcpu *v, const struct vcpu_snap *s, bool de
 			const char **what)
 {
 	static __thread char name[40];
-	struct msr_buf b;
+	union msr_buf b;
 	memset(&b, 0, sizeof(b));
 	for (uint32_t i = 0; i < s->nr_msrs && i < SNAP_MAX_MSRS; i++)
 		if ((s->msrs[i].index == MSR_IA32_TSC_DEADLINE) == deadline)
-			b.e[b.hdr.nmsrs++] = s->msrs[i];
+			b.hdr.entries[b.hdr.nmsrs++] = s->msrs[i];
 	if (!b.hdr.nmsrs)
 		return 0;
 	int n = ioctl(v->fd, KVM_SET_MSRS, &b);
 	if (n < 0 || (uint32_t)n < b.hdr.nmsrs) {
 		snprintf(name, sizeof(name), "KVM_SET_MSRS 0x%x",
-			 n < 0 ? b.e[0].index : b.e[n].index);
+			 n < 0 ? b.hdr.entries[0].index : b.hdr.entries[n].index);
 		*what = name;
 		return n < 0 ? -errno : -EINVAL;
 	}
