@@ -198,9 +198,10 @@ int virtio_set_save(struct virtio_set *set, struct snap_writer *w);
  * Each section must be the device in its slot (name, device id, queue count, drive size,
  * MAC, guest CID) and is checked as guest input (virtio_mmio_restore() and the kind's
  * checks); activated devices are live again as after DRIVER_OK. Raises no interrupt and
- * touches no KVM interrupt line. 0, or -EINVAL with one line in err ("virtio device 1
- * (virtio-net eth0): queue 0: descriptor table outside guest RAM"); every device is then
- * back at reset. */
+ * touches no KVM interrupt line. 0, or -errno (-EINVAL; -EFAULT, -ELOOP... for a held
+ * chain that no longer checks out) with one line in err ("virtio device 1 (virtio-net
+ * eth0): queue 0: descriptor table outside guest RAM"); every device is then back at
+ * reset. */
 int virtio_set_restore(struct virtio_set *set, const struct snap_reader *r, char *err,
 		       size_t errlen);
 

@@ -155,10 +155,11 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 int virtio_mmio_check_state(const struct virtio_mmio *t, const struct virtio_mmio_state *st,
 			    char *err, size_t errlen);
 
-/* Once the whole VM is restored and before the vCPUs run: if the device is live, raises its
- * interrupt again when InterruptStatus is set (the guest has not acknowledged it; an extra
- * one is harmless) and kicks every ready queue through the requeue hook, as the guest's
- * notification would, for work the old process had left for its event loop. */
+/* Once the whole VM is restored and before the vCPUs run: after DRIVER_OK, raises the
+ * device's interrupt again when InterruptStatus is set (the guest has not acknowledged it;
+ * an extra one is harmless), and if the device is live kicks every ready queue through the
+ * requeue hook, as the guest's notification would, for work the old process had left for
+ * its event loop. */
 void virtio_mmio_after_restore(struct virtio_mmio *t);
 
 /* The hang dump: under the lock, logs at `lvl` one line for the transport,

@@ -170,13 +170,14 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 void virtio_mmio_after_restore(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);
-	if (!t->activated || (t->status & S_BROKEN))
-		goto out;
-	if (t->isr && t->irq.raise) {
+	/* A broken device's NEEDS_RESET interrupt counts too: the guest must see it. */
+	if ((t->status & S_DRIVER_OK) && t->isr && t->irq.raise) {
 		int err = t->irq.raise(t->irq.ctx);
 		if (err)
 			log_err("%s: cannot interrupt the guest: %s", t->name, strerror(-err));
 	}
+	if (!t->activated || (t->status & S_BROKEN))
+		goto out;
 	for (unsigned q = 0; q < t->ops->nr_queues; q++)
 		if (t->vq[q].ready && t->requeue.kick)
 			t->requeue.kick(t->requeue.ctx, q);

@@ -6,18 +6,15 @@
 
 #include <errno.h>
 #include <linux/if_ether.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "virtio/devices.h"
 #include "vmm/log.h"
 #include "vmm/snapshot_file.h"
 
 #define BLK_DRAIN_TIMEOUT_NS (10 * 1000000000ULL)
-#define BLK_DRAIN_POLL_MS 100
 
 /* A section: the transport, then the kind's state right after it. */
 struct slot_state {
@@ -54,29 +51,35 @@ static uint64_t now_ns(void)
 
 /* ---- virtio-blk ------------------------------------------------------------------------ */
 
+/* Whether io_uring holds a request of b that will complete: waiting for it cannot hang
+ * (a request queued in the ring but not submitted would never complete). */
+static bool blk_in_kernel(const struct virtio_blk *b)
+{
+	if (!b->async || b->ring.pending)
+		return false;
+	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS; i++)
+		if ((b->claimed & 1ULL << i) && b->slot[i].in_ring)
+			return true;
+	return false;
+}
+
 /* Finishes every request the device popped (queued for the engine, running, in io_uring),
  * as the event loop would have, so the used ring says what is done and nothing is in
  * flight. Paused, the loop does not serve io_efd: even the Sync engine may hold queued
- * requests. -ETIMEDOUT when the disk does not answer. */
+ * requests. Async waits in io_uring_enter, a call the VMM thread's seccomp filter allows
+ * (poll() is not). -ETIMEDOUT when the disk does not answer. */
 static int blk_drain(struct virtio_slot *s)
 {
 	struct virtio_blk *b = s->dev;
 	uint64_t deadline = now_ns() + BLK_DRAIN_TIMEOUT_NS;
 	for (;;) {
 		virtio_mmio_run(&s->mmio, virtio_blk_claim, NULL);
-		virtio_blk_io(b, false);
+		virtio_blk_io(b, blk_in_kernel(b));
 		virtio_mmio_run(&s->mmio, virtio_blk_complete, NULL);
 		if (!virtio_blk_busy(b))
 			return 0;
 		if (now_ns() >= deadline)
 			return -ETIMEDOUT;
-		/* Queued requests and io_uring completions both signal io_efd. */
-		struct pollfd p = {.fd = b->io_efd, .events = POLLIN};
-		if (poll(&p, 1, BLK_DRAIN_POLL_MS) < 0 && errno != EINTR)
-			return -errno;
-		uint64_t cnt;
-		ssize_t rc = read(b->io_efd, &cnt, sizeof(cnt));
-		(void)rc; /* EAGAIN: the timeout, or completions already reaped */
 	}
 }
 
@@ -127,8 +130,11 @@ int virtio_net_persist_save(struct virtio_slot *s, void *state)
 	pthread_mutex_lock(&s->mmio.lock);
 	memcpy(st->mac, n->mac, sizeof(st->mac));
 	st->rx_nr_chains = (uint16_t)n->rx_nr_chains;
-	for (unsigned i = 0; i < n->rx_nr_chains; i++)
+	for (unsigned i = 0; i < n->rx_nr_chains; i++) {
 		st->rx_head[i] = n->rx_chain[i].head;
+		/* A frame held back lies in them, maybe written after the last diff snapshot. */
+		virtq_mark_chain_dirty(&s->mmio.vq[VIRTIO_NET_RXQ], st->rx_head[i]);
+	}
 	st->rx_deferred = (uint16_t)n->rx_deferred;
 	st->rx_deferred_len = n->rx_deferred ? n->rx_deferred_len : 0;
 	st->tx_held = n->tx_held;

@@ -322,6 +322,13 @@ int virtq_retake(struct virtq *q, uint16_t head, struct virtq_seg *segs, unsigne
 	return err;
 }
 
+void virtq_mark_chain_dirty(const struct virtq *q, uint16_t head)
+{
+	struct walk w = {.mark_only = true};
+	if (q->ready && head < q->size && q->gm->dirty)
+		walk_chain(q, &w, q->desc, q->size, head, false);
+}
+
 void virtq_unpop(struct virtq *q)
 {
 	if (!q->ready || q->inflight == 0)
@@ -347,8 +354,7 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 	if (q->gm->dirty) {
 		/* The chain's buffers again: they may have been written after the dirty pages
 		 * were last taken (a net RX buffer held across a snapshot). */
-		struct walk w = {.mark_only = true};
-		walk_chain(q, &w, q->desc, q->size, head, false);
+		virtq_mark_chain_dirty(q, head);
 		gm_mark_dirty(q->gm, q->used_gpa + USED_IDX, 2);
 		gm_mark_dirty(q->gm, q->used_gpa + off, USED_ELEM_BYTES);
 	}

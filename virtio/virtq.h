@@ -118,6 +118,10 @@ int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs,
 int virtq_retake(struct virtq *q, uint16_t head, struct virtq_seg *segs, unsigned max_segs,
 		 struct virtq_chain *chain);
 
+/* Records the writable buffers of chain `head`, which the device holds popped and may have
+ * written, as device-dirty (a snapshot saving the chain must carry what is in them). */
+void virtq_mark_chain_dirty(const struct virtq *q, uint16_t head);
+
 /* Gives back the chain virtq_pop() returned last (the device cannot serve it yet, e.g. a
  * rate limiter refused it): the next virtq_pop() returns it again. No-op if none is out. */
 void virtq_unpop(struct virtq *q);

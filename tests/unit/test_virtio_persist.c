@@ -221,6 +221,38 @@ static void test_blk_round_trip_async(void **state)
 	blk_round_trip(*state, IO_ENGINE_ASYNC);
 }
 
+/* A device the guest broke (NEEDS_RESET) comes back broken, its interrupt raised again,
+ * and recovers the way a driver recovers it: reset and bring-up. */
+static void test_blk_broken_round_trip(void **state)
+{
+	struct penv *e = *state;
+	struct vs_queue *q = &e->g.q[0][0];
+	struct vs_proc *p = new_process(e);
+	assert_int_equal(add_blk(e), 0);
+	vs_up(p, &e->g, 0, F_V1, 1);
+	vs_publish(&e->gm, q, VS_QSIZE + 3); /* a head beyond the ring */
+	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_STATUS), S_ALL | VIRTIO_CONFIG_S_NEEDS_RESET);
+	take_snapshot(e);
+	uint8_t *ram = ram_copy(e);
+	p = new_process(e);
+	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
+	free(ram);
+	assert_int_equal(add_blk(e), 0);
+	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
+	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_STATUS), S_ALL | VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	virtio_set_after_restore(&p->set);
+	assert_int_equal(vs_irqs(p, 0), 1);
+	vs_wr(p, 0, VIRTIO_MMIO_STATUS, 0);
+	e->g = (struct vs_guest){0};
+	vs_up(p, &e->g, 0, F_V1, 1);
+	blk_req(e, VIRTIO_BLK_T_IN, 2, 512);
+	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	vs_run_until(p, q, 1);
+	assert_int_equal(vs_used_idx(&e->gm, q), 1);
+}
+
 /* The section of another device, or a count that differs, is refused by name. */
 static void test_restore_refuses_other_devices(void **state)
 {
@@ -466,7 +498,14 @@ static void test_net_deferred_frame(void **state)
 	for (int i = 0; i < 5; i++)
 		evloop_run_once(&p->loop, 10);
 	assert_int_equal(vs_used_idx(&e->gm, rxq), 1);
+	/* A diff snapshot carries the frame though it was written after the last one. */
+	assert_int_equal(gm_track_dirty(&p->vm.mem), 0); /* the devices' view of RAM */
+	uint64_t dirty[VS_RAM / 4096 / 64] = {0};
 	take_snapshot(e);
+	gm_take_dirty(&p->vm.mem, dirty);
+	assert_true(dirty[rx1 / 4096 / 64] >> (rx1 / 4096 % 64) & 1);
+	free((void *)p->vm.mem.dirty);
+	p->vm.mem.dirty = NULL;
 	uint8_t *ram = ram_copy(e);
 	p = new_process(e);
 	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
@@ -505,6 +544,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_blk_round_trip_sync),
 	    T(test_blk_round_trip_async),
+	    T(test_blk_broken_round_trip),
 	    T(test_restore_refuses_other_devices),
 	    T(test_restore_refuses_corrupt_state),
 	    T(test_vsock_transport_reset_after_restore),
