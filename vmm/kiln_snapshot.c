@@ -58,13 +58,15 @@ static int save_sections(struct kiln *k, bool diff, struct snap_writer *w, char 
 		snprintf(err, errlen, "the configuration: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = snap_kvm_save(&k->vm, w, err, errlen)))
-		return rc;
+	/* The devices first: saving finishes the disk requests still queued, which writes
+	 * guest memory and may interrupt the guest; KVM's interrupt state comes after. */
 	if ((rc = serial_save(&k->serial, w)) || (rc = i8042_save(&k->i8042, w)) ||
 	    (rc = acpi_pm_save(&k->pm, w)) || (rc = virtio_set_save(&k->virtio, w))) {
 		snprintf(err, errlen, "device state: %s", strerror(-rc));
 		return rc;
 	}
+	if ((rc = snap_kvm_save(&k->vm, w, err, errlen)))
+		return rc;
 	return w->err;
 }
 
