@@ -1,6 +1,7 @@
 #!/bin/sh
 # snapshot-clones: one guest (vsock, dirty-page tracking on) counting on its console is
-# snapshotted Full, runs on, and is snapshotted Diff. Then, each in a new kiln: two clones
+# snapshotted Full, runs on, and is snapshotted Diff (the Full memory with the Diff merged
+# by kiln-rebase-snap must equal a Full taken at the same moment, byte for byte). Then, each in a new kiln: two clones
 # restored at once from the Full snapshot both count on from it and echo over vsock; the
 # Diff merged onto the Full memory (kiln-rebase-snap) restores the later count; a Uffd
 # restore served by the example page-fault handler (kiln-uffd-handler) counts on; and
@@ -17,7 +18,7 @@ for t in kiln-rebase-snap kiln-uffd-handler; do
 	[ -x "$E2E_DIR/$t" ] || fail "no $E2E_DIR/$t"
 done
 cd "$E2E_WORK" || fail "cd $E2E_WORK"
-rm -f full.state full.mem diff.state diff.mem merged.mem ./*.api "$uds"* clone*.sock*
+rm -f full.state full.mem diff.state diff.mem merged.mem check.state check.mem ./*.api "$uds"* clone*.sock*
 cat > "$E2E_CASE.json" << EOT
 {
   "boot-source": {
@@ -74,13 +75,15 @@ wait_console "KILN-E2E: snap ready" 120
 wait_console "KILN-E2E: tick 2" 30
 want 204 PATCH /vm '{"state":"Paused"}'
 want 204 PUT /snapshot/create '{"snapshot_path":"full.state","mem_file_path":"full.mem","snapshot_type":"Full"}'
-console_until "$console" full.console
+console_until "$console" at-full.console
 want 204 PATCH /vm '{"state":"Resumed"}'
-n=$(grep -ac 'KILN-E2E: tick ' full.console)
+n=$(grep -ac 'KILN-E2E: tick ' at-full.console)
 wait_console "KILN-E2E: tick $((n + 3))" 30
 want 204 PATCH /vm '{"state":"Paused"}'
 want 204 PUT /snapshot/create '{"snapshot_path":"diff.state","mem_file_path":"diff.mem","snapshot_type":"Diff"}'
-console_until "$console" diff.console
+console_until "$console" at-diff.console
+# A Full at the same moment: the Diff merged onto the first Full must equal it, byte for byte.
+want 204 PUT /snapshot/create '{"snapshot_path":"check.state","mem_file_path":"check.mem"}'
 kill -KILL "$kpid"
 echo "Full: $(du -k full.mem | cut -f1) KiB on disk, Diff: $(du -k diff.mem | cut -f1) KiB on disk"
 [ "$(du -k diff.mem | cut -f1)" -lt "$(du -k full.mem | cut -f1)" ] || fail "the Diff memory file is not smaller than the Full one"
@@ -92,7 +95,7 @@ for c in 1 2; do
 	eval "clone${c}_pid=$kpid"
 done
 for c in 1 2; do
-	restored "clone$c" full.console
+	restored "clone$c" at-full.console
 	"$UDS_TOOL" connect "clone$c.sock" 5000 echo 65536 1 > "clone$c.echo" 2>&1 ||
 		fail "clone$c vsock: $(tail -n 2 "clone$c.echo")"
 done
@@ -103,9 +106,14 @@ finish clone2 "$clone2_pid"
 # The Diff onto a copy of the Full memory file.
 cp full.mem merged.mem
 "$E2E_DIR/kiln-rebase-snap" --base-file merged.mem --diff-file diff.mem || fail "kiln-rebase-snap failed"
+if ! cmp -s merged.mem check.mem; then
+	pages=$(cmp -l merged.mem check.mem | awk '{ p = int(($1 - 1) / 4096); if (!(p in s)) { s[p] = 1; n++ } } END { print n }')
+	fail "the Full memory with the Diff merged differs from a Full taken with the Diff in $pages pages"
+fi
+rm -f check.mem check.state
 start_kiln diff
 want 204 PUT /snapshot/load '{"snapshot_path":"diff.state","mem_backend":{"backend_type":"File","backend_path":"merged.mem"},"resume_vm":true,"vsock_override":{"uds_path":"diff.sock"}}'
-restored diff diff.console
+restored diff at-diff.console
 finish diff "$kpid"
 
 # Uffd: the example handler serves the Full memory file.
@@ -116,7 +124,7 @@ pids="$pids $handler"
 wait_for_socket uffd.sock
 start_kiln uffd
 want 204 PUT /snapshot/load '{"snapshot_path":"full.state","mem_backend":{"backend_type":"Uffd","backend_path":"uffd.sock"},"resume_vm":true,"vsock_override":{"uds_path":"uffd-vm.sock"}}'
-restored uffd full.console
+restored uffd at-full.console
 "$UDS_TOOL" connect uffd-vm.sock 5000 echo 65536 1 > uffd.echo 2>&1 || fail "uffd vsock: $(tail -n 2 uffd.echo)"
 finish uffd "$kpid"
 wait "$handler" || fail "kiln-uffd-handler failed: $(tail -n 2 uffd.out)"
@@ -125,6 +133,6 @@ echo "Uffd: $(tail -n 1 uffd.out)"
 # Without the API: the snapshot's own vsock path, which the killed kiln left behind.
 rm -f "$uds"
 start_kiln cli --no-api --restore-from full.state --mem-file full.mem
-restored cli full.console
+restored cli at-full.console
 finish cli "$kpid"
 pass
