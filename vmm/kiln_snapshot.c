@@ -287,6 +287,17 @@ out:
 	return rc;
 }
 
+/* The state file is not needed once restored (the memory mapping and uffd stay). */
+static void release_state_file(struct kiln *k)
+{
+	if (!k->restore)
+		return;
+	free(k->restore->reader);
+	free(k->restore->buf);
+	k->restore->reader = NULL;
+	k->restore->buf = NULL;
+}
+
 int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen)
 {
 	const struct snap_reader *r = k->restore->reader;
@@ -302,18 +313,14 @@ int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen)
 		return fail(err, errlen, rc, "snapshot_path: %s: %s",
 			    k->restore->params.snapshot_path, sub);
 	virtio_set_after_restore(&k->virtio);
+	release_state_file(k);
+	if (!k->restore->params.resume_vm) {
+		atomic_store(&k->vm.pause_requested, true); /* parks before its first KVM_RUN */
+		k->paused = true;
+	}
 	return 0;
 }
 
-void kiln_snapshot_release(struct kiln *k)
-{
-	if (!k->restore)
-		return;
-	free(k->restore->reader);
-	free(k->restore->buf);
-	k->restore->reader = NULL;
-	k->restore->buf = NULL;
-}
 
 void kiln_snapshot_free(struct kiln *k)
 {

@@ -57,12 +57,10 @@ int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *
 
 /* Once the VM, its devices and vCPUs exist (and before any vCPU runs): puts back the state
  * of KVM, the legacy devices and the virtio devices, then lets the devices tell the guest
- * what changed (vsock's transport reset). 0 or -errno with one line in err. */
+ * what changed (vsock's transport reset), frees the state file and, unless the load
+ * resumes, marks the VM paused (its vCPUs park before their first KVM_RUN). 0 or -errno
+ * with one line in err. */
 int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen);
-
-/* Frees the state file kiln_snapshot_prepare() kept, once restored (the memory file's
- * mapping and the uffd stay: they are the VM's memory). */
-void kiln_snapshot_release(struct kiln *k);
 
 /* Frees the restore record and closes the memory file and uffd; after vm_destroy(). */
 void kiln_snapshot_free(struct kiln *k);

@@ -535,18 +535,12 @@ static void teardown(struct kiln *k)
 	config_free(&k->cfg);
 }
 
-/* A restored VM: KVM's, the devices' and the vCPUs' state from the snapshot, which a
- * restore that does not resume keeps parked. */
+/* A restored VM: KVM's, the devices' and the vCPUs' state from the snapshot. */
 static void restore_state(struct kiln *k)
 {
 	char err[512];
 	if (kiln_snapshot_restore_state(k, err, sizeof(err)))
 		setup_fail(k, KILN_EXIT_BADCFG, "%s", err);
-	kiln_snapshot_release(k);
-	if (!k->restore->params.resume_vm) {
-		atomic_store(&k->vm.pause_requested, true); /* parks before its first KVM_RUN */
-		k->paused = true;
-	}
 }
 
 /* Builds the VM from k->cfg, whichever way it was configured: a boot from the kernel, or a
