@@ -112,11 +112,11 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 
 $(BUILD)/kiln-uffd-handler: tools/uffd_handler.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $(filter %.c,$^)
 
-$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c $(MUSL_INC)/.stamp
+$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c vmm/pwrite_all.h $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $<
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $(filter %.c,$^)
 
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)

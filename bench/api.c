@@ -22,19 +22,6 @@
 
 #include "kiln_run.h"
 
-static _Noreturn void die(const char *what)
-{
-	fprintf(stderr, "api: %s\n", what);
-	exit(1);
-}
-
-static void stop(pid_t pid, int fd)
-{
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	close(fd);
-}
-
 static void get_rate(const char *kiln, const char *sock)
 {
 	char *argv[] = {(char *)kiln, "--api-sock", (char *)sock, NULL};
@@ -58,7 +45,7 @@ static void get_rate(const char *kiln, const char *sock)
 		close(fd);
 	}
 	double fresh = n / ((now_ms() - t0) / 1e3);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	printf("api: GET / %.0f requests/s keep-alive, %.0f requests/s new connection each\n", keep,
 	       fresh);
 }
@@ -84,7 +71,7 @@ static double start_latency(const char *kiln, const char *tiny, const char *sock
 		die("no guest output after InstanceStart");
 	double ms = now_ms() - t0;
 	close(fd);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	return ms;
 }
 
@@ -101,7 +88,7 @@ static double config_file_start(const char *kiln, const char *cfg, const char *s
 	if (wait_first_byte(out))
 		die("no guest output from a --config-file start");
 	double ms = now_ms() - t0;
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	return ms;
 }
 

@@ -3,7 +3,10 @@
 #ifndef KILN_BENCH_KILN_RUN_H
 #define KILN_BENCH_KILN_RUN_H
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,13 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A bench's fatal error: "<bench>: <what>", exit 1. */
+static inline _Noreturn void die(const char *what)
+{
+	fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
+	exit(1);
+}
 
 static inline double now_ms(void)
 {
@@ -55,6 +65,14 @@ static inline pid_t spawn_kiln(char *const argv[], int *out)
 	close(p[1]);
 	*out = p[0];
 	return pid;
+}
+
+/* Ends a kiln of spawn_kiln() with sig, reaps it and closes its console pipe. */
+static inline void stop_kiln(pid_t pid, int fd, int sig)
+{
+	kill(pid, sig);
+	waitpid(pid, NULL, 0);
+	close(fd);
 }
 
 /* 0 once the guest's first console byte arrived on fd, -1 after 10 s without one. */

@@ -20,19 +20,6 @@
 
 #define CLONES 10
 
-static _Noreturn void die(const char *what)
-{
-	fprintf(stderr, "snapshot: %s\n", what);
-	exit(1);
-}
-
-static void stop(pid_t pid, int fd)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	close(fd);
-}
-
 /* Boots the tiny guest with mib of RAM, pauses it and snapshots it into dir/<mib>.{state,mem};
  * returns the create request's milliseconds. */
 static double make_snapshot(const char *kiln, const char *tiny, const char *dir, int mib)
@@ -67,7 +54,7 @@ static double make_snapshot(const char *kiln, const char *tiny, const char *dir,
 		die("PUT /snapshot/create failed");
 	double ms = now_ms() - t0;
 	close(fd);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGKILL);
 	return ms;
 }
 
@@ -93,7 +80,7 @@ static void load_once(const char *kiln, const char *dir, int mib, double *api_ms
 		die("the restored guest printed nothing");
 	*out_ms = now_ms() - t0;
 	close(fd);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGKILL);
 }
 
 /* exec of kiln --restore-from -> the restored guest's first console byte; the pid stays. */
@@ -137,7 +124,7 @@ static void sizes(const char *kiln, const char *tiny, const char *dir, int runs)
 			pid_t pid;
 			int out;
 			exec_first[i] = restore_from(kiln, dir, mibs[s], &pid, &out);
-			stop(pid, out);
+			stop_kiln(pid, out, SIGKILL);
 		}
 		printf("snapshot: %4d MiB guest: create %.2f ms, load (PUT -> 204) %.2f ms, PUT -> "
 		       "first guest byte %.2f ms, exec of --restore-from -> first guest byte %.2f ms "
@@ -166,7 +153,7 @@ static void clones(const char *kiln, const char *tiny, const char *dir)
 		rss_sum += rss;
 	}
 	for (int i = 0; i < CLONES; i++)
-		stop(pid[i], out[i]);
+		stop_kiln(pid[i], out[i], SIGKILL);
 	printf("snapshot: %d clones of one 256 MiB snapshot running: PSS %ld KiB, RSS %ld KiB "
 	       "per clone (mean)\n",
 	       CLONES, pss_sum / CLONES, rss_sum / CLONES);

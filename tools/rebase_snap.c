@@ -5,6 +5,8 @@
  * arguments or files (one line on stderr), 1 when copying fails. Holes of DIFF are left
  * alone: its file system must report them (SEEK_DATA/SEEK_HOLE; ext4, xfs, btrfs, tmpfs do),
  * else DIFF is copied whole. */
+#include "vmm/pwrite_all.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -65,22 +67,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, NAME ": %s is missing (" USAGE ")\n",
 			!a->base || !a->base[0] ? "--base-file" : "--diff-file");
 		return -1;
-	}
-	return 0;
-}
-
-/* Writes buf[0, len) at off, through short writes and EINTR. 0 or -errno. */
-static int pwrite_all(int fd, const uint8_t *buf, uint64_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (uint64_t)n;
-		off += (uint64_t)n;
 	}
 	return 0;
 }

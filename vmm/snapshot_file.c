@@ -1,5 +1,6 @@
 /* The snapshot state file container (snapshot_file.h): writer, reader, CRC. */
 #include "vmm/snapshot_file.h"
+#include "vmm/pwrite_all.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,22 +85,6 @@ int snap_put(struct snap_writer *w, uint32_t tag, uint32_t index, const void *da
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	off_t off = 0;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int snap_writer_finish(struct snap_writer *w, int fd)
 {
 	if (w->err)
@@ -114,7 +99,7 @@ int snap_writer_finish(struct snap_writer *w, int fd)
 	put_u32(h + 12, w->nr);
 	put_u64(h + 16, w->len - SNAP_HEADER_BYTES);
 	put_u64(w->buf + w->len, lzma_crc64(w->buf, w->len, 0));
-	if ((err = write_all(fd, w->buf, w->len + SNAP_TRAILER_BYTES)))
+	if ((err = pwrite_all(fd, w->buf, w->len + SNAP_TRAILER_BYTES, 0)))
 		return err;
 	if (ftruncate(fd, (off_t)(w->len + SNAP_TRAILER_BYTES)) || fdatasync(fd))
 		return -errno;

@@ -1,6 +1,7 @@
 /* The snapshot memory file: Full (sparse) and Diff writers and the dirty logs they read and
  * clear. */
 #include "vmm/snapshot_mem.h"
+#include "vmm/pwrite_all.h"
 #include "vmm/layout.h"
 
 #include <errno.h>
@@ -24,22 +25,6 @@ static size_t bitmap_words(const struct guest_mem *gm)
 static bool bit_test(const uint64_t *bitmap, uint64_t n)
 {
 	return (bitmap[n / 64] >> (n % 64)) & 1;
-}
-
-/* Writes buf[0, len) at off, through short writes and EINTR. 0 or -errno. */
-static int pwrite_all(int fd, const uint8_t *buf, uint64_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (uint64_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 static bool page_is_zero(const uint8_t *page)

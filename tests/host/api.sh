@@ -240,6 +240,14 @@ go_on() {
 		echo "no tick after the restore (last before: ${last:-none})"
 	fi
 }
+# counts_on NAME BEFORE: NAME's restored guest prints ticks and its count goes on from the
+# console BEFORE; else the reason is added to $steps.
+counts_on() {
+	local why
+	wait_ticks "$1" 3 || steps+="no ticks after the restore; "
+	why=$(go_on "$2" "$T/$1.out")
+	[ -z "$why" ] || steps+="$why; "
+}
 # verdict NAME: PASS unless a step went wrong ($steps) or kiln did not exit 0 ($rc).
 verdict() {
 	if [ -n "$steps" ] || [ "$rc" -ne 0 ]; then
@@ -277,9 +285,7 @@ start_kiln $sn-load
 step 204 PUT /snapshot/load "$(load_body "$T/full.state" "$T/full.mem")"
 step 200 GET /
 [[ "$body" == *'"state":"Running"'* ]] || steps+="state after load: $body; "
-wait_ticks $sn-load 3 || steps+="no ticks after the load; "
-why=$(go_on "$T/full.console" "$T/$sn-load.out")
-[ -z "$why" ] || steps+="$why; "
+counts_on $sn-load "$T/full.console"
 stop_kiln
 if [ -n "$steps" ] || [ "$rc" -ne 0 ]; then
 	fail $sn "exit $rc: $steps $(tail -n 2 "$T/$sn.err" "$T/$sn-load.err")"
@@ -297,9 +303,7 @@ step 200 GET /
 sleep 0.5
 [ "$(ticks $sn)" = 0 ] || steps+="ticks while paused; "
 step 204 PATCH /vm '{"state":"Resumed"}'
-wait_ticks $sn 3 || steps+="no ticks after resume; "
-why=$(go_on "$T/full.console" "$T/$sn.out")
-[ -z "$why" ] || steps+="$why; "
+counts_on $sn "$T/full.console"
 stop_kiln
 verdict $sn
 
@@ -311,9 +315,7 @@ cp "$T/full.mem" "$T/merged.mem"
 	steps+="rebase: $(cat "$T/rebase.err"); "
 start_kiln $sn
 step 204 PUT /snapshot/load "$(load_body "$T/diff.state" "$T/merged.mem")"
-wait_ticks $sn 3 || steps+="no ticks after the load; "
-why=$(go_on "$T/diff.console" "$T/$sn.out")
-[ -z "$why" ] || steps+="$why; "
+counts_on $sn "$T/diff.console"
 stop_kiln
 verdict $sn
 
@@ -327,9 +329,7 @@ pids+=("$handler")
 for _ in $(seq 100); do [ -S "$T/uffd.sock" ] && break; sleep 0.05; done
 start_kiln $sn
 step 204 PUT /snapshot/load "$(load_body "$T/full.state" "$T/uffd.sock" Uffd)"
-wait_ticks $sn 3 || steps+="no ticks after the load; "
-why=$(go_on "$T/full.console" "$T/$sn.out")
-[ -z "$why" ] || steps+="$why; "
+counts_on $sn "$T/full.console"
 stop_kiln
 wait "$handler" || steps+="handler: $(tail -n 2 "$T/uffd.out"); "
 verdict $sn
@@ -340,9 +340,7 @@ sn=snapshot-restore-from
 pid=$!
 pids+=("$pid")
 steps=""
-wait_ticks $sn 3 || steps+="no ticks; "
-why=$(go_on "$T/full.console" "$T/$sn.out")
-[ -z "$why" ] || steps+="$why; "
+counts_on $sn "$T/full.console"
 stop_kiln
 verdict $sn
 
