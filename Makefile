@@ -1,5 +1,6 @@
 # kiln: a minimal microVM monitor.
-#   make              build/kiln (static musl) and build/kiln-jailer
+#   make              build/kiln (static musl), build/kiln-jailer and the snapshot tools
+#                     build/kiln-uffd-handler and build/kiln-rebase-snap
 #   make check        every test (docs/testing.md); ends with "N passed, N failed, N skipped"
 #   make check SAN=1  the same with the unit tests under ASan/UBSan
 #   make fuzz         the fuzz harnesses, longer
@@ -24,6 +25,9 @@ LIB_SRCS  := $(filter-out vmm/main.c seccomp/gen_filters.c,$(LIB_SRCS))
 # nodejs/http-parser for the API: Debian's static archive, built from pure C whose only libc
 # reference is __assert_fail, which musl has too (docs/api.md), so it links into kiln as is.
 HTTP_PARSER_A := /usr/lib/x86_64-linux-gnu/libhttp_parser.a
+# liblzma for lzma_crc64() only: its CRC objects are plain C with no libc calls.
+LZMA_A := /usr/lib/x86_64-linux-gnu/liblzma.a
+STATIC_LIBS := $(HTTP_PARSER_A) $(LZMA_A)
 # The seccomp BPF programs, generated from seccomp/rules.h (see below).
 SECCOMP_GEN := $(BUILD)/seccomp_filters.c
 
@@ -32,8 +36,10 @@ MUSL_INC  := $(BUILD)/musl-include
 MUSL_CFLAGS := $(BASE_CFLAGS) -Os -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 MUSL_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-z,relro -Wl,-z,now
 MUSL_OBJS := $(patsubst %.c,$(BUILD)/musl/%.o,$(LIB_SRCS) vmm/main.c) $(BUILD)/musl/seccomp_filters.o
+# Snapshot tools: the example Uffd page-fault handler and Firecracker's rebase-snap.
+TOOLS     := $(BUILD)/kiln-uffd-handler $(BUILD)/kiln-rebase-snap
 
-all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer
+all: $(BUILD)/kiln $(BUILD)/tiny-guest.elf $(BUILD)/kiln-jailer $(TOOLS)
 
 # The tiny test guest (a few hundred instructions) for host-side tests and bench/startup.
 TINY_SRCS := $(addprefix tests/guest/tiny/,tiny.S smp.S highmem.S virtio.S)
@@ -50,6 +56,8 @@ $(MUSL_INC)/.stamp: Makefile
 	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	ln -sfn /usr/include/http_parser.h $(MUSL_INC)/http_parser.h
+	ln -sfn /usr/include/lzma.h $(MUSL_INC)/lzma.h
+	ln -sfn /usr/include/lzma $(MUSL_INC)/lzma
 	@touch $@
 
 $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
@@ -57,7 +65,7 @@ $(BUILD)/musl/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln.unstripped: $(MUSL_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 $(BUILD)/kiln: $(BUILD)/kiln.unstripped
 	strip -o $@ $<
@@ -86,7 +94,7 @@ $(BUILD)/musl-testhooks/%.o: %.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -DKILN_TEST_HOOKS -MMD -MP -c $< -o $@
 
 $(BUILD)/kiln-testhooks: $(TESTHOOKS_OBJS)
-	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(HTTP_PARSER_A)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $^ $(STATIC_LIBS)
 
 # ---- kiln-jailer: runs on the host as root, outside the jail: static glibc + libcap-ng ------
 JAILER_SRCS := $(sort $(wildcard jailer/*.c))
@@ -98,6 +106,17 @@ $(BUILD)/kiln-jailer: $(JAILER_SRCS) $(wildcard jailer/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(BASE_CFLAGS) -O2 -fPIE -D_FORTIFY_SOURCE=2 $(JAILER_LDFLAGS) -o $@ \
 		$(JAILER_SRCS) -lcap-ng
+
+# ---- snapshot tools: the example Uffd page-fault handler and rebase-snap ------------------
+# Static musl like kiln: the KVM test host has no libc of its own.
+
+$(BUILD)/kiln-uffd-handler: tools/uffd_handler.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $(filter %.c,$^)
+
+$(BUILD)/kiln-rebase-snap: tools/rebase_snap.c vmm/pwrite_all.h $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) $(MUSL_LDFLAGS) -o $@ $(filter %.c,$^)
 
 # ---- host (glibc) build for unit tests ----------------------------------------------
 ifeq ($(SAN),1)
@@ -128,11 +147,14 @@ UNIT_KILN_BINS := $(filter-out $(UNIT_JAILER_BINS),$(UNIT_BINS))
 
 $(UNIT_KILN_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(HOST_OBJS)
 	@mkdir -p $(dir $@)
-	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) $(HTTP_PARSER_A) -lcmocka -lpthread
+	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(HOST_OBJS) $(STATIC_LIBS) -lcmocka -lpthread
 
 $(UNIT_JAILER_BINS): $(HOST_DIR)/tests/%: tests/unit/%.c $(JAILER_HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(HOST_CFLAGS) -o $@ $< $(JAILER_HOST_OBJS) -lcmocka
+
+# These run the snapshot tools (from $BUILD, as scripts/check.sh sets it).
+$(HOST_DIR)/tests/test_snapshot_mem $(HOST_DIR)/tests/test_snapshot_uffd: $(TOOLS)
 
 unit: $(UNIT_BINS)
 
@@ -163,7 +185,7 @@ FUZZ_RUNS ?= 1000000
 
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS) $(SECCOMP_GEN) $(wildcard vmm/*.h boot/*.h virtio/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) $(HTTP_PARSER_A) \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LDFLAGS) -o $@ $< $(LIB_SRCS) $(SECCOMP_GEN) $(STATIC_LIBS) \
 		-lpthread
 
 # fuzz_virtq_blk checks every completion the device reports as it is reported.

@@ -22,60 +22,6 @@
 
 #include "kiln_run.h"
 
-static _Noreturn void die(const char *what)
-{
-	fprintf(stderr, "api: %s\n", what);
-	exit(1);
-}
-
-static void stop(pid_t pid, int fd)
-{
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	close(fd);
-}
-
-static int connect_sock(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (int i = 0; i < 200; i++) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			return fd;
-		close(fd);
-		usleep(10000);
-	}
-	fprintf(stderr, "api: cannot connect to %s\n", path);
-	exit(1);
-}
-
-/* One request, one response read whole (Content-Length or a 204); returns the status. */
-static int request(int fd, const char *method, const char *path, const char *body)
-{
-	char buf[4096];
-	int n =
-	    snprintf(buf, sizeof(buf), "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
-		     method, path, body ? strlen(body) : 0, body ? body : "");
-	if (write(fd, buf, n) != n)
-		return -1;
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (r <= 0)
-			return -1;
-		got += r;
-		buf[got] = '\0';
-		char *end = strstr(buf, "\r\n\r\n");
-		if (!end)
-			continue;
-		char *cl = strstr(buf, "Content-Length: ");
-		size_t want = (end - buf) + 4 + (cl && cl < end ? strtoul(cl + 16, NULL, 10) : 0);
-		if (got >= want)
-			return atoi(buf + 9);
-	}
-}
-
 static void get_rate(const char *kiln, const char *sock)
 {
 	char *argv[] = {(char *)kiln, "--api-sock", (char *)sock, NULL};
@@ -99,7 +45,7 @@ static void get_rate(const char *kiln, const char *sock)
 		close(fd);
 	}
 	double fresh = n / ((now_ms() - t0) / 1e3);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	printf("api: GET / %.0f requests/s keep-alive, %.0f requests/s new connection each\n", keep,
 	       fresh);
 }
@@ -125,7 +71,7 @@ static double start_latency(const char *kiln, const char *tiny, const char *sock
 		die("no guest output after InstanceStart");
 	double ms = now_ms() - t0;
 	close(fd);
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	return ms;
 }
 
@@ -142,7 +88,7 @@ static double config_file_start(const char *kiln, const char *cfg, const char *s
 	if (wait_first_byte(out))
 		die("no guest output from a --config-file start");
 	double ms = now_ms() - t0;
-	stop(pid, out);
+	stop_kiln(pid, out, SIGTERM);
 	return ms;
 }
 

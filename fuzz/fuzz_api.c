@@ -7,37 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/api_fake_vmm.h"
 #include "vmm/api_http.h"
-
-static int fake_ok(void *ctx, char *err, size_t errlen)
-{
-	(void)ctx;
-	(void)err;
-	(void)errlen;
-	return 0;
-}
-
-static int fake_pause(void *ctx, bool pause, char *err, size_t errlen)
-{
-	(void)pause;
-	return fake_ok(ctx, err, errlen);
-}
-
-static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
-{
-	(void)d;
-	return fake_ok(ctx, err, errlen);
-}
-
-static int fake_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
-			char *err, size_t errlen)
-{
-	(void)id, (void)is_net, (void)w;
-	return fake_ok(ctx, err, errlen);
-}
-
-static const struct api_vmm_ops ops = {fake_ok, fake_pause, fake_ok,
-				       fake_ok, fake_patch, fake_limiter};
 
 /* Every response starts with a status line; the total is bounded. */
 static int check_send(struct api_conn *c, const char *buf, size_t len)
@@ -53,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char resp[API_RESPONSE_MAX];
 	struct kiln_config cfg;
-	struct api api = {.cfg = &cfg, .id = "fuzz", .ops = &ops};
+	struct fake_vmm vmm = {0};
+	struct api api = {.cfg = &cfg, .id = "fuzz", .ops = &fake_vmm_ops, .ctx = &vmm};
 	struct api_server srv = {.api = &api, .max_payload = 512, .resp_body = resp};
 	struct api_conn conn;
 	size_t total = 0;

@@ -6,7 +6,7 @@
 # Stages (tests/e2e/l1/stage-STAGE.sh runs in L1 on a copy of what it needs):
 #   host   tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh and the jailer's
 #          kiln_in_jail case
-#   bench  bench/startup (kiln on the tiny guest)
+#   bench  bench/startup and bench/snapshot (kiln on the tiny guest)
 # Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
 # with the stage's exit code; 1 with the console's last lines when the test host did not
 # finish the stage. The build must be done (make all build/kiln-testhooks).
@@ -32,10 +32,10 @@ stage_files() {
 	host)
 		echo tests/host/run.sh tests/host/seccomp.sh tests/host/api.sh tests/jailer/run.sh \
 			"$BUILD/kiln" "$BUILD/kiln-testhooks" "$BUILD/kiln-jailer" "$BUILD/tiny-guest.elf" \
-			"$BUILD/jailer-reaper"
+			"$BUILD/jailer-reaper" "$BUILD/kiln-uffd-handler" "$BUILD/kiln-rebase-snap"
 		;;
 	bench)
-		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup"
+		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup" "$BUILD/bench/snapshot"
 		;;
 	*) die "unknown stage '$stage' (host, bench)" ;;
 	esac

@@ -5,7 +5,7 @@
 # SVM XSETBV intercept, so L2 guests lose XSAVE (docs/testing.md).
 set -eu
 PKGS="build-essential musl-tools linux-libc-dev libseccomp-dev libcap-ng-dev libcmocka-dev
-libjsmn-dev libhttp-parser-dev clang libclang-rt-14-dev acpica-tools
+libjsmn-dev libhttp-parser-dev liblzma-dev clang libclang-rt-14-dev acpica-tools
 linux-image-cloud-amd64 busybox-static cpio e2fsprogs xz-utils zstd lz4
 iproute2 procps curl socat util-linux"
 BACKPORTS_PKGS="qemu-system-x86 seabios"

@@ -142,11 +142,33 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW(R_VMM | R_API, brk, "musl's malloc grows its metadata area with brk"),
 
     /* ---- diagnostics: a vCPU logs its own state (triple fault, KVM error, hang dump) ---- */
-    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_REGS), "vcpu_log_state: RIP, RSP, RFLAGS"),
-    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_SREGS),
-	     "vcpu_log_state: control registers, EFER, CS/SS, GDTR/IDTR"),
-    ALLOW_IF(R_VCPU, ioctl, ARG32(1, KVM_GET_VCPU_EVENTS),
-	     "vcpu_log_state: the pending or injected exception"),
+    ALLOW_IF(R_ALL, ioctl, ARG32(1, KVM_GET_REGS),
+	     "vcpu_log_state: RIP, RSP, RFLAGS; vmm: a snapshot of the paused vCPUs"),
+    ALLOW_IF(R_ALL, ioctl, ARG32(1, KVM_GET_SREGS),
+	     "vcpu_log_state: control registers, EFER, CS/SS, GDTR/IDTR; vmm: a snapshot"),
+    ALLOW_IF(R_ALL, ioctl, ARG32(1, KVM_GET_VCPU_EVENTS),
+	     "vcpu_log_state: the pending or injected exception; vmm: a snapshot"),
+
+    /* ---- PUT /snapshot/create, on the VMM thread of the paused VM ---- */
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_XSAVE), "snapshot: a vCPU's FPU/XSAVE state"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_XCRS), "snapshot: a vCPU's XCR0"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_DEBUGREGS), "snapshot: a vCPU's debug registers"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_LAPIC), "snapshot: a vCPU's local APIC"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_MP_STATE), "snapshot: a vCPU's MP state"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_MSRS), "snapshot: a vCPU's MSRs"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_MSR_INDEX_LIST), "snapshot: which MSRs to save"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_IRQCHIP), "snapshot: the PICs and the IOAPIC"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_PIT2), "snapshot: the PIT"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_CLOCK), "snapshot: the KVM clock"),
+    ALLOW_IF(R_VMM, ioctl, ARG32(1, KVM_GET_DIRTY_LOG),
+	     "snapshot Diff: the pages the guest dirtied since the last snapshot"),
+    ALLOW_IF(R_VMM, open, ARG32(1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | MUSL_O_LARGEFILE),
+	     "snapshot: creates the state file and the memory file"),
+    ALLOW_IF(R_VMM, fcntl, ARG32(1, F_SETFD),
+	     "snapshot: musl's open() sets FD_CLOEXEC again (for kernels without O_CLOEXEC)"),
+    ALLOW(R_VMM, pwrite64, "snapshot: writes the state file and the memory file's pages"),
+    ALLOW(R_VMM, ftruncate, "snapshot: sizes the memory file (holes where the guest has zeros)"),
+    ALLOW(R_VMM, mremap, "snapshot: musl's realloc() grows the state file's buffer"),
 
     /* ---- the API thread: PATCH /drives opens, locks and sizes the new backing file ---- */
     ALLOW_IF(R_API, open, ARG32(1, O_RDWR | O_CLOEXEC | MUSL_O_LARGEFILE),

@@ -12,6 +12,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "virtio/persist.h"
+#include "vmm/metrics.h"
+
 static int kvm_ioeventfd(void *ctx, int efd, uint64_t gpa, uint32_t datamatch)
 {
 	struct vm *vm = ctx;
@@ -68,10 +71,10 @@ static void on_blk_io(void *ctx, uint32_t events)
 	struct virtio_slot *s = ctx;
 	uint64_t cnt;
 	(void)events;
-	ssize_t rc = read(s->blk->io_efd, &cnt, sizeof(cnt));
+	ssize_t rc = read(virtio_slot_blk(s)->io_efd, &cnt, sizeof(cnt));
 	(void)rc;
 	virtio_mmio_run(&s->mmio, virtio_blk_claim, NULL);
-	virtio_blk_io(s->blk, false);
+	virtio_blk_io(s->dev, false);
 	virtio_mmio_run(&s->mmio, virtio_blk_complete, NULL);
 }
 
@@ -81,6 +84,118 @@ static void on_limiter_timer(void *ctx, uint32_t events)
 	(void)events;
 	virtio_mmio_run(&s->mmio, virtio_blk_resume, NULL);
 }
+
+/* ---- the kinds -------------------------------------------------------------------------- */
+
+static bool blk_has_id(const void *dev, const char *id)
+{
+	const struct virtio_blk *b = dev;
+	return !strncmp(b->id, id, sizeof(b->id));
+}
+
+static void blk_destroy(void *dev)
+{
+	virtio_blk_close(dev);
+	free(dev);
+}
+
+static void blk_counters(const void *dev, uint64_t *c)
+{
+	const struct virtio_blk_stats *st = &((const struct virtio_blk *)dev)->stats;
+	const uint64_t v[BLK_NR_COUNTERS] = {st->reads,	     st->writes,      st->flushes,
+					     st->read_bytes, st->write_bytes, st->io_errors};
+	memcpy(c, v, sizeof(v));
+}
+
+static int blk_update_limiter(void *dev, const struct rate_limiter_cfg lim[2])
+{
+	return ratelimit_update(&((struct virtio_blk *)dev)->limiter, &lim[0]);
+}
+
+static int blk_swap_backing(void *dev, int fd, uint64_t bytes)
+{
+	return virtio_blk_swap_backing(dev, fd, bytes);
+}
+
+static const struct virtio_kind blk_kind = {
+    .type = VIRTIO_KIND_BLK,
+    .dev_ops = &virtio_blk_ops,
+    .has_id = blk_has_id,
+    .destroy = blk_destroy,
+    .counters = blk_counters,
+    .update_limiter = blk_update_limiter,
+    .swap_backing = blk_swap_backing,
+    .state_size = sizeof(struct virtio_blk_state),
+    .save = virtio_blk_persist_save,
+    .restore = virtio_blk_persist_restore,
+};
+
+static bool net_has_id(const void *dev, const char *id)
+{
+	return !strcmp(((const struct virtio_net *)dev)->id, id);
+}
+
+static void net_destroy(void *dev)
+{
+	virtio_net_close(dev);
+	free(dev);
+}
+
+static void net_counters(const void *dev, uint64_t *c)
+{
+	const struct virtio_net_stats *st = &((const struct virtio_net *)dev)->stats;
+	const uint64_t v[NET_NR_COUNTERS] = {st->rx_bytes,     st->rx_frames,	st->rx_drops,
+					     st->tx_bytes,     st->tx_frames,	st->tx_drops,
+					     st->rx_throttled, st->tx_throttled};
+	memcpy(c, v, sizeof(v));
+}
+
+static int net_update_limiter(void *dev, const struct rate_limiter_cfg lim[2])
+{
+	struct virtio_net *n = dev;
+	int err = ratelimit_update(&n->rx_rl, &lim[0]);
+	return err ? err : ratelimit_update(&n->tx_rl, &lim[1]);
+}
+
+static const struct virtio_kind net_kind = {
+    .type = VIRTIO_KIND_NET,
+    .dev_ops = &virtio_net_ops,
+    .has_id = net_has_id,
+    .destroy = net_destroy,
+    .counters = net_counters,
+    .update_limiter = net_update_limiter,
+    .state_size = sizeof(struct virtio_net_state),
+    .save = virtio_net_persist_save,
+    .restore = virtio_net_persist_restore,
+};
+
+static void vsock_destroy(void *dev)
+{
+	virtio_vsock_close(dev);
+	free(dev);
+}
+
+static void vsock_counters(const void *dev, uint64_t *c)
+{
+	const struct vsock_stats *st = &((const struct virtio_vsock *)dev)->mux.stats;
+	const uint64_t v[VSOCK_NR_COUNTERS] = {
+	    st->rx_packets,  st->tx_packets,	st->rx_bytes,	   st->tx_bytes,
+	    st->conns_added, st->conns_removed, st->conns_refused, st->malformed};
+	memcpy(c, v, sizeof(v));
+}
+
+static const struct virtio_kind vsock_kind = {
+    .type = VIRTIO_KIND_VSOCK,
+    .dev_ops = &virtio_vsock_ops,
+    .destroy = vsock_destroy,
+    .counters = vsock_counters,
+    .state_size = sizeof(struct virtio_vsock_state),
+    .save = virtio_vsock_persist_save,
+    .restore = virtio_vsock_persist_restore,
+    .after_restore = virtio_vsock_persist_after_restore,
+};
+
+/* ---- the set ---------------------------------------------------------------------------- */
 
 static void slot_free(struct virtio_slot *s, struct evloop *loop)
 {
@@ -96,15 +211,8 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 	if (s->irq_efd >= 0)
 		close(s->irq_efd);
 	virtio_mmio_destroy(&s->mmio);
-	if (s->blk)
-		virtio_blk_close(s->blk);
-	free(s->blk);
-	if (s->net)
-		virtio_net_close(s->net);
-	free(s->net);
-	if (s->vsock)
-		virtio_vsock_close(s->vsock);
-	free(s->vsock);
+	if (s->dev)
+		s->kind->destroy(s->dev);
 	free(s);
 }
 
@@ -143,8 +251,7 @@ static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t ba
 
 /* Everything but the device model itself: window, GSI, eventfds, transport, bus. */
 static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop,
-		      struct virtio_slot *s, const struct virtio_dev_ops *ops, void *dev,
-		      const char *name)
+		      struct virtio_slot *s, const char *name)
 {
 	if (set->real_kvm)
 		set->kvm.ctx = vm;
@@ -158,7 +265,7 @@ static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop
 	if (s->irq_efd < 0)
 		return -errno;
 	struct virtio_irq irq = {.raise = raise_irqfd, .ctx = s};
-	int err = virtio_mmio_init(&s->mmio, ops, dev, &vm->mem, &irq, name);
+	int err = virtio_mmio_init(&s->mmio, s->kind->dev_ops, s->dev, &vm->mem, &irq, name);
 	if (!err)
 		err = wire_kicks(set, s, base);
 	if (!err)
@@ -206,11 +313,15 @@ static int record_root(struct virtio_set *set, const struct drive_cfg *d, char *
 	return 0;
 }
 
-static struct virtio_slot *slot_new(void)
+/* A slot for a new device of `kind` (zeroed, not opened): NULL without memory. */
+static struct virtio_slot *slot_new(const struct virtio_kind *kind, size_t dev_size)
 {
 	struct virtio_slot *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s || !(s->dev = calloc(1, dev_size))) {
+		free(s);
 		return NULL;
+	}
+	s->kind = kind;
 	s->irq_efd = -1;
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
 		s->kick[i].src.fd = -1;
@@ -221,10 +332,11 @@ static struct virtio_slot *slot_new(void)
  * timer, limiting or not, since PATCH /drives may make it limit later. */
 static int watch_limiter(struct evloop *loop, struct virtio_slot *s)
 {
-	if (s->blk->limiter.timer_fd < 0)
+	const struct virtio_blk *b = s->dev;
+	if (b->limiter.timer_fd < 0)
 		return 0;
-	s->limiter_src = (struct ev_source){
-	    .handle = on_limiter_timer, .ctx = s, .fd = s->blk->limiter.timer_fd};
+	s->limiter_src =
+	    (struct ev_source){.handle = on_limiter_timer, .ctx = s, .fd = b->limiter.timer_fd};
 	int err = evloop_add(loop, &s->limiter_src, EPOLLIN);
 	s->limiter_watched = !err;
 	return err;
@@ -232,7 +344,8 @@ static int watch_limiter(struct evloop *loop, struct virtio_slot *s)
 
 static int watch_io(struct evloop *loop, struct virtio_slot *s)
 {
-	s->io_src = (struct ev_source){.handle = on_blk_io, .ctx = s, .fd = s->blk->io_efd};
+	const struct virtio_blk *b = s->dev;
+	s->io_src = (struct ev_source){.handle = on_blk_io, .ctx = s, .fd = b->io_efd};
 	int err = evloop_add(loop, &s->io_src, EPOLLIN);
 	s->io_watched = !err;
 	return err;
@@ -250,13 +363,12 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		snprintf(err, errlen, "drives[%s]: more than one root device", d->id);
 		return -EINVAL;
 	}
-	struct virtio_slot *s = slot_new();
-	if (!s || !(s->blk = calloc(1, sizeof(*s->blk)))) {
-		free(s);
+	struct virtio_slot *s = slot_new(&blk_kind, sizeof(struct virtio_blk));
+	if (!s) {
 		snprintf(err, errlen, "drives[%s]: out of memory", d->id);
 		return -ENOMEM;
 	}
-	int ret = virtio_blk_open(s->blk, d, err, errlen);
+	int ret = virtio_blk_open(s->dev, d, err, errlen);
 	if (ret)
 		goto fail;
 	char name[CONFIG_ID_MAX + 16];
@@ -264,7 +376,7 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))
 		goto fail;
 	if ((ret = watch_limiter(loop, s)) || (ret = watch_io(loop, s)) ||
-	    (ret = add_device(set, vm, loop, s, &virtio_blk_ops, s->blk, name))) {
+	    (ret = add_device(set, vm, loop, s, name))) {
 		snprintf(err, errlen, "drives[%s]: cannot add the virtio-blk device: %s", d->id,
 			 strerror(-ret));
 		if (d->is_root_device)
@@ -293,28 +405,33 @@ int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loo
 	return 0;
 }
 
-int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
-		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen)
+/* virtio_net_add(), on nc's TAP (fd < 0) or on fd (virtio_net_add_fd()), which it owns. */
+static int net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, int fd, char *err, size_t errlen)
 {
+	struct virtio_slot *s = NULL;
+	int ret = -ENOSPC;
 	if (set->nr >= VIRTIO_DEVICES_MAX) {
 		snprintf(err, errlen, "network-interfaces[%u]: more than %d virtio devices", index,
 			 VIRTIO_DEVICES_MAX);
-		return -ENOSPC;
+		goto fail_fd;
 	}
-	struct virtio_slot *s = slot_new();
-	if (!s || !(s->net = calloc(1, sizeof(*s->net)))) {
-		free(s);
+	if (!(s = slot_new(&net_kind, sizeof(struct virtio_net)))) {
 		snprintf(err, errlen, "network-interfaces[%u]: out of memory", index);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto fail_fd;
 	}
-	int ret = virtio_net_open(s->net, nc, index, err, errlen);
+	ret = fd < 0 ? virtio_net_open(s->dev, nc, index, err, errlen)
+		     : virtio_net_init_fd(s->dev, fd, nc);
+	if (ret && fd >= 0)
+		snprintf(err, errlen, "network-interfaces[%u]: %s", index, strerror(-ret));
 	if (ret)
 		goto fail;
 	char name[CONFIG_ID_MAX + 16];
 	snprintf(name, sizeof(name), "virtio-net %s", nc->id);
 	/* Attach first (it only records the transport): add_device() cannot be undone. */
-	if ((ret = virtio_net_attach(s->net, loop, &s->mmio)) ||
-	    (ret = add_device(set, vm, loop, s, &virtio_net_ops, s->net, name))) {
+	if ((ret = virtio_net_attach(s->dev, loop, &s->mmio)) ||
+	    (ret = add_device(set, vm, loop, s, name))) {
 		snprintf(err, errlen,
 			 "network-interfaces[%u]: cannot add the virtio-net device: %s", index,
 			 strerror(-ret));
@@ -322,9 +439,25 @@ int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	}
 	set->nr_net++;
 	return 0;
+fail_fd:
+	if (fd >= 0)
+		close(fd);
+	return ret;
 fail:
 	slot_free(s, loop);
 	return ret;
+}
+
+int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen)
+{
+	return net_add(set, vm, loop, nc, index, -1, err, errlen);
+}
+
+int virtio_net_add_fd(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		      const struct net_cfg *nc, int fd, char *err, size_t errlen)
+{
+	return net_add(set, vm, loop, nc, set->nr_net, fd, err, errlen);
 }
 
 int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
@@ -346,25 +479,25 @@ int virtio_vsock_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 			 set->vsock ? "more than one vsock device" : "too many virtio devices");
 		return set->vsock ? -EEXIST : -ENOSPC;
 	}
-	struct virtio_slot *s = slot_new();
-	if (!s || !(s->vsock = calloc(1, sizeof(*s->vsock)))) {
-		free(s);
+	struct virtio_slot *s = slot_new(&vsock_kind, sizeof(struct virtio_vsock));
+	if (!s) {
 		snprintf(err, errlen, "vsock: out of memory");
 		return -ENOMEM;
 	}
-	int ret = virtio_vsock_open(s->vsock, vc, loop, err, errlen);
+	struct virtio_vsock *v = s->dev;
+	int ret = virtio_vsock_open(v, vc, loop, err, errlen);
 	if (ret) {
-		free(s->vsock);
-		s->vsock = NULL; /* nothing left open to close */
+		free(v);
+		s->dev = NULL; /* nothing left open to close */
 		goto fail;
 	}
-	s->vsock->transport = &s->mmio;
-	if ((ret = add_device(set, vm, loop, s, &virtio_vsock_ops, s->vsock, "virtio-vsock"))) {
+	v->transport = &s->mmio;
+	if ((ret = add_device(set, vm, loop, s, "virtio-vsock"))) {
 		snprintf(err, errlen, "vsock: cannot add the virtio-vsock device: %s",
 			 strerror(-ret));
 		goto fail;
 	}
-	set->vsock = s->vsock;
+	set->vsock = v;
 	return 0;
 fail:
 	slot_free(s, loop);
@@ -426,10 +559,10 @@ int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, ui
 {
 	for (unsigned i = 0; i < set->nr; i++) {
 		struct virtio_slot *s = set->slot[i];
-		if (!s->blk || strncmp(s->blk->id, drive_id, sizeof(s->blk->id)))
+		if (!s->kind->swap_backing || !s->kind->has_id(s->dev, drive_id))
 			continue;
 		pthread_mutex_lock(&s->mmio.lock);
-		int old = virtio_blk_swap_backing(s->blk, fd, bytes);
+		int old = s->kind->swap_backing(s->dev, fd, bytes);
 		pthread_mutex_unlock(&s->mmio.lock);
 		close(old);
 		virtio_mmio_config_changed(&s->mmio);
@@ -443,22 +576,15 @@ int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, ui
 int virtio_set_update_limiter(struct virtio_set *set, const char *id, bool is_net,
 			      const struct rate_limiter_cfg lim[2])
 {
+	enum virtio_kind_type type = is_net ? VIRTIO_KIND_NET : VIRTIO_KIND_BLK;
 	for (unsigned i = 0; i < set->nr; i++) {
 		struct virtio_slot *s = set->slot[i];
-		int err = 0;
-		if (!is_net && s->blk && !strncmp(s->blk->id, id, sizeof(s->blk->id))) {
-			pthread_mutex_lock(&s->mmio.lock);
-			err = ratelimit_update(&s->blk->limiter, &lim[0]);
-			pthread_mutex_unlock(&s->mmio.lock);
-		} else if (is_net && s->net && !strcmp(s->net->id, id)) {
-			pthread_mutex_lock(&s->mmio.lock);
-			err = ratelimit_update(&s->net->rx_rl, &lim[0]);
-			if (!err)
-				err = ratelimit_update(&s->net->tx_rl, &lim[1]);
-			pthread_mutex_unlock(&s->mmio.lock);
-		} else {
+		if (s->kind->type != type || !s->kind->update_limiter ||
+		    !s->kind->has_id(s->dev, id))
 			continue;
-		}
+		pthread_mutex_lock(&s->mmio.lock);
+		int err = s->kind->update_limiter(s->dev, lim);
+		pthread_mutex_unlock(&s->mmio.lock);
 		if (!err)
 			log_info("%s %s: new rate limiter", is_net ? "interface" : "drive", id);
 		return err;

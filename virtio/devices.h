@@ -16,6 +16,7 @@
 #include "vmm/config.h"
 #include "vmm/evloop.h"
 #include "vmm/layout.h"
+#include "vmm/snapshot_file.h"
 #include "vmm/vm.h"
 
 /* One GSI per device, from LAYOUT_VIRTIO_IRQ_BASE up to the last IOAPIC pin. */
@@ -33,6 +34,39 @@ struct virtio_kvm_ops {
 
 struct virtio_slot;
 
+/* The kinds of device a set holds; metrics group their counters by it. */
+enum virtio_kind_type { VIRTIO_KIND_BLK, VIRTIO_KIND_NET, VIRTIO_KIND_VSOCK };
+
+/* What a set does with the devices of one kind: one const table per kind, so a slot holds
+ * its device behind one pointer and one table. counters, update_limiter and swap_backing
+ * run with the transport's lock held, the others without it. */
+struct virtio_kind {
+	enum virtio_kind_type type;
+	const struct virtio_dev_ops *dev_ops;
+	/* Whether PATCH's `id` (drive_id, iface_id) names this device; NULL: no id. */
+	bool (*has_id)(const void *dev, const char *id);
+	/* Closes what the device holds open and frees it. */
+	void (*destroy)(void *dev);
+	/* The counters, indexed as metrics.h's BLK_*, NET_* or VSOCK_* for the type. */
+	void (*counters)(const void *dev, uint64_t *c);
+	/* PATCH of rate limiters: lim[0] (net: rx), lim[1] (net: tx). NULL: none. 0 or -errno. */
+	int (*update_limiter)(void *dev, const struct rate_limiter_cfg lim[2]);
+	/* PATCH /drives: puts fd of `bytes` behind the device, returns the old fd. NULL: none. */
+	int (*swap_backing)(void *dev, int fd, uint64_t bytes);
+	/* Snapshots (virtio/persist.c): the kind's state struct follows the transport's in
+	 * its section. */
+	size_t state_size;
+	/* Brings the device to a state worth saving (finishes its requests) and writes its
+	 * state. 0 or -errno. */
+	int (*save)(struct virtio_slot *s, void *state);
+	/* The saved state into the device, after the transport's restore (its queues are set
+	 * up and it is activated if it was): checked like guest input. 0, or -errno with one
+	 * line in err. */
+	int (*restore)(struct virtio_slot *s, const void *state, char *err, size_t errlen);
+	/* Once the VM is restored, before the vCPUs run; NULL: nothing to do. */
+	void (*after_restore)(struct virtio_slot *s);
+};
+
 /* The event-loop source of one queue's ioeventfd. */
 struct virtio_kick {
 	struct ev_source src;
@@ -42,9 +76,8 @@ struct virtio_kick {
 
 struct virtio_slot {
 	struct virtio_mmio mmio;
-	struct virtio_blk *blk;
-	struct virtio_net *net;
-	struct virtio_vsock *vsock;
+	const struct virtio_kind *kind;
+	void *dev; /* the struct virtio_blk, virtio_net or virtio_vsock */
 	int irq_efd;
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
@@ -53,6 +86,22 @@ struct virtio_slot {
 	struct ev_source io_src; /* the block device's io_efd */
 	bool io_watched;
 };
+
+/* The slot's device if it is of that kind, else NULL. */
+static inline struct virtio_blk *virtio_slot_blk(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_BLK ? s->dev : NULL;
+}
+
+static inline struct virtio_net *virtio_slot_net(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_NET ? s->dev : NULL;
+}
+
+static inline struct virtio_vsock *virtio_slot_vsock(const struct virtio_slot *s)
+{
+	return s->kind->type == VIRTIO_KIND_VSOCK ? s->dev : NULL;
+}
 
 struct virtio_set {
 	struct virtio_slot *slot[VIRTIO_DEVICES_MAX];
@@ -94,6 +143,13 @@ int virtio_blk_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loo
 int virtio_net_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		   const struct net_cfg *nc, unsigned index, char *err, size_t errlen);
 
+/* virtio_net_add() on fd, already open (a TAP with IFF_VNET_HDR, or a datagram socket
+ * carrying header + frame per datagram, for tests: see virtio_net_init_fd()), which it
+ * owns from now on, even on failure; nc gives id, MAC and limiters. Errors name
+ * network-interfaces[<nets added so far>]. */
+int virtio_net_add_fd(struct virtio_set *set, struct vm *vm, struct evloop *loop,
+		      const struct net_cfg *nc, int fd, char *err, size_t errlen);
+
 /* Adds nets[0, nr) in config order. 0 or the first error, as virtio_net_add(). */
 int virtio_net_add_all(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		       const struct net_cfg *nets, unsigned nr, char *err, size_t errlen);
@@ -124,6 +180,42 @@ int virtio_set_blk_swap(struct virtio_set *set, const char *drive_id, int fd, ui
  * 0, -ENOENT when no such device, or -errno. */
 int virtio_set_update_limiter(struct virtio_set *set, const char *id, bool is_net,
 			      const struct rate_limiter_cfg lim[2]);
+
+/* Snapshots (virtio/persist.c), on the thread that runs the event loop while the vCPUs
+ * are parked and the device loop is not served (a paused VM). Adds one SNAP_SEC_VIRTIO
+ * section per device, index = its slot: the transport's state, then its kind's (struct
+ * virtio_*_state in virtio/persist.h). Block devices first finish every request they
+ * popped (the Sync engine too: the paused loop leaves popped requests queued; Async waits
+ * for io_uring), writing guest memory and possibly interrupting the guest: guest memory
+ * must be saved after this call; an interrupt the saved interrupt controllers missed is
+ * raised again by virtio_set_after_restore(). 0, or -errno (the writer's, or -ETIMEDOUT
+ * when a disk does not finish within 10 s, logged). */
+int virtio_set_save(struct virtio_set *set, struct snap_writer *w);
+
+/* Restores every device of a set that the new process added from the same config (the
+ * drives, interfaces and vsock in the same order; TAP names and uds_path may differ), with
+ * guest memory already holding the snapshot's RAM, before any vCPU or the event loop runs.
+ * Each section must be the device in its slot (name, device id, queue count, drive size,
+ * MAC, guest CID) and is checked as guest input (virtio_mmio_restore() and the kind's
+ * checks); activated devices are live again as after DRIVER_OK. Raises no interrupt and
+ * touches no KVM interrupt line. 0, or -errno (-EINVAL; -EFAULT, -ELOOP... for a held
+ * chain that no longer checks out) with one line in err ("virtio device 1 (virtio-net
+ * eth0): queue 0: descriptor table outside guest RAM"); every device is then back at
+ * reset. */
+int virtio_set_restore(struct virtio_set *set, const struct snap_reader *r, char *err,
+		       size_t errlen);
+
+/* One device of virtio_set_restore() from its section's bytes data[0, len) (for tests and
+ * fuzzing). 0, or -errno with one line in err, that device reset. */
+int virtio_set_restore_device(struct virtio_set *set, unsigned index, const void *data, size_t len,
+			      char *err, size_t errlen);
+
+/* After virtio_set_restore() and the restore of the VM's interrupt controllers, before the
+ * vCPUs run: every live device is interrupted again when its InterruptStatus is set and has
+ * its queues kicked (the event loop serves them once it runs), and an activated vsock
+ * posts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET into a buffer of its event queue, with an
+ * interrupt. */
+void virtio_set_after_restore(struct virtio_set *set);
 
 /* The hang dump of every device (virtio_mmio_log_state at warning level), in the order
  * they were added. Call on the event-loop thread, which owns the queues' processing. */

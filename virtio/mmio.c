@@ -99,6 +99,11 @@ static void reset(struct virtio_mmio *t)
 	t->activated = false;
 }
 
+void virtio_mmio_reset_locked(struct virtio_mmio *t)
+{
+	reset(t);
+}
+
 static void activate(struct virtio_mmio *t)
 {
 	int err = t->ops->activate ? t->ops->activate(t->dev, t->driver_features, t->vq) : 0;

@@ -19,6 +19,7 @@
 #define VIRTIO_MMIO_WINDOW 0x1000     /* bytes of MMIO space per device */
 #define VIRTIO_MMIO_MAGIC 0x74726976  /* "virt" */
 #define VIRTIO_MMIO_VENDOR 0x4e4c494b /* "KILN" */
+#define VIRTIO_MMIO_NAME_MAX 80
 
 /* A device model. Every callback runs with the transport's lock held, so the device needs
  * no lock of its own for anything it touches only from these callbacks. */
@@ -64,7 +65,7 @@ struct virtio_mmio {
 	void *dev;
 	const struct guest_mem *gm;
 	struct virtio_irq irq;
-	char name[80];
+	char name[VIRTIO_MMIO_NAME_MAX];
 	uint32_t status;
 	uint32_t dev_features_sel;
 	uint32_t drv_features_sel;
@@ -78,6 +79,24 @@ struct virtio_mmio {
 	struct virtio_requeue requeue;
 	struct log_ratelimit rl;
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+/* The transport in a snapshot (pointer-free, fixed layout): what identifies the device,
+ * what the driver programmed, and each queue. Entries past nr_queues are zero. */
+struct virtio_mmio_state {
+	char name[VIRTIO_MMIO_NAME_MAX]; /* the transport's name, NUL-terminated */
+	uint32_t device_id;
+	uint32_t nr_queues;
+	uint32_t status;
+	uint32_t dev_features_sel;
+	uint32_t drv_features_sel;
+	uint32_t queue_sel;
+	uint64_t driver_features;
+	uint32_t isr;
+	uint32_t config_generation;
+	uint8_t activated;
+	uint8_t pad[7];
+	struct virtq_state vq[VIRTIO_MMIO_MAX_QUEUES];
 };
 
 /* Prepares the transport for `dev` (which must outlive it). `name` identifies the device in
@@ -112,6 +131,36 @@ typedef int (*virtio_work_fn)(void *dev, struct virtq *vq, void *arg, bool *need
  * live, raises the interrupt when need_irq was set, and an error from fn makes the device
  * report DEVICE_NEEDS_RESET, as one from queue_notify would. */
 void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
+
+/* Returns the transport to its state before any driver (what a write of 0 to Status
+ * does: the device's reset callback, every queue forgotten). Call with t->lock held. */
+void virtio_mmio_reset_locked(struct virtio_mmio *t);
+
+/* Snapshot (virtio/mmio_persist.c). Copies the transport into *st under the lock. The
+ * caller has made sure no chain is in flight that the device does not save itself. */
+void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st);
+
+/* Puts *st into a transport fresh from virtio_mmio_init() (or reset), checked as if a
+ * driver programmed it: same name, device id and queue count; a status a driver can
+ * reach; driver features offered (VERSION_1 once FEATURES_OK); QueueSel < queues; only
+ * known InterruptStatus bits; every ready queue through virtq_restore(). An activated
+ * device is activated again with the negotiated features, so it is live as after
+ * DRIVER_OK. Raises no interrupt. 0, or -EINVAL (or the activate callback's -errno) with
+ * one line in err ("queue 0: used ring outside guest RAM"); the transport is then reset. */
+int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st, char *err,
+			size_t errlen);
+
+/* The checks of virtio_mmio_restore() that need no guest memory (identity, status,
+ * features, registers), changing nothing: 0, or -EINVAL with one line in err. */
+int virtio_mmio_check_state(const struct virtio_mmio *t, const struct virtio_mmio_state *st,
+			    char *err, size_t errlen);
+
+/* Once the whole VM is restored and before the vCPUs run: after DRIVER_OK, raises the
+ * device's interrupt again when InterruptStatus is set (the guest has not acknowledged it;
+ * an extra one is harmless), and if the device is live kicks every ready queue through the
+ * requeue hook, as the guest's notification would, for work the old process had left for
+ * its event loop. */
+void virtio_mmio_after_restore(struct virtio_mmio *t);
 
 /* The hang dump: under the lock, logs at `lvl` one line for the transport,
  * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N",

@@ -415,6 +415,27 @@ int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq)
 	return r < 0 ? r : 0;
 }
 
+/* ---- snapshot restore ----------------------------------------------------------------- */
+
+int virtio_net_hold_rx(struct virtio_net *n, const struct virtq *rxq, const struct virtq_chain *c)
+{
+	/* What rx_fill() would have held: a device-writable chain, room for it, and one
+	 * chain at most without MRG_RXBUF. */
+	if (!n->active || c->nr_read != 0 || c->write_len == 0 || !rx_can_hold_more(n, rxq) ||
+	    (!rx_mrg(n) && n->rx_nr_chains))
+		return -EINVAL;
+	return rx_hold(n, c);
+}
+
+int virtio_net_hold_tx(struct virtio_net *n, const struct virtq_chain *c, bool paid)
+{
+	if (!n->active || n->tx_held || !tx_prepare(n, c))
+		return -EINVAL;
+	n->tx_held = true;
+	n->tx_paid = paid;
+	return 0;
+}
+
 /* ---- device model --------------------------------------------------------------------- */
 
 unsigned virtio_net_tap_offloads(uint64_t features)

@@ -157,6 +157,16 @@ int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq);
  * (then EPOLLOUT resumes it). 0, or -errno when the driver broke the queue. */
 int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq);
 
+/* Snapshot restore: takes chain c, just re-taken with virtq_retake() into n->segs, as the
+ * next held RX chain (after those held already), as RX would have held it: the device
+ * active, the chain device-writable and not empty, room for it, one chain at most without
+ * MRG_RXBUF. 0 or -EINVAL. */
+int virtio_net_hold_rx(struct virtio_net *n, const struct virtq *rxq, const struct virtq_chain *c);
+
+/* The same for the held TX chain (`paid`: the limiter already admitted it): -EINVAL when the
+ * device is not active, holds one already, or TX would drop the chain. */
+int virtio_net_hold_tx(struct virtio_net *n, const struct virtq_chain *c, bool paid);
+
 /* Watches the TAP for what RX (EPOLLIN: it holds buffers) and TX (EPOLLOUT: the TAP was
  * full) wait for; nothing while the device is not active. */
 void virtio_net_watch_tap(struct virtio_net *n);

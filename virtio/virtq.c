@@ -22,13 +22,15 @@ struct vdesc {
 	uint16_t next;
 };
 
-/* Segments collected while walking one chain. */
+/* Segments collected while walking one chain; with mark_only, nothing is collected and
+ * the writable buffers are only recorded as dirty. */
 struct walk {
 	struct virtq_seg *segs;
 	unsigned max;
 	unsigned n;
 	unsigned nr_read;
 	uint64_t total;
+	bool mark_only;
 };
 
 static uint16_t load16(const uint8_t *p)
@@ -46,6 +48,13 @@ static void store16(uint8_t *p, uint16_t v)
 	__atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
 }
 
+/* Diff snapshots need every page the device writes; the test keeps it one load when off. */
+static void mark_dirty(const struct virtq *q, uint64_t gpa, uint64_t len)
+{
+	if (q->gm->dirty)
+		gm_mark_dirty(q->gm, gpa, len);
+}
+
 void virtq_reset(struct virtq *q)
 {
 	uint16_t max = q->max_size;
@@ -53,36 +62,123 @@ void virtq_reset(struct virtq *q)
 	q->max_size = max;
 }
 
-int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features)
+/* The driver's QueueNum and ring addresses checked against gm: NULL with the rings' host
+ * pointers in ring[0..2], or why not with *err set to -EINVAL or -EFAULT. */
+static const char *check_layout(const struct virtq *q, const struct guest_mem *gm,
+				uint64_t features, uint8_t *ring[3], int *err)
 {
 	uint32_t n = q->num;
+	*err = -EINVAL;
 	if (n == 0 || n > q->max_size || (n & (n - 1)))
-		return -EINVAL;
-	if (q->desc_gpa % VRING_DESC_ALIGN_SIZE || q->avail_gpa % VRING_AVAIL_ALIGN_SIZE ||
-	    q->used_gpa % VRING_USED_ALIGN_SIZE)
-		return -EINVAL;
-	bool event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+		return "size not a power of two up to QueueNumMax";
+	if (q->desc_gpa % VRING_DESC_ALIGN_SIZE)
+		return "descriptor table misaligned";
+	if (q->avail_gpa % VRING_AVAIL_ALIGN_SIZE)
+		return "available ring misaligned";
+	if (q->used_gpa % VRING_USED_ALIGN_SIZE)
+		return "used ring misaligned";
 	/* With EVENT_IDX both rings carry one more u16 after the ring (used_event/avail_event). */
-	uint64_t trailer = event_idx ? 2 : 0;
-	uint8_t *desc = gm_ptr(gm, q->desc_gpa, (uint64_t)n * DESC_BYTES);
-	uint8_t *avail = gm_ptr(gm, q->avail_gpa, AVAIL_RING + 2ULL * n + trailer);
-	uint8_t *used =
-	    gm_ptr(gm, q->used_gpa, USED_RING + (uint64_t)USED_ELEM_BYTES * n + trailer);
-	if (!desc || !avail || !used)
-		return -EFAULT;
+	uint64_t trailer = features & (1ULL << VIRTIO_RING_F_EVENT_IDX) ? 2 : 0;
+	*err = -EFAULT;
+	if (!(ring[0] = gm_ptr(gm, q->desc_gpa, (uint64_t)n * DESC_BYTES)))
+		return "descriptor table outside guest RAM";
+	if (!(ring[1] = gm_ptr(gm, q->avail_gpa, AVAIL_RING + 2ULL * n + trailer)))
+		return "available ring outside guest RAM";
+	if (!(ring[2] =
+		  gm_ptr(gm, q->used_gpa, USED_RING + (uint64_t)USED_ELEM_BYTES * n + trailer)))
+		return "used ring outside guest RAM";
+	*err = 0;
+	return NULL;
+}
+
+int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features)
+{
+	uint8_t *ring[3];
+	int err;
+	if (check_layout(q, gm, features, ring, &err))
+		return err;
 	q->gm = gm;
-	q->size = n;
-	q->event_idx = event_idx;
+	q->size = (uint16_t)q->num;
+	q->event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
 	q->indirect = features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
-	q->desc = desc;
-	q->avail = avail;
-	q->used = used;
+	q->desc = ring[0];
+	q->avail = ring[1];
+	q->used = ring[2];
 	q->last_avail = q->used_idx = q->signalled_used = 0;
 	q->unsignalled = false;
 	q->inflight = 0;
 	q->requeue = false;
 	q->ready = true;
 	return 0;
+}
+
+_Static_assert(sizeof(struct virtq_state) == 40, "virtq_state layout");
+
+void virtq_save(const struct virtq *q, struct virtq_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->desc_gpa = q->desc_gpa;
+	st->avail_gpa = q->avail_gpa;
+	st->used_gpa = q->used_gpa;
+	st->num = q->num;
+	if (!q->ready)
+		return;
+	st->ready = 1;
+	st->last_avail = q->last_avail;
+	st->used_idx = q->used_idx;
+	st->signalled_used = q->signalled_used;
+	st->event_idx = q->event_idx;
+	st->indirect = q->indirect;
+	st->unsignalled = q->unsignalled;
+}
+
+/* What a saved queue must look like apart from its layout: NULL, or why not. */
+static const char *check_saved(const struct virtq_state *st, uint64_t features)
+{
+	bool ev = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	bool ind = features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	if (st->pad[0] || st->pad[1] || st->ready > 1 || st->unsignalled > 1)
+		return "malformed queue state";
+	if (!st->ready)
+		return st->last_avail || st->used_idx || st->signalled_used || st->event_idx ||
+			       st->indirect || st->unsignalled
+			   ? "not ready but has ring indices"
+			   : NULL;
+	if (st->event_idx != ev || st->indirect != ind)
+		return "EVENT_IDX or INDIRECT_DESC not as negotiated";
+	/* Chains popped and not yet used: never more than the driver can have outstanding. */
+	if ((uint16_t)(st->last_avail - st->used_idx) > st->num)
+		return "more chains in flight than the queue holds";
+	return NULL;
+}
+
+int virtq_restore(struct virtq *q, const struct virtq_state *st, const struct guest_mem *gm,
+		  uint64_t features, const char **why)
+{
+	virtq_reset(q);
+	int err = -EINVAL;
+	if ((*why = check_saved(st, features)))
+		goto fail;
+	q->num = st->num;
+	q->desc_gpa = st->desc_gpa;
+	q->avail_gpa = st->avail_gpa;
+	q->used_gpa = st->used_gpa;
+	if (!st->ready)
+		return 0;
+	uint8_t *ring[3];
+	if ((*why = check_layout(q, gm, features, ring, &err)) ||
+	    (err = virtq_setup(q, gm, features)))
+		goto fail;
+	q->last_avail = st->last_avail;
+	q->used_idx = st->used_idx;
+	q->signalled_used = st->signalled_used;
+	q->unsignalled = st->unsignalled;
+	return 0;
+fail:
+	if (!*why)
+		*why = virtq_strerror(err);
+	virtq_reset(q);
+	return err;
 }
 
 /* Copies one descriptor out of shared memory with loads the compiler must do exactly once
@@ -109,6 +205,11 @@ static void read_desc(const uint8_t *table, uint32_t idx, struct vdesc *d)
 static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)
 {
 	bool is_write = d->flags & VRING_DESC_F_WRITE;
+	if (w->mark_only) {
+		if (is_write)
+			mark_dirty(q, d->addr, d->len);
+		return 0;
+	}
 	if (w->n == w->max)
 		return -E2BIG;
 	/* Device-readable descriptors must all come before the writable ones. */
@@ -120,6 +221,8 @@ static int add_seg(const struct virtq *q, struct walk *w, const struct vdesc *d)
 	w->total += d->len;
 	if (w->total > UINT32_MAX)
 		return -EOVERFLOW;
+	if (is_write)
+		mark_dirty(q, d->addr, d->len);
 	w->segs[w->n++] = (struct virtq_seg){.host = host, .len = d->len, .is_write = is_write};
 	w->nr_read += !is_write;
 	return 0;
@@ -167,6 +270,27 @@ static int walk_chain(const struct virtq *q, struct walk *w, const uint8_t *tabl
 	return -ELOOP;
 }
 
+/* Walks chain `head` into segs and fills *chain; the queue's indices are left alone. */
+static int take_chain(struct virtq *q, uint16_t head, struct virtq_seg *segs, unsigned max_segs,
+		      struct virtq_chain *chain)
+{
+	if (head >= q->size)
+		return -EINVAL;
+	struct walk w = {.segs = segs, .max = max_segs};
+	int err = walk_chain(q, &w, q->desc, q->size, head, false);
+	if (err)
+		return err;
+	uint32_t read_len = 0;
+	for (unsigned i = 0; i < w.nr_read; i++)
+		read_len += segs[i].len;
+	*chain = (struct virtq_chain){.head = head,
+				      .nr_segs = w.n,
+				      .nr_read = w.nr_read,
+				      .read_len = read_len,
+				      .write_len = (uint32_t)w.total - read_len};
+	return 0;
+}
+
 int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs, struct virtq_chain *chain)
 {
 	if (!q->ready)
@@ -179,24 +303,30 @@ int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs, struct
 	if (pending > q->size)
 		return -EOVERFLOW;
 	uint32_t slot = q->last_avail & (q->size - 1);
-	uint16_t head = load16(q->avail + AVAIL_RING + 2 * slot);
-	if (head >= q->size)
-		return -EINVAL;
-	struct walk w = {.segs = segs, .max = max_segs};
-	int err = walk_chain(q, &w, q->desc, q->size, head, false);
+	int err = take_chain(q, load16(q->avail + AVAIL_RING + 2 * slot), segs, max_segs, chain);
 	if (err)
 		return err;
 	q->last_avail++;
 	q->inflight++;
-	uint32_t read_len = 0;
-	for (unsigned i = 0; i < w.nr_read; i++)
-		read_len += segs[i].len;
-	*chain = (struct virtq_chain){.head = head,
-				      .nr_segs = w.n,
-				      .nr_read = w.nr_read,
-				      .read_len = read_len,
-				      .write_len = (uint32_t)w.total - read_len};
 	return 0;
+}
+
+int virtq_retake(struct virtq *q, uint16_t head, struct virtq_seg *segs, unsigned max_segs,
+		 struct virtq_chain *chain)
+{
+	if (!q->ready || q->inflight >= q->size)
+		return -EINVAL;
+	int err = take_chain(q, head, segs, max_segs, chain);
+	if (!err)
+		q->inflight++;
+	return err;
+}
+
+void virtq_mark_chain_dirty(const struct virtq *q, uint16_t head)
+{
+	struct walk w = {.mark_only = true};
+	if (q->ready && head < q->size && q->gm->dirty)
+		walk_chain(q, &w, q->desc, q->size, head, false);
 }
 
 void virtq_unpop(struct virtq *q)
@@ -211,7 +341,8 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 {
 	if (!q->ready || head >= q->size || q->inflight == 0)
 		return -EINVAL;
-	uint8_t *elem = q->used + USED_RING + USED_ELEM_BYTES * (q->used_idx & (q->size - 1));
+	uint32_t off = USED_RING + USED_ELEM_BYTES * (q->used_idx & (q->size - 1));
+	uint8_t *elem = q->used + off;
 	uint32_t id = head;
 	memcpy(elem, &id, 4);
 	memcpy(elem + 4, &len, 4);
@@ -220,6 +351,13 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint16_t *)(q->used + USED_IDX), q->used_idx, __ATOMIC_RELEASE);
 	q->inflight--;
 	q->unsignalled = true;
+	if (q->gm->dirty) {
+		/* The chain's buffers again: they may have been written after the dirty pages
+		 * were last taken (a net RX buffer held across a snapshot). */
+		virtq_mark_chain_dirty(q, head);
+		gm_mark_dirty(q->gm, q->used_gpa + USED_IDX, 2);
+		gm_mark_dirty(q->gm, q->used_gpa + off, USED_ELEM_BYTES);
+	}
 	return 0;
 }
 
@@ -247,8 +385,11 @@ bool virtq_enable_notify(struct virtq *q)
 {
 	if (!q->ready)
 		return false;
-	if (q->event_idx)
-		store16(q->used + USED_RING + USED_ELEM_BYTES * q->size, q->last_avail);
+	if (q->event_idx) {
+		uint32_t off = USED_RING + USED_ELEM_BYTES * q->size;
+		store16(q->used + off, q->last_avail);
+		mark_dirty(q, q->used_gpa + off, 2);
+	}
 	/* Publish avail_event before re-reading avail->idx (pairs with the driver's barrier
 	 * between writing avail->idx and reading avail_event). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -61,6 +61,23 @@ struct virtq {
 	bool requeue;		 /* budget spent with chains left: the transport runs it again */
 };
 
+/* A queue in a snapshot: what the driver programmed and, once ready, the device's ring
+ * indices. Pointer-free, fixed layout (vmm/snapshot_file.h). */
+struct virtq_state {
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+	uint32_t num;
+	uint16_t last_avail;
+	uint16_t used_idx;
+	uint16_t signalled_used;
+	uint8_t ready;
+	uint8_t event_idx; /* as negotiated, for a ready queue */
+	uint8_t indirect;
+	uint8_t unsignalled;
+	uint8_t pad[2];
+};
+
 /* The device stopped at VIRTQ_BUDGET with work left on q. */
 static inline void virtq_requeue(struct virtq *q)
 {
@@ -76,12 +93,34 @@ void virtq_reset(struct virtq *q);
  * queue is ready and 0 is returned; else -EINVAL / -EFAULT and the queue is unchanged. */
 int virtq_setup(struct virtq *q, const struct guest_mem *gm, uint64_t features);
 
+/* Copies q into *st (the indices only when ready; everything else zero). */
+void virtq_save(const struct virtq *q, struct virtq_state *st);
+
+/* Programs q from *st as a driver would (the registers, then QueueReady through
+ * virtq_setup() against gm and the negotiated features) and puts back the device's indices,
+ * with no chain in flight: a device that held chains takes them back with virtq_retake().
+ * 0, or -EINVAL / -EFAULT with *why naming the problem ("used ring outside guest RAM"), q
+ * then reset. */
+int virtq_restore(struct virtq *q, const struct virtq_state *st, const struct guest_mem *gm,
+		  uint64_t features, const char **why);
+
 /* Takes the next available chain into segs[0, max_segs). 0 with *chain filled; -EAGAIN when
  * the ring is empty; any other -errno means the driver broke the ring (bad avail idx, head
  * or next index, loop, bad indirect table, buffer outside RAM, readable after writable,
  * length overflow, more than max_segs) and the queue must not be used until reset. */
 int virtq_pop(struct virtq *q, struct virtq_seg *segs, unsigned max_segs,
 	      struct virtq_chain *chain);
+
+/* Takes chain `head` again, checked as virtq_pop() checks it, without reading the avail
+ * ring or moving last_avail: a restored device re-taking a chain it held popped when the
+ * snapshot was taken. It counts in flight. 0, or -EINVAL (not ready, head out of range,
+ * already `size` in flight) or virtq_pop()'s errors for a broken chain. */
+int virtq_retake(struct virtq *q, uint16_t head, struct virtq_seg *segs, unsigned max_segs,
+		 struct virtq_chain *chain);
+
+/* Records the writable buffers of chain `head`, which the device holds popped and may have
+ * written, as device-dirty (a snapshot saving the chain must carry what is in them). */
+void virtq_mark_chain_dirty(const struct virtq *q, uint16_t head);
 
 /* Gives back the chain virtq_pop() returned last (the device cannot serve it yet, e.g. a
  * rate limiter refused it): the next virtq_pop() returns it again. No-op if none is out. */

@@ -139,8 +139,9 @@ static void get_machine_config(struct api *a, struct api_response *r)
 {
 	const struct machine_cfg *m = &a->cfg->machine;
 	respond(r, 200,
-		"{\"vcpu_count\":%u,\"mem_size_mib\":%llu,\"smt\":%s,\"track_dirty_pages\":false}",
-		m->vcpu_count, (unsigned long long)m->mem_size_mib, m->smt ? "true" : "false");
+		"{\"vcpu_count\":%u,\"mem_size_mib\":%llu,\"smt\":%s,\"track_dirty_pages\":%s}",
+		m->vcpu_count, (unsigned long long)m->mem_size_mib, m->smt ? "true" : "false",
+		m->track_dirty_pages ? "true" : "false");
 }
 
 static void get_vm_config(struct api *a, struct api_response *r)
@@ -161,6 +162,8 @@ static void put_section(struct api *a, enum config_section sec, const char *id, 
 		return fault(r, 400, MSG_AFTER_BOOT);
 	if (config_put(a->cfg, sec, id ? id : "", body, len, err, sizeof(err)))
 		return fault(r, 400, err);
+	if (sec != CONFIG_SECTION_LOGGER && sec != CONFIG_SECTION_METRICS)
+		a->configured = true;
 	no_content(r);
 }
 
@@ -203,6 +206,44 @@ static void patch_net(struct api *a, const char *id, const char *body, size_t le
 	no_content(r);
 }
 
+/* PUT /snapshot/create: of a paused VM, as in Firecracker. */
+static void snapshot_create(struct api *a, const char *body, size_t len, struct api_response *r)
+{
+	char err[ERRLEN];
+	struct snapshot_create_params p;
+	if (snapshot_create_parse(body, len, &p, err, sizeof(err)))
+		return fault(r, 400, err);
+	int rc = atomic_load(&a->state) != API_PAUSED ? -EINVAL : 0;
+	if (rc)
+		snprintf(err, sizeof(err), "Create snapshot: the microVM must be paused first.");
+	else
+		rc = a->ops->snapshot_create(a->ctx, &p, err, sizeof(err));
+	snapshot_create_free(&p);
+	if (rc)
+		return fault(r, 400, err);
+	no_content(r);
+}
+
+/* PUT /snapshot/load: a fresh process only, as in Firecracker. */
+static void snapshot_load(struct api *a, const char *body, size_t len, struct api_response *r)
+{
+	char err[ERRLEN];
+	struct snapshot_load_params p;
+	if (started(a) || a->configured)
+		return fault(r, 400,
+			     "Loading a microVM snapshot not allowed after configuring boot-specific "
+			     "resources.");
+	if (snapshot_load_parse(body, len, &p, err, sizeof(err)))
+		return fault(r, 400, err);
+	bool resume = p.resume_vm;
+	int rc = a->ops->snapshot_load(a->ctx, &p, err, sizeof(err));
+	snapshot_load_free(&p);
+	if (rc)
+		return fault(r, 400, err);
+	atomic_store(&a->state, resume ? API_RUNNING : API_PAUSED);
+	no_content(r);
+}
+
 struct route {
 	const char *name; /* first path segment */
 	int id;		  /* 0: no more segments, 1: one id segment, -1: any (no device) */
@@ -217,7 +258,6 @@ static const struct route no_devices[] = {
     {"hotplug", -1, "memory hotplug"},
     {"cpu-config", -1, "CPU template"},
     {"serial", -1, "serial configuration"},
-    {"snapshot", -1, "snapshot"},
 };
 
 static void invalid(struct api_response *r, enum api_method m, const char *path)
@@ -306,5 +346,9 @@ void api_handle(struct api *a, enum api_method m, const char *path, const char *
 		return patch_vm(a, body, len, r);
 	if (!strcmp(seg, "vm") && id && !strcmp(id, "config") && m == API_GET)
 		return get_vm_config(a, r);
+	if (!strcmp(seg, "snapshot") && id && !strcmp(id, "create") && m == API_PUT)
+		return snapshot_create(a, body, len, r);
+	if (!strcmp(seg, "snapshot") && id && !strcmp(id, "load") && m == API_PUT)
+		return snapshot_load(a, body, len, r);
 	route_config(a, m, seg, id, body, len, r, path);
 }

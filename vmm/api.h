@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "vmm/config.h"
+#include "vmm/snapshot_params.h"
 
 enum api_method { API_GET, API_PUT, API_PATCH, API_OTHER };
 
@@ -32,12 +33,20 @@ struct api_vmm_ops {
 	 * device's buckets that `what` names (drive or interface `id`). */
 	int (*patch_limiter)(void *ctx, const char *id, bool is_net, const struct config_patch *what,
 			     char *err, size_t errlen);
+	/* PUT /snapshot/create of the paused VM. */
+	int (*snapshot_create)(void *ctx, const struct snapshot_create_params *p, char *err,
+			       size_t errlen);
+	/* PUT /snapshot/load into this process, nothing but the logger and metrics configured:
+	 * the VM is restored (running if p->resume_vm, else paused) and the configuration is
+	 * the snapshot's. p is moved (zeroed) on success. */
+	int (*snapshot_load)(void *ctx, struct snapshot_load_params *p, char *err, size_t errlen);
 };
 
 struct api {
 	struct kiln_config *cfg; /* pre-boot: edited here; post-boot: read-only */
 	const char *id;		 /* --id, "anonymous-instance" by default */
 	atomic_int state;	 /* enum api_state; written by the API thread only */
+	bool configured;	 /* a PUT other than /logger and /metrics succeeded (no load then) */
 	const struct api_vmm_ops *ops;
 	void *ctx;
 };

@@ -126,6 +126,21 @@ static int call_patch_limiter(void *ctx, const char *id, bool is_net,
 	return api_call_run(c, API_CALL_PATCH_LIMITER, err, errlen);
 }
 
+static int call_snapshot_create(void *ctx, const struct snapshot_create_params *p, char *err,
+				size_t errlen)
+{
+	struct api_call *c = ctx;
+	c->snapshot = (void *)p;
+	return api_call_run(c, API_CALL_SNAPSHOT_CREATE, err, errlen);
+}
+
+static int call_snapshot_load(void *ctx, struct snapshot_load_params *p, char *err, size_t errlen)
+{
+	struct api_call *c = ctx;
+	c->snapshot = p;
+	return api_call_run(c, API_CALL_SNAPSHOT_LOAD, err, errlen);
+}
+
 const struct api_vmm_ops api_call_ops = {
     .start = call_start,
     .pause = call_pause,
@@ -133,4 +148,6 @@ const struct api_vmm_ops api_call_ops = {
     .flush_metrics = call_flush_metrics,
     .patch_drive = call_patch_drive,
     .patch_limiter = call_patch_limiter,
+    .snapshot_create = call_snapshot_create,
+    .snapshot_load = call_snapshot_load,
 };

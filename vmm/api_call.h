@@ -20,6 +20,8 @@ enum api_call_op {
 	API_CALL_FLUSH_METRICS,
 	API_CALL_PATCH_DRIVE,	/* drive_id, fd, bytes */
 	API_CALL_PATCH_LIMITER, /* drive_id (a drive's or an interface's id), is_net, limiter */
+	API_CALL_SNAPSHOT_CREATE, /* snapshot: a const struct snapshot_create_params */
+	API_CALL_SNAPSHOT_LOAD,	  /* snapshot: a struct snapshot_load_params, moved on success */
 };
 
 struct api_call {
@@ -38,6 +40,8 @@ struct api_call {
 	/* API_CALL_PATCH_LIMITER: the buckets to replace (drives: [0]; interfaces: rx, tx). */
 	bool is_net;
 	struct rate_limiter_cfg limiter[2];
+	/* API_CALL_SNAPSHOT_*: the request's parameters, the caller's until it returns. */
+	void *snapshot;
 };
 
 /* 0 or -errno. */

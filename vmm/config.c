@@ -99,7 +99,6 @@ static int parse_machine(struct json *j, int obj, struct kiln_config *cfg)
 {
 	struct machine_cfg *m = &cfg->machine;
 	uint64_t vcpus = m->vcpu_count;
-	bool dirty = false;
 	int v[M_NKEYS], none;
 	int rc = json_members(j, obj, machine_keys, M_NKEYS, v);
 	if (rc == 0)
@@ -109,9 +108,7 @@ static int parse_machine(struct json *j, int obj, struct kiln_config *cfg)
 	if (rc == 0)
 		rc = json_bool(j, v[M_SMT], "smt", 0, &m->smt);
 	if (rc == 0)
-		rc = json_bool(j, v[M_DIRTY], "track_dirty_pages", 0, &dirty);
-	if (rc == 0 && dirty)
-		rc = json_member_error(j, "track_dirty_pages", "true not supported by kiln");
+		rc = json_bool(j, v[M_DIRTY], "track_dirty_pages", 0, &m->track_dirty_pages);
 	if (rc == 0)
 		rc = json_enum(j, v[M_TEMPLATE], "cpu_template", 0, only_none, 1, false, &none);
 	if (rc == 0)

@@ -76,6 +76,7 @@ struct machine_cfg {
 	unsigned vcpu_count;   /* 1..32, default 1 */
 	uint64_t mem_size_mib; /* default 128 */
 	bool smt;	       /* 2 threads per core; then vcpu_count must be 1 or even */
+	bool track_dirty_pages; /* KVM's dirty log on guest RAM, for Diff snapshots */
 };
 
 struct boot_cfg {

@@ -184,7 +184,9 @@ int config_to_json(const struct kiln_config *cfg, char *buf, size_t cap)
 	put(&o, ",\"machine-config\":{\"vcpu_count\":%u,\"mem_size_mib\":%" PRIu64 ",",
 	    cfg->machine.vcpu_count, cfg->machine.mem_size_mib);
 	put_bool(&o, "smt", cfg->machine.smt);
-	put(&o, ",\"track_dirty_pages\":false}");
+	put(&o, ",");
+	put_bool(&o, "track_dirty_pages", cfg->machine.track_dirty_pages);
+	put(&o, "}");
 	put(&o, ",\"drives\":[");
 	for (unsigned i = 0; i < cfg->nr_drives; i++) {
 		put(&o, i ? "," : "");

@@ -14,6 +14,7 @@
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
+#include "vmm/kiln_snapshot.h"
 #include "vmm/metrics.h"
 #include "vmm/power.h"
 #include "vmm/serial.h"
@@ -25,6 +26,8 @@ struct kiln_args {
 	const char *api_sock;
 	bool no_api;
 	size_t max_payload;
+	const char *restore_from; /* --restore-from: a state file to restore, not a boot */
+	const char *mem_file;	  /* --mem-file: its memory file */
 	bool no_seccomp;	  /* debugging only */
 	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
 };
@@ -60,6 +63,7 @@ struct kiln {
 	bool images_loaded;    /* guest memory mapped, kernel and initrd in it */
 	bool stop_before_boot; /* a signal before InstanceStart */
 	bool paused;
+	struct kiln_restore *restore; /* a snapshot to restore instead of booting, or NULL */
 };
 
 /* Maps guest memory and reads the kernel (and initrd) into it, checked against their own

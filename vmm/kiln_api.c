@@ -16,6 +16,7 @@
  * queue is touched, console input waits) until resumed. */
 static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 {
+	uint64_t t0 = metrics_now_ns();
 	if (pause && !k->paused) {
 		int rc = vcpu_pause_all(&k->vm);
 		if (rc) {
@@ -26,12 +27,33 @@ static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 			return rc;
 		}
 		log_info("VM paused");
+		metrics_latency(&k->metrics, LAT_PAUSE_VM, t0);
 	} else if (!pause && k->paused) {
 		vcpu_resume_all(&k->vm);
 		log_info("VM resumed");
+		metrics_latency(&k->metrics, LAT_RESUME_VM, t0);
 	}
 	k->paused = pause;
 	return 0;
+}
+
+/* PUT /snapshot/create: of the paused VM only; its latency goes to the metrics. */
+static int create_snapshot(struct kiln *k, const struct snapshot_create_params *p, char *err,
+			   size_t errlen)
+{
+	uint64_t t0 = metrics_now_ns();
+	if (!k->paused) {
+		snprintf(err, errlen, "Create snapshot: the microVM must be paused first.");
+		return -EINVAL;
+	}
+	int rc = kiln_snapshot_create(k, p, err, errlen);
+	if (!rc) {
+		log_info("snapshot %s: %s, memory %s", p->diff ? "Diff" : "Full", p->snapshot_path,
+			 p->mem_file_path);
+		metrics_latency(&k->metrics,
+				p->diff ? LAT_DIFF_CREATE_SNAPSHOT : LAT_FULL_CREATE_SNAPSHOT, t0);
+	}
+	return rc;
 }
 
 /* Also main's --config-file path (load_images), so both boot from the same checks. */
@@ -94,6 +116,19 @@ static void on_api_call(void *ctx, uint32_t events)
 				 k->call.is_net ? "interface" : "drive", k->call.drive_id,
 				 rc == -ENOENT ? "no such device" : strerror(-rc));
 		break;
+	case API_CALL_SNAPSHOT_CREATE:
+		rc = create_snapshot(k, k->call.snapshot, err, sizeof(err));
+		break;
+	case API_CALL_SNAPSHOT_LOAD:
+		rc = k->vm_created || k->start_requested
+			 ? -EINVAL
+			 : kiln_snapshot_prepare(k, k->call.snapshot, err, sizeof(err));
+		if (rc == -EINVAL && (k->vm_created || k->start_requested))
+			snprintf(err, sizeof(err), "the microVM is already started");
+		if (rc)
+			break; /* 400: still Not started */
+		k->start_requested = true; /* answered once the vCPUs run or parked (run_vm) */
+		return;
 	case API_CALL_FLUSH_METRICS:
 		rc = k->metrics_fd < 0 ? -EINVAL : metrics_flush(&k->metrics, NULL);
 		if (rc)
@@ -113,7 +148,8 @@ void kiln_api_open(struct kiln *k)
 		return;
 	k->api =
 	    (struct api){.cfg = &k->cfg, .id = k->args.id, .ops = &api_call_ops, .ctx = &k->call};
-	atomic_store(&k->api.state, k->args.config_path ? API_RUNNING : API_NOT_STARTED);
+	atomic_store(&k->api.state, k->args.config_path || k->args.restore_from ? API_RUNNING
+									     : API_NOT_STARTED);
 	int rc = api_call_init(&k->call);
 	k->call_src = (struct ev_source){.handle = on_api_call, .ctx = k, .fd = k->call.efd};
 	if (rc || (rc = evloop_add(&k->ctrl, &k->call_src, EPOLLIN)))
@@ -126,7 +162,7 @@ void kiln_api_open(struct kiln *k)
 /* Without a config file: serves the API until InstanceStart (true) or a signal (false). */
 bool kiln_api_wait_for_start(struct kiln *k)
 {
-	if (k->args.config_path)
+	if (k->args.config_path || k->args.restore_from)
 		return true;
 	int err = api_server_start(&k->srv, !k->args.no_seccomp);
 	if (err)

@@ -62,6 +62,8 @@ static void usage(FILE *out)
 		"            [--http-api-max-payload-size BYTES] [--no-seccomp]\n"
 		"            [--virtio-mmio-cmdline]\n"
 		"       kiln --no-api --config-file PATH [...]\n"
+		"       kiln [--no-api] --restore-from STATE --mem-file MEM [...]\n"
+		"       kiln --describe-snapshot STATE\n"
 		"       kiln --help | --version\n"
 		"Serves Firecracker's REST API on the Unix socket --api-sock "
 		"(default\n" DEFAULT_API_SOCK
@@ -69,7 +71,10 @@ static void usage(FILE *out)
 		"--config-file (Firecracker's schema). Exits when the guest reboots or powers\n"
 		"off. SIGUSR2 logs the state of every vCPU and virtqueue; SIGTERM logs it too,\n"
 		"then stops the VM.\n"
-		"  --no-api               no API socket (needs --config-file)\n"
+		"  --no-api               no API socket (needs --config-file or --restore-from)\n"
+		"  --restore-from STATE   restore the snapshot STATE with the memory file MEM\n"
+		"  --mem-file MEM         (--restore-from's), and run it\n"
+		"  --describe-snapshot STATE  print what a snapshot's state file holds\n"
 		"  --no-seccomp           run without seccomp filters (debugging only)\n"
 		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
 		"                         on the kernel command line, for kernels without ACPI\n");
@@ -86,6 +91,15 @@ static size_t parse_size(const char *s)
 	return (size_t)v;
 }
 
+/* --describe-snapshot: the state file's contents on stdout, then exit. */
+static _Noreturn void describe_snapshot(const char *path)
+{
+	char err[512];
+	if (kiln_snapshot_describe(path, stdout, err, sizeof(err)))
+		die(KILN_EXIT_BADCFG, "--describe-snapshot: %s", err);
+	exit(KILN_EXIT_OK);
+}
+
 static void parse_args(int argc, char **argv, struct kiln_args *a)
 {
 	a->id = DEFAULT_ID;
@@ -99,6 +113,9 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 		OPT_MAX_PAYLOAD,
 		OPT_NO_SECCOMP,
 		OPT_MMIO_CMDLINE,
+		OPT_RESTORE,
+		OPT_MEM_FILE,
+		OPT_DESCRIBE,
 		OPT_HELP,
 		OPT_VERSION
 	};
@@ -110,6 +127,9 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	    {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
 	    {"virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
+	    {"restore-from", required_argument, NULL, OPT_RESTORE},
+	    {"mem-file", required_argument, NULL, OPT_MEM_FILE},
+	    {"describe-snapshot", required_argument, NULL, OPT_DESCRIBE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0, 0, 0, 0},
@@ -139,6 +159,14 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 		case OPT_MMIO_CMDLINE:
 			a->virtio_mmio_cmdline = true;
 			break;
+		case OPT_RESTORE:
+			a->restore_from = optarg;
+			break;
+		case OPT_MEM_FILE:
+			a->mem_file = optarg;
+			break;
+		case OPT_DESCRIBE:
+			describe_snapshot(optarg);
 		case OPT_HELP:
 			usage(stdout);
 			exit(KILN_EXIT_OK);
@@ -152,8 +180,12 @@ static void parse_args(int argc, char **argv, struct kiln_args *a)
 	}
 	if (optind < argc)
 		die(KILN_EXIT_BADCFG, "%s: unexpected argument (see --help)", argv[optind]);
-	if (a->no_api && !a->config_path)
-		die(KILN_EXIT_BADCFG, "--no-api needs --config-file (see --help)");
+	if (a->restore_from && a->config_path)
+		die(KILN_EXIT_BADCFG, "--restore-from and --config-file exclude each other");
+	if (!a->restore_from != !a->mem_file)
+		die(KILN_EXIT_BADCFG, "--restore-from and --mem-file go together (see --help)");
+	if (a->no_api && !a->config_path && !a->restore_from)
+		die(KILN_EXIT_BADCFG, "--no-api needs --config-file or --restore-from (see --help)");
 }
 
 static int open_output(const char *path)
@@ -161,7 +193,8 @@ static int open_output(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
 }
 
-/* The config file, if any; without one the API fills the configuration. */
+/* The config file, or --restore-from's snapshot, if any; without either the API fills
+ * the configuration. */
 static void load_config(struct kiln *k)
 {
 	char err[512];
@@ -169,6 +202,14 @@ static void load_config(struct kiln *k)
 		config_init(&k->cfg);
 	else if (config_load(k->args.config_path, &k->cfg, err, sizeof(err)) < 0)
 		die(KILN_EXIT_BADCFG, "%s: %s", k->args.config_path, err);
+	if (!k->args.restore_from)
+		return;
+	struct snapshot_load_params p = {.resume_vm = true};
+	if (!(p.snapshot_path = strdup(k->args.restore_from)) ||
+	    !(p.mem_path = strdup(k->args.mem_file)))
+		die(KILN_EXIT_ERROR, "out of memory");
+	if (kiln_snapshot_prepare(k, &p, err, sizeof(err)))
+		die(KILN_EXIT_BADCFG, "--restore-from: %s", err);
 }
 
 /* The logger and metrics outputs of the configuration, whichever way it came. */
@@ -189,6 +230,7 @@ static void open_outputs(struct kiln *k)
 static void create_vm(struct kiln *k)
 {
 	const char *what = "";
+	k->vm.track_dirty_pages = k->cfg.machine.track_dirty_pages;
 	int err = vm_create(&k->vm, &what);
 	if (err == -EFBIG)
 		die(KILN_EXIT_BADCFG,
@@ -299,7 +341,7 @@ static void create_vcpus(struct kiln *k)
 {
 	const char *what = "";
 	int err = vcpu_create_all(&k->vm, k->cfg.machine.vcpu_count, k->cfg.machine.smt, &what);
-	if (!err)
+	if (!err && !k->restore)
 		err = vcpu_setup_boot(&k->vm, &k->kernel, &what);
 	if (err)
 		setup_fail(k, KILN_EXIT_ERROR, "cannot set up the vCPUs: %s: %s", what,
@@ -430,6 +472,15 @@ static int run_vm(struct kiln *k)
 		log_err("cannot start the vCPUs: %s", strerror(-err));
 		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
 	}
+	if (!err && k->paused && (err = vcpu_pause_all(&k->vm))) { /* a restore, not resumed */
+		log_err("cannot park the restored vCPUs: %s", strerror(-err));
+		vm_request_exit(&k->vm.exit, VM_EXIT_ERROR);
+	}
+	if (!err && k->restore) {
+		metrics_latency(&k->metrics, LAT_LOAD_SNAPSHOT, k->restore->start_ns);
+		log_info("snapshot %s restored in %llu us", k->restore->params.snapshot_path,
+			 (unsigned long long)atomic_load(&k->metrics.latency_us[LAT_LOAD_SNAPSHOT]));
+	}
 	kiln_api_vm_started(k, err);
 	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
@@ -478,22 +529,36 @@ static void teardown(struct kiln *k)
 		close(k->signal_src.fd);
 	if (k->vm_created)
 		vm_destroy(&k->vm);
+	kiln_snapshot_free(k); /* after the VM: the uffd served its memory */
 	serial_destroy(&k->serial);
 	i8042_destroy(&k->i8042);
 	config_free(&k->cfg);
 }
 
-/* Builds the VM from k->cfg, whichever way it was configured. */
+/* A restored VM: KVM's, the devices' and the vCPUs' state from the snapshot. */
+static void restore_state(struct kiln *k)
+{
+	char err[512];
+	if (kiln_snapshot_restore_state(k, err, sizeof(err)))
+		setup_fail(k, KILN_EXIT_BADCFG, "%s", err);
+}
+
+/* Builds the VM from k->cfg, whichever way it was configured: a boot from the kernel, or a
+ * restore, whose memory already holds everything the guest had. */
 static void build_vm(struct kiln *k)
 {
 	open_outputs(k);
-	load_images(k); /* a bad image is exit 2 before /dev/kvm is opened */
+	if (!k->restore)
+		load_images(k); /* a bad image is exit 2 before /dev/kvm is opened */
 	create_vm(k);
 	k->vm_created = true;
 	add_legacy_devices(k);
 	add_virtio_devices(k);
-	write_boot_params(k);
+	if (!k->restore)
+		write_boot_params(k);
 	create_vcpus(k);
+	if (k->restore)
+		restore_state(k);
 	setup_seccomp(k);
 	start_event_loop(k);
 }

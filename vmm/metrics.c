@@ -35,6 +35,9 @@ static const char *const vsock_names[VSOCK_NR_COUNTERS] = {
     "rx_packets_count", "tx_packets_count", "rx_bytes_count", "tx_bytes_count",
     "conns_added",	"conns_removed",    "conns_refused",  "malformed"};
 
+static const char *const latency_names[LAT_NR] = {
+    "full_create_snapshot", "diff_create_snapshot", "load_snapshot", "pause_vm", "resume_vm"};
+
 /* ,"<prefix><id>":{"name":value,...} */
 static void put_counters(char *buf, size_t cap, size_t *len, const char *prefix, const char *id,
 			 const char *const *names, unsigned n, const uint64_t *c)
@@ -75,6 +78,7 @@ int metrics_format(const struct metrics_snapshot *s, char *buf, size_t cap)
 	if (s->has_vsock)
 		put_counters(buf, cap, &len, "vsock", "", vsock_names, VSOCK_NR_COUNTERS,
 			     s->vsock.c);
+	put_counters(buf, cap, &len, "latencies_us", "", latency_names, LAT_NR, s->latency_us);
 	put(buf, cap, &len, "}\n");
 	return len >= cap ? -ENOSPC : (int)len;
 }
@@ -88,30 +92,18 @@ static void slot_id(const struct virtio_slot *s, char *id, size_t cap)
 
 static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 {
+	struct metrics_dev *d = NULL;
 	pthread_mutex_lock(&s->mmio.lock);
-	if (s->blk && snap->nr_blk < VIRTIO_DEVICES_MAX) {
-		struct metrics_dev *d = &snap->blk[snap->nr_blk++];
-		const struct virtio_blk_stats *st = &s->blk->stats;
-		slot_id(s, d->id, sizeof(d->id));
-		const uint64_t c[BLK_NR_COUNTERS] = {st->reads,	      st->writes,
-						     st->flushes,     st->read_bytes,
-						     st->write_bytes, st->io_errors};
-		memcpy(d->c, c, sizeof(c));
-	} else if (s->net && snap->nr_net < VIRTIO_DEVICES_MAX) {
-		struct metrics_dev *d = &snap->net[snap->nr_net++];
-		const struct virtio_net_stats *st = &s->net->stats;
-		slot_id(s, d->id, sizeof(d->id));
-		const uint64_t c[NET_NR_COUNTERS] = {
-		    st->rx_bytes,  st->rx_frames, st->rx_drops,	    st->tx_bytes,
-		    st->tx_frames, st->tx_drops,  st->rx_throttled, st->tx_throttled};
-		memcpy(d->c, c, sizeof(c));
-	} else if (s->vsock) {
-		const struct vsock_stats *st = &s->vsock->mux.stats;
-		const uint64_t c[VSOCK_NR_COUNTERS] = {
-		    st->rx_packets,  st->tx_packets,	st->rx_bytes,	   st->tx_bytes,
-		    st->conns_added, st->conns_removed, st->conns_refused, st->malformed};
-		snap->has_vsock = 1;
-		memcpy(snap->vsock.c, c, sizeof(c));
+	if (s->kind->type == VIRTIO_KIND_BLK && snap->nr_blk < VIRTIO_DEVICES_MAX)
+		d = &snap->blk[snap->nr_blk++];
+	else if (s->kind->type == VIRTIO_KIND_NET && snap->nr_net < VIRTIO_DEVICES_MAX)
+		d = &snap->net[snap->nr_net++];
+	else if (s->kind->type == VIRTIO_KIND_VSOCK)
+		d = (snap->has_vsock = 1, &snap->vsock);
+	if (d) {
+		if (d != &snap->vsock)
+			slot_id(s, d->id, sizeof(d->id));
+		s->kind->counters(s->dev, d->c);
 	}
 	pthread_mutex_unlock(&s->mmio.lock);
 }
@@ -129,6 +121,8 @@ void metrics_snapshot_take(struct metrics *m, struct metrics_snapshot *snap)
 	}
 	for (unsigned i = 0; m->virtio && i < m->virtio->nr; i++)
 		snapshot_slot(snap, m->virtio->slot[i]);
+	for (unsigned i = 0; i < LAT_NR; i++)
+		snap->latency_us[i] = atomic_load(&m->latency_us[i]);
 }
 
 int metrics_flush(struct metrics *m, const char *exit_reason)
@@ -182,4 +176,17 @@ void metrics_stop(struct metrics *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	m->timer_src.fd = m->fd = -1;
+}
+
+uint64_t metrics_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void metrics_latency(struct metrics *m, unsigned which, uint64_t start_ns)
+{
+	if (which < LAT_NR)
+		atomic_store(&m->latency_us[which], (metrics_now_ns() - start_ns) / 1000);
 }

@@ -4,6 +4,7 @@
 #ifndef KILN_METRICS_H
 #define KILN_METRICS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,16 @@ enum {
 };
 #define METRICS_MAX_COUNTERS 8
 
+/* Firecracker's latencies_us: the last duration of each operation, in microseconds. */
+enum {
+	LAT_FULL_CREATE_SNAPSHOT,
+	LAT_DIFF_CREATE_SNAPSHOT,
+	LAT_LOAD_SNAPSHOT,
+	LAT_PAUSE_VM,
+	LAT_RESUME_VM,
+	LAT_NR
+};
+
 struct metrics_dev {
 	char id[METRICS_ID_MAX];
 	uint64_t c[METRICS_MAX_COUNTERS];
@@ -63,6 +74,7 @@ struct metrics_snapshot {
 	unsigned nr_net;
 	int has_vsock;
 	struct metrics_dev vsock;
+	uint64_t latency_us[LAT_NR];
 };
 
 struct metrics {
@@ -71,7 +83,14 @@ struct metrics {
 	struct virtio_set *virtio;
 	struct evloop *loop;
 	struct ev_source timer_src;
+	_Atomic uint64_t latency_us[LAT_NR];
 };
+
+/* Records that operation `which` (LAT_*) took from start_ns (CLOCK_MONOTONIC) until now. */
+void metrics_latency(struct metrics *m, unsigned which, uint64_t start_ns);
+
+/* CLOCK_MONOTONIC in nanoseconds, the start of a metrics_latency(). */
+uint64_t metrics_now_ns(void);
 
 /* Formats `snap` as one JSON line (with its newline) into buf. Returns the length, or
  * -ENOSPC when it does not fit. */

@@ -3,6 +3,7 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define I8042_STATUS_OBF 0x01
@@ -192,4 +193,91 @@ const struct bus_dev_ops acpi_pm_bus_ops = {
 void acpi_pm_init(struct acpi_pm *pm, struct vm_exit_ctl *exit)
 {
 	pm->exit = exit;
+}
+
+_Static_assert(sizeof(struct i8042_state) == 8 + I8042_KBD_QUEUE, "i8042_state layout");
+
+int i8042_save(struct i8042 *k, struct snap_writer *w)
+{
+	pthread_mutex_lock(&k->lock);
+	struct i8042_state st = {.status = k->status,
+				 .cmd_byte = k->cmd_byte,
+				 .out = k->out,
+				 .pending = k->pending,
+				 .kbd_len = k->kbd_len};
+	for (unsigned i = 0; i < k->kbd_len; i++)
+		st.kbd[i] = k->kbd[(k->kbd_head + i) % I8042_KBD_QUEUE];
+	pthread_mutex_unlock(&k->lock);
+	return snap_put(w, SNAP_SEC_I8042, 0, &st, sizeof(st));
+}
+
+/* NULL, or what the controller could not have come to hold. */
+static const char *i8042_state_error(const struct i8042_state *st)
+{
+	if (st->status & ~(I8042_STATUS_OBF | I8042_STATUS_SYS | I8042_STATUS_CMD))
+		return "status bits the controller never sets";
+	if (st->pending && st->pending != I8042_CMD_WRITE_CTR &&
+	    st->pending != I8042_CMD_WRITE_OUTP)
+		return "pending command that takes no data byte";
+	if (st->kbd_len > I8042_KBD_QUEUE)
+		return "keyboard queue longer than its capacity";
+	for (unsigned i = st->kbd_len; i < I8042_KBD_QUEUE; i++)
+		if (st->kbd[i])
+			return "bytes past the keyboard queue length";
+	return NULL;
+}
+
+/* A section of exactly len bytes into out: NULL, or why not (with *ret set). */
+static const char *get_section(const struct snap_reader *r, uint32_t tag, void *out, size_t len,
+			       int *ret)
+{
+	*ret = snap_get(r, tag, 0, out, len);
+	if (*ret == -ENOENT)
+		return "missing from the snapshot";
+	return *ret ? "state of the wrong size" : NULL;
+}
+
+int i8042_restore(struct i8042 *k, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct i8042_state st;
+	int ret;
+	const char *why = get_section(r, SNAP_SEC_I8042, &st, sizeof(st), &ret);
+	if (!why && (why = i8042_state_error(&st)))
+		ret = -EINVAL;
+	if (why) {
+		snprintf(err, errlen, "i8042: %s", why);
+		return ret;
+	}
+	pthread_mutex_lock(&k->lock);
+	k->status = st.status;
+	k->cmd_byte = st.cmd_byte;
+	k->out = st.out;
+	k->pending = st.pending;
+	memcpy(k->kbd, st.kbd, sizeof(k->kbd));
+	k->kbd_head = 0;
+	k->kbd_len = st.kbd_len;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+int acpi_pm_save(struct acpi_pm *pm, struct snap_writer *w)
+{
+	(void)pm;
+	struct acpi_pm_state st = {.reserved = 0};
+	return snap_put(w, SNAP_SEC_PM, 0, &st, sizeof(st));
+}
+
+int acpi_pm_restore(struct acpi_pm *pm, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct acpi_pm_state st;
+	int ret;
+	(void)pm;
+	const char *why = get_section(r, SNAP_SEC_PM, &st, sizeof(st), &ret);
+	if (!why && st.reserved) {
+		why = "reserved bits set";
+		ret = -EINVAL;
+	}
+	if (why)
+		snprintf(err, errlen, "acpi-pm: %s", why);
+	return why ? ret : 0;
 }

@@ -1,6 +1,7 @@
 #include "vmm/serial.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -238,4 +239,77 @@ size_t serial_rx_push(struct serial *s, const uint8_t *buf, size_t len)
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+_Static_assert(sizeof(struct serial_state) == 16 + SERIAL_FIFO_LEN, "serial_state layout");
+
+int serial_save(struct serial *s, struct snap_writer *w)
+{
+	struct serial_state st;
+	memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&s->lock);
+	st = (struct serial_state){.ier = s->ier,
+				   .lcr = s->lcr,
+				   .mcr = s->mcr,
+				   .lsr = s->lsr,
+				   .msr = s->msr,
+				   .scr = s->scr,
+				   .dll = s->dll,
+				   .dlm = s->dlm,
+				   .fcr = s->fcr,
+				   .thri_pending = s->thri_pending,
+				   .irq_level = s->irq_level != 0,
+				   .rx_count = s->rx_count};
+	for (unsigned i = 0; i < s->rx_count; i++)
+		st.rx[i] = s->rx[(s->rx_head + i) % SERIAL_FIFO_LEN];
+	pthread_mutex_unlock(&s->lock);
+	return snap_put(w, SNAP_SEC_SERIAL, 0, &st, sizeof(st));
+}
+
+/* What the guest cannot have set: NULL, or what is wrong. LSR and MSR are computed on
+ * read, so their stored bits stay 0. */
+static const char *serial_state_error(const struct serial_state *st)
+{
+	if (st->ier & ~IER_MASK || st->mcr & ~MCR_MASK || st->fcr & ~FCR_FIFO_ENABLE || st->lsr ||
+	    st->msr)
+		return "register bits the guest cannot set";
+	if (st->thri_pending > 1 || st->irq_level > 1 || st->pad[0])
+		return "malformed state";
+	if (st->rx_count > SERIAL_FIFO_LEN)
+		return "receive FIFO count beyond its capacity";
+	for (unsigned i = st->rx_count; i < SERIAL_FIFO_LEN; i++)
+		if (st->rx[i])
+			return "bytes past the receive FIFO count";
+	return NULL;
+}
+
+int serial_restore(struct serial *s, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct serial_state st;
+	int ret = snap_get(r, SNAP_SEC_SERIAL, 0, &st, sizeof(st));
+	const char *why = ret == -ENOENT ? "missing from the snapshot"
+			  : ret		 ? "state of the wrong size"
+					 : serial_state_error(&st);
+	if (why) {
+		snprintf(err, errlen, "serial: %s", why);
+		return ret ? ret : -EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->ier = st.ier;
+	s->lcr = st.lcr;
+	s->mcr = st.mcr;
+	s->lsr = st.lsr;
+	s->msr = st.msr;
+	s->scr = st.scr;
+	s->dll = st.dll;
+	s->dlm = st.dlm;
+	s->fcr = st.fcr;
+	s->thri_pending = st.thri_pending;
+	s->irq_level = st.irq_level;
+	memcpy(s->rx, st.rx, sizeof(s->rx));
+	s->rx_head = 0;
+	s->rx_count = st.rx_count;
+	s->rx_space_wanted = false; /* the new console has paused nothing */
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

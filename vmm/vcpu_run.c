@@ -170,6 +170,12 @@ static void vcpu_run_loop(struct vcpu *v)
 				vcpu_log_state(v, LOG_WARN, "state");
 		} else if (vcpu_handle_exit(v)) {
 			break;
+		} else if (atomic_load(&v->vm->pause_requested)) {
+			/* KVM finishes an exit (an IN's data into RAX, an MMIO read, a string
+			 * I/O's next step) only on the next KVM_RUN: enter once more with
+			 * immediate_exit set so a paused vCPU's registers, which a snapshot
+			 * saves, are complete. */
+			vcpu_kvm_run(v, fail_run);
 		}
 		if (atomic_load(&v->vm->pause_requested))
 			vcpu_park(v);

@@ -77,6 +77,7 @@ static int vm_add_memory(struct vm *vm)
 		const struct gm_region *r = &vm->mem.region[i];
 		struct kvm_userspace_memory_region slot = {
 		    .slot = i,
+		    .flags = vm->track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		    .guest_phys_addr = r->gpa,
 		    .memory_size = r->size,
 		    .userspace_addr = (uintptr_t)r->host,
@@ -174,6 +175,10 @@ int vm_create(struct vm *vm, const char **what)
 	if (vm->vm_fd < 0)
 		goto fail_errno;
 	err = vm_create_platform(vm, what);
+	if (err)
+		goto fail;
+	*what = "dirty page tracking";
+	err = vm->track_dirty_pages ? gm_track_dirty(&vm->mem) : 0;
 	if (err)
 		goto fail;
 	*what = "KVM_SET_USER_MEMORY_REGION";

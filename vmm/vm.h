@@ -78,14 +78,18 @@ struct vm {
 	bool smt;
 	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
 	uint64_t ram_limit; /* bytes of RAM this host's KVM can map, from vm_create() */
+	/* Set before vm_create(): every memslot logs dirty pages (KVM_MEM_LOG_DIRTY_PAGES) and
+	 * the devices' writes are recorded (gm_track_dirty), for diff snapshots. */
+	bool track_dirty_pages;
 	struct vcpu vcpu[LAYOUT_MAX_VCPUS];
 };
 
 /* Opens /dev/kvm, checks the capabilities kiln needs and that KVM can map vm->mem (set up
  * by the caller with guest_mem_init(), which vm_destroy() frees), creates the VM with an
- * in-kernel irqchip and PIT and registers the guest RAM. 0 or -errno; *what names the step
- * that failed. -EFBIG: more RAM than this host's KVM can map; vm->ram_limit holds the most
- * it can, and *what is "machine-config.mem_size_mib". */
+ * in-kernel irqchip and PIT and registers the guest RAM, region i as memslot i (logging
+ * dirty pages when vm->track_dirty_pages). 0 or -errno; *what names the step that failed.
+ * -EFBIG: more RAM than this host's KVM can map; vm->ram_limit holds the most it can, and
+ * *what is "machine-config.mem_size_mib". */
 int vm_create(struct vm *vm, const char **what);
 
 /* The most guest RAM (bytes) kiln's layout can give a guest on a KVM with phys_bits of

@@ -224,6 +224,147 @@ if [ -x "$KILN_TESTHOOKS" ]; then
 	fi
 fi
 
+# ---- snapshots (docs/snapshots.md): the tiny guest's count goes on in a new process -------
+# go_on BEFORE AFTER: the guest's "tick <n>" count on console BEFORE (up to the snapshot)
+# then AFTER (the restored guest) goes on by one, nothing repeated or lost at the seam (a
+# line the pause cut is whole once joined), past BEFORE's last; else prints why.
+go_on() {
+	local last now seam
+	last=$(grep -ao 'tick [0-9]*' "$1" | tail -n 1 | sed 's/tick //')
+	cat "$1" "$2" | grep -ao 'tick [0-9]*' | sed 's/tick //' >"$T/seq"
+	seam=$(awk 'NR > 1 && $1 != prev + 1 { print "tick " prev " then " $1; exit } { prev = $1 }' "$T/seq")
+	now=$(tail -n 1 "$T/seq")
+	if [ -n "$seam" ]; then
+		echo "the count does not go on: $seam"
+	elif [ -z "$last" ] || [ "$now" -le "$last" ]; then
+		echo "no tick after the restore (last before: ${last:-none})"
+	fi
+}
+# counts_on NAME BEFORE: NAME's restored guest prints ticks and its count goes on from the
+# console BEFORE; else the reason is added to $steps.
+counts_on() {
+	local why
+	wait_ticks "$1" 3 || steps+="no ticks after the restore; "
+	why=$(go_on "$2" "$T/$1.out")
+	[ -z "$why" ] || steps+="$why; "
+}
+# verdict NAME: PASS unless a step went wrong ($steps) or kiln did not exit 0 ($rc).
+verdict() {
+	if [ -n "$steps" ] || [ "$rc" -ne 0 ]; then
+		fail "$1" "exit $rc: $steps $(tail -n 2 "$T/$1.err")"
+	else
+		pass "$1"
+	fi
+}
+load_body() { # load_body STATE MEM [File|Uffd] [resume]
+	printf '{"snapshot_path":"%s","mem_backend":{"backend_type":"%s","backend_path":"%s"},"resume_vm":%s}' \
+		"$1" "${3:-File}" "$2" "${4:-true}"
+}
+sn=snapshot-full
+head -c 1048576 /dev/zero >"$T/snap-disk.img"
+printf '{"boot-source":{"kernel_image_path":"%s","boot_args":"c"},"machine-config":{"vcpu_count":2,"mem_size_mib":64,"track_dirty_pages":true},"drives":[{"drive_id":"data","path_on_host":"%s","is_root_device":false}]}\n' \
+	"$TINY" "$T/snap-disk.img" >"$T/snap.json"
+start_kiln $sn --config-file "$T/snap.json"
+steps=""
+wait_ticks $sn 3 || steps+="no ticks; "
+step 400 PUT /snapshot/create "{\"snapshot_path\":\"$T/full.state\",\"mem_file_path\":\"$T/full.mem\"}"
+[[ "$body" == *"must be paused"* ]] || steps+="create while running: $body; "
+step 204 PATCH /vm '{"state":"Paused"}'
+step 204 PUT /snapshot/create "{\"snapshot_path\":\"$T/full.state\",\"mem_file_path\":\"$T/full.mem\"}"
+cp "$T/$sn.out" "$T/full.console"
+step 204 PATCH /vm '{"state":"Resumed"}'
+wait_ticks $sn $(($(ticks $sn) + 3)) || steps+="no ticks after the Full snapshot; "
+step 204 PATCH /vm '{"state":"Paused"}'
+step 204 PUT /snapshot/create "{\"snapshot_path\":\"$T/diff.state\",\"mem_file_path\":\"$T/diff.mem\",\"snapshot_type\":\"Diff\"}"
+cp "$T/$sn.out" "$T/diff.console"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+"$KILN" --describe-snapshot "$T/full.state" >"$T/describe.out" 2>&1 || steps+="describe: $(cat "$T/describe.out"); "
+grep -q '^vCPUs: 2$' "$T/describe.out" || steps+="describe: $(cat "$T/describe.out"); "
+start_kiln $sn-load
+step 204 PUT /snapshot/load "$(load_body "$T/full.state" "$T/full.mem")"
+step 200 GET /
+[[ "$body" == *'"state":"Running"'* ]] || steps+="state after load: $body; "
+counts_on $sn-load "$T/full.console"
+stop_kiln
+if [ -n "$steps" ] || [ "$rc" -ne 0 ]; then
+	fail $sn "exit $rc: $steps $(tail -n 2 "$T/$sn.err" "$T/$sn-load.err")"
+else
+	pass $sn
+fi
+
+# A load that does not resume: Paused, nothing runs, then PATCH Resumed goes on.
+sn=snapshot-load-paused
+start_kiln $sn
+steps=""
+step 204 PUT /snapshot/load "$(load_body "$T/full.state" "$T/full.mem" File false)"
+step 200 GET /
+[[ "$body" == *'"state":"Paused"'* ]] || steps+="state after load: $body; "
+sleep 0.5
+[ "$(ticks $sn)" = 0 ] || steps+="ticks while paused; "
+step 204 PATCH /vm '{"state":"Resumed"}'
+counts_on $sn "$T/full.console"
+stop_kiln
+verdict $sn
+
+# Diff: merged onto a copy of the Full memory file, it restores the later count.
+sn=snapshot-diff
+steps=""
+cp "$T/full.mem" "$T/merged.mem"
+"$BUILD/kiln-rebase-snap" --base-file "$T/merged.mem" --diff-file "$T/diff.mem" 2>"$T/rebase.err" ||
+	steps+="rebase: $(cat "$T/rebase.err"); "
+start_kiln $sn
+step 204 PUT /snapshot/load "$(load_body "$T/diff.state" "$T/merged.mem")"
+counts_on $sn "$T/diff.console"
+stop_kiln
+verdict $sn
+
+# Uffd: the example page-fault handler serves the Full memory file.
+sn=snapshot-uffd
+steps=""
+rm -f "$T/uffd.sock"
+"$BUILD/kiln-uffd-handler" "$T/uffd.sock" "$T/full.mem" >"$T/uffd.out" 2>&1 &
+handler=$!
+pids+=("$handler")
+for _ in $(seq 100); do [ -S "$T/uffd.sock" ] && break; sleep 0.05; done
+start_kiln $sn
+step 204 PUT /snapshot/load "$(load_body "$T/full.state" "$T/uffd.sock" Uffd)"
+counts_on $sn "$T/full.console"
+stop_kiln
+wait "$handler" || steps+="handler: $(tail -n 2 "$T/uffd.out"); "
+verdict $sn
+
+# Without the API.
+sn=snapshot-restore-from
+"$KILN" --no-api --restore-from "$T/full.state" --mem-file "$T/full.mem" >"$T/$sn.out" 2>"$T/$sn.err" </dev/null &
+pid=$!
+pids+=("$pid")
+steps=""
+counts_on $sn "$T/full.console"
+stop_kiln
+verdict $sn
+
+# Refused, each with a 400 and the process still able to load: a corrupt state file, a
+# memory file shorter than the RAM, a load after configuring a boot.
+sn=snapshot-refused
+steps=""
+cp "$T/full.state" "$T/bad.state"
+printf 'X' | dd of="$T/bad.state" bs=1 seek=100 conv=notrunc status=none
+head -c 65536 "$T/full.mem" >"$T/short.mem"
+start_kiln $sn
+step 400 PUT /snapshot/load "$(load_body "$T/bad.state" "$T/full.mem")"
+[[ "$body" == *"checksum mismatch"* ]] || steps+="corrupt: $body; "
+step 400 PUT /snapshot/load "$(load_body "$T/full.state" "$T/short.mem")"
+[[ "$body" == *"shorter than the snapshot's"* ]] || steps+="short: $body; "
+step 204 PUT /boot-source "{\"kernel_image_path\":\"$TINY\"}"
+step 400 PUT /snapshot/load "$(load_body "$T/full.state" "$T/full.mem")"
+[[ "$body" == *"not allowed after configuring boot-specific resources"* ]] || steps+="after config: $body; "
+stop_kiln
+"$KILN" --describe-snapshot "$T/bad.state" >/dev/null 2>"$T/describe.err"
+drc=$?
+[ "$drc" = 2 ] && [ "$(grep -c . "$T/describe.err")" = 1 ] || steps+="describe of a corrupt file: exit $drc $(cat "$T/describe.err"); "
+verdict $sn
+
 # ---- bad command lines: exit 2, one line -------------------------------------------------------
 bad_cli() { # bad_cli NAME PATTERN args...
 	local name=$1 pattern=$2

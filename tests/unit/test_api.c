@@ -12,76 +12,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/api_fake_vmm.h"
 #include "vmm/api.h"
-
-struct fake_vmm {
-	int starts, pauses, resumes, cads, flushes, patches, limiters;
-	char patched[128];
-	char limited[64]; /* "<id> net=<0|1> rx/bw=<size> tx/ops=<size>" of the last limiter op */
-	int fail; /* the next op fails with this */
-};
-
-static int fake_result(struct fake_vmm *f, char *err, size_t errlen)
-{
-	if (!f->fail)
-		return 0;
-	snprintf(err, errlen, "fake failure");
-	return f->fail;
-}
-
-static int fake_start(void *ctx, char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	f->starts++;
-	return fake_result(f, err, errlen);
-}
-
-static int fake_pause(void *ctx, bool pause, char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	if (pause)
-		f->pauses++;
-	else
-		f->resumes++;
-	return fake_result(f, err, errlen);
-}
-
-static int fake_cad(void *ctx, char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	f->cads++;
-	return fake_result(f, err, errlen);
-}
-
-static int fake_flush(void *ctx, char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	f->flushes++;
-	return fake_result(f, err, errlen);
-}
-
-static int fake_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	f->patches++;
-	snprintf(f->patched, sizeof(f->patched), "%s", d->path_on_host);
-	return fake_result(f, err, errlen);
-}
-
-static int fake_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
-			char *err, size_t errlen)
-{
-	struct fake_vmm *f = ctx;
-	f->limiters++;
-	const struct token_bucket_cfg *a = &w->limiter[0].bandwidth;
-	const struct token_bucket_cfg *b = is_net ? &w->limiter[1].bandwidth : &w->limiter[0].ops;
-	snprintf(f->limited, sizeof(f->limited), "%s net=%d %llu %llu", id, is_net,
-		 (unsigned long long)a->size, (unsigned long long)b->size);
-	return fake_result(f, err, errlen);
-}
-
-static const struct api_vmm_ops fake_ops = {fake_start, fake_pause,  fake_cad,
-					    fake_flush, fake_patch, fake_limiter};
 
 struct env {
 	struct kiln_config cfg;
@@ -95,7 +27,7 @@ static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	config_init(&e->cfg);
-	e->api = (struct api){.cfg = &e->cfg, .id = "vm-1", .ops = &fake_ops, .ctx = &e->vmm};
+	e->api = (struct api){.cfg = &e->cfg, .id = "vm-1", .ops = &fake_vmm_ops, .ctx = &e->vmm};
 	e->r.body = malloc(API_RESPONSE_MAX);
 	strcpy(e->dir, "/tmp/kiln-api.XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
@@ -408,6 +340,68 @@ static void test_no_devices(void **state)
 	expect(e, API_PUT, "/serial", "{}", 400, NULL);
 }
 
+/* PUT /snapshot/create only of a paused VM; the body reaches the VMM as parsed. */
+static void test_snapshot_create(void **state)
+{
+	struct env *e = *state;
+	const char *body = "{'snapshot_path':'/s','mem_file_path':'/m','snapshot_type':'Diff'}";
+	expect(e, API_PUT, "/snapshot/create", body, 400, NULL);
+	configure_boot(e);
+	expect(e, API_PUT, "/actions", "{'action_type':'InstanceStart'}", 204, "");
+	expect(e, API_PUT, "/snapshot/create", body, 400,
+	       "{\"fault_message\":\"Create snapshot: the microVM must be paused first.\"}");
+	expect(e, API_PATCH, "/vm", "{'state':'Paused'}", 204, "");
+	expect(e, API_PUT, "/snapshot/create", "{'snapshot_path':'/s'}", 400,
+	       "{\"fault_message\":\"mem_file_path: missing required key\"}");
+	assert_int_equal(e->vmm.creates, 0);
+	expect(e, API_PUT, "/snapshot/create", body, 204, "");
+	assert_int_equal(e->vmm.creates, 1);
+	assert_string_equal(e->vmm.snapshot, "/s /m Diff");
+	e->vmm.fail = -EIO;
+	expect(e, API_PUT, "/snapshot/create", body, 400, "{\"fault_message\":\"fake failure\"}");
+	expect(e, API_GET, "/snapshot/create", NULL, 400, NULL);
+	expect(e, API_PUT, "/snapshot/other", body, 400, NULL);
+	expect(e, API_GET, "/", NULL, 200, NULL);
+	assert_non_null(strstr(e->r.body, "\"Paused\""));
+}
+
+/* PUT /snapshot/load into a fresh process: only the logger and metrics may come first; the
+ * state is then Paused or Running as resume_vm says. */
+static void test_snapshot_load(void **state)
+{
+	struct env *e = *state;
+	const char *body = "{'snapshot_path':'/s','mem_backend':{'backend_type':'File',"
+			   "'backend_path':'/m'},'network_overrides':[{'iface_id':'net1',"
+			   "'host_dev_name':'tap7'}]}";
+	char logger[256];
+	snprintf(logger, sizeof(logger), "{'log_path':'%s/log'}", e->dir);
+	expect(e, API_PUT, "/logger", logger, 204, "");
+	expect(e, API_PUT, "/snapshot/load", "{'snapshot_path':'/s'}", 400,
+	       "{\"fault_message\":\"mem_backend: exactly one of mem_backend and mem_file_path is required\"}");
+	e->vmm.fail = -EINVAL;
+	expect(e, API_PUT, "/snapshot/load", body, 400, "{\"fault_message\":\"fake failure\"}");
+	expect(e, API_GET, "/", NULL, 200, NULL);
+	assert_non_null(strstr(e->r.body, "\"Not started\""));
+	e->vmm.fail = 0;
+	expect(e, API_PUT, "/snapshot/load", body, 204, "");
+	assert_string_equal(e->vmm.snapshot, "/s /m File resume=0 dirty=0 nets=1 tap7");
+	expect(e, API_GET, "/", NULL, 200, NULL);
+	assert_non_null(strstr(e->r.body, "\"Paused\""));
+	expect(e, API_PUT, "/snapshot/load", body, 400, NULL); /* once */
+	assert_int_equal(e->vmm.loads, 2);
+}
+
+/* A VM configured for a boot cannot load a snapshot. */
+static void test_snapshot_load_after_config(void **state)
+{
+	struct env *e = *state;
+	configure_boot(e);
+	expect(e, API_PUT, "/snapshot/load", "{'snapshot_path':'/s','mem_file_path':'/m'}", 400,
+	       "{\"fault_message\":\"Loading a microVM snapshot not allowed after configuring "
+	       "boot-specific resources.\"}");
+	assert_int_equal(e->vmm.loads, 0);
+}
+
 static void test_vm_config(void **state)
 {
 	struct env *e = *state;
@@ -444,6 +438,9 @@ int main(void)
 	    T(test_vm_config),
 	    T(test_patch_drive),
 	    T(test_patch_limiters),
+	    T(test_snapshot_create),
+	    T(test_snapshot_load),
+	    T(test_snapshot_load_after_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,39 +18,12 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/api_fake_vmm.h"
 #include "vmm/api_http.h"
-
-static int no_start(void *ctx, char *err, size_t errlen)
-{
-	(void)ctx;
-	snprintf(err, errlen, "no VM in this test");
-	return -EINVAL;
-}
-
-static int no_pause(void *ctx, bool pause, char *err, size_t errlen)
-{
-	(void)pause;
-	return no_start(ctx, err, errlen);
-}
-
-static int no_patch(void *ctx, const struct drive_cfg *d, char *err, size_t errlen)
-{
-	(void)d;
-	return no_start(ctx, err, errlen);
-}
-
-static int no_limiter(void *ctx, const char *id, bool is_net, const struct config_patch *w,
-		      char *err, size_t errlen)
-{
-	(void)id, (void)is_net, (void)w;
-	return no_start(ctx, err, errlen);
-}
-
-static const struct api_vmm_ops ops = {no_start, no_pause, no_start,
-				       no_start, no_patch, no_limiter};
 
 struct env {
 	struct kiln_config cfg;
+	struct fake_vmm vmm; /* fails every op: no VM in these tests */
 	struct api api;
 	struct api_server srv;
 	struct api_conn conn;
@@ -74,7 +47,8 @@ static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
 	config_init(&e->cfg);
-	e->api = (struct api){.cfg = &e->cfg, .id = "t", .ops = &ops};
+	e->vmm.fail = -EINVAL;
+	e->api = (struct api){.cfg = &e->cfg, .id = "t", .ops = &fake_vmm_ops, .ctx = &e->vmm};
 	e->srv.api = &e->api;
 	e->srv.max_payload = 128;
 	e->srv.send = capture;

@@ -84,6 +84,28 @@ static void test_running_has_no_exit_reason(void **state)
 	assert_null(strstr(buf, "\"vsock\""));
 }
 
+/* Firecracker's latencies_us: the last duration of each snapshot and pause operation. */
+static void test_latencies(void **state)
+{
+	(void)state;
+	struct metrics_snapshot s;
+	struct metrics m = {.fd = -1};
+	char buf[4096];
+	fill(&s);
+	uint64_t t0 = metrics_now_ns();
+	usleep(2000);
+	metrics_latency(&m, LAT_LOAD_SNAPSHOT, t0);
+	metrics_latency(&m, LAT_NR, t0); /* out of range: ignored */
+	uint64_t us = atomic_load(&m.latency_us[LAT_LOAD_SNAPSHOT]);
+	assert_true(us >= 2000 && us < 10000000);
+	s.latency_us[LAT_LOAD_SNAPSHOT] = 1234;
+	s.latency_us[LAT_RESUME_VM] = 7;
+	assert_true(metrics_format(&s, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, ",\"latencies_us\":{\"full_create_snapshot\":0,"
+				    "\"diff_create_snapshot\":0,\"load_snapshot\":1234,"
+				    "\"pause_vm\":0,\"resume_vm\":7}}\n"));
+}
+
 static void test_overflow(void **state)
 {
 	(void)state;
@@ -136,6 +158,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format_shape),
 	    cmocka_unit_test(test_running_has_no_exit_reason),
+	    cmocka_unit_test(test_latencies),
 	    cmocka_unit_test(test_overflow),
 	    cmocka_unit_test(test_flush_to_pipe),
 	    cmocka_unit_test(test_no_metrics_configured),

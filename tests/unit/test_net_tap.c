@@ -338,7 +338,8 @@ static void test_devices_add_two_interfaces(void **state)
 	assert_true(set->acpi[0].base != set->acpi[1].base);
 	assert_true(set->acpi[0].gsi != set->acpi[1].gsi);
 	assert_int_equal(irqs[set->acpi[1].gsi % 32], 1);
-	assert_ptr_equal(set->slot[1]->mmio.dev, set->slot[1]->net);
+	assert_non_null(virtio_slot_net(set->slot[1]));
+	assert_ptr_equal(set->slot[1]->mmio.dev, virtio_slot_net(set->slot[1]));
 	/* Both windows answer as virtio-net devices on the MMIO bus. */
 	uint8_t id[4];
 	uint64_t reg = set->acpi[1].base + VIRTIO_MMIO_DEVICE_ID;

@@ -4,6 +4,7 @@
  * other ABIs. Then real filters in forked children (the test process stays unfiltered): the
  * SIGSYS line and exit code 148, allowed syscalls passing, i386 and x32 syscalls killing. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <setjmp.h>
@@ -321,16 +322,40 @@ static void test_policy_invariants(void **state)
 	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
 	d.args[1] = KVM_CREATE_VCPU; /* setup ioctls are over once the filters load */
 	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
-	/* A vCPU logs its own state (triple fault, hang dump); only vCPU threads may ask. */
+	/* A vCPU logs its own state (triple fault, hang dump); the VMM thread reads the paused
+	 * vCPUs' for a snapshot. */
 	static const unsigned long vcpu_state_ioctls[] = {KVM_GET_REGS, KVM_GET_SREGS,
 							  KVM_GET_VCPU_EVENTS};
 	for (size_t i = 0; i < sizeof(vcpu_state_ioctls) / sizeof(vcpu_state_ioctls[0]); i++) {
 		d.args[1] = vcpu_state_ioctls[i];
 		assert_int_equal(filter_verdict(SECCOMP_ROLE_VCPU, &d), SECCOMP_RET_ALLOW);
-		assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_ALLOW);
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_API, &d), SECCOMP_RET_TRAP);
 	}
-	d.args[1] = KVM_SET_REGS; /* reading is enough */
-	assert_int_equal(filter_verdict(SECCOMP_ROLE_VCPU, &d), SECCOMP_RET_TRAP);
+	/* The rest of a snapshot: the VMM thread only. */
+	static const unsigned long snapshot_ioctls[] = {KVM_GET_XSAVE, KVM_GET_LAPIC, KVM_GET_MSRS,
+							KVM_GET_IRQCHIP, KVM_GET_CLOCK,
+							KVM_GET_DIRTY_LOG};
+	for (size_t i = 0; i < sizeof(snapshot_ioctls) / sizeof(snapshot_ioctls[0]); i++) {
+		d.args[1] = snapshot_ioctls[i];
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_ALLOW);
+		assert_int_equal(filter_verdict(SECCOMP_ROLE_VCPU, &d), SECCOMP_RET_TRAP);
+	}
+	/* Reading is enough: no role may set a vCPU's or the VM's state once running. */
+	static const unsigned long setters[] = {KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_MSRS,
+						KVM_SET_LAPIC, KVM_SET_IRQCHIP, KVM_SET_CLOCK};
+	for (int role = 0; role < SECCOMP_ROLE_COUNT; role++)
+		for (size_t i = 0; i < sizeof(setters) / sizeof(setters[0]); i++) {
+			d.args[1] = setters[i];
+			assert_int_equal(filter_verdict(role, &d), SECCOMP_RET_TRAP);
+		}
+	/* The VMM thread creates snapshot files only with O_TRUNC, write-only. */
+	d = data_of(__NR_open);
+	d.args[1] = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | 0100000;
+	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_ALLOW);
+	assert_int_equal(filter_verdict(SECCOMP_ROLE_API, &d), SECCOMP_RET_TRAP);
+	d.args[1] = O_RDWR | O_CREAT | O_CLOEXEC | 0100000;
+	assert_int_equal(filter_verdict(SECCOMP_ROLE_VMM, &d), SECCOMP_RET_TRAP);
 	d = data_of(__NR_mmap);
 	d.args[2] = PROT_READ | PROT_WRITE | PROT_EXEC;
 	d.args[3] = MAP_PRIVATE | MAP_ANONYMOUS;

@@ -130,7 +130,7 @@ static void test_devices_layout(void **state)
 	}
 	/* The root drive went first: it is vda, and read-only. */
 	assert_int_equal(e->set.root_blk, 0);
-	assert_int_equal(e->set.slot[0]->blk->read_only, true);
+	assert_int_equal(virtio_slot_blk(e->set.slot[0])->read_only, true);
 	char buf[256] = "console=ttyS0";
 	assert_int_equal(virtio_set_cmdline(&e->set, false, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "console=ttyS0 root=/dev/vda ro");
@@ -276,7 +276,7 @@ static void read_outside_lock(struct denv *e, enum io_engine engine)
 	mmio_wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* on the vCPU thread, under the lock */
 	assert_int_equal(*(uint8_t *)tring_host(&e->r, st, 1), 0xee);
 	assert_int_equal(tring_used_idx(&e->r), 0);
-	assert_int_equal(virtio_blk_busy(e->set.slot[0]->blk), 1);
+	assert_int_equal(virtio_blk_busy(virtio_slot_blk(e->set.slot[0])), 1);
 	for (int i = 0; i < 100 && tring_used_idx(&e->r) == 0; i++)
 		assert_true(evloop_run_once(&e->loop, 1000) >= 0);
 	assert_int_equal(tring_used_idx(&e->r), 1);
@@ -284,7 +284,7 @@ static void read_outside_lock(struct denv *e, enum io_engine engine)
 	assert_memory_equal(tring_host(&e->r, buf, 512), sector, 512);
 	uint64_t cnt = 0;
 	assert_int_equal(read(e->kvm.irq_efd[0], &cnt, 8), 8);
-	assert_int_equal(e->set.slot[0]->blk->stats.reads, 1);
+	assert_int_equal(virtio_slot_blk(e->set.slot[0])->stats.reads, 1);
 }
 
 static void test_devices_read_outside_lock_sync(void **state)

@@ -425,6 +425,49 @@ static void test_enable_notify(void **state)
 	tring_free(&r);
 }
 
+/* The device-dirty pages since the last call, as a bitmap of RAM / 4096 bits. */
+static void take_dirty(struct tring *r, uint64_t bits[RAM / 4096 / 64])
+{
+	memset(bits, 0, RAM / 4096 / 8);
+	gm_take_dirty(&r->gm, bits);
+}
+
+static bool page_dirty(const uint64_t *bits, uint64_t gpa)
+{
+	return bits[gpa / 4096 / 64] >> (gpa / 4096 % 64) & 1;
+}
+
+/* For diff snapshots: the writable buffers of a popped chain (again when it is used: it
+ * may be written after a snapshot took the dirty pages), the used entry and index and
+ * avail_event are device-dirty; readable buffers are not. */
+static void test_marks_device_writes_dirty(void **state)
+{
+	(void)state;
+	struct tring r = {0};
+	struct virtq_chain c;
+	uint64_t bits[RAM / 4096 / 64], rd = 0x50000, wr = 0x62000 + 4000;
+	tring_init(&r, RAM, QSIZE, F_EVENT_IDX);
+	assert_int_equal(r.used_gpa / 4096, 1); /* all three rings in page 1 */
+	assert_int_equal(gm_track_dirty(&r.gm), 0);
+	tring_desc(&r, 0, rd, 64, NEXT, 1);
+	tring_desc(&r, 1, wr, 200, WRITE, 0); /* crosses into page 0x63 */
+	tring_publish(&r, 0);
+	assert_int_equal(pop(&r, &c), 0);
+	take_dirty(&r, bits);
+	assert_true(page_dirty(bits, 0x62000) && page_dirty(bits, 0x63000));
+	assert_false(page_dirty(bits, rd) || page_dirty(bits, r.used_gpa));
+	assert_int_equal(virtq_push_used(&r.q, 0, 200), 0);
+	take_dirty(&r, bits);
+	assert_true(page_dirty(bits, r.used_gpa));
+	assert_true(page_dirty(bits, 0x62000) && page_dirty(bits, 0x63000));
+	assert_false(page_dirty(bits, rd));
+	assert_false(virtq_enable_notify(&r.q));
+	take_dirty(&r, bits);
+	assert_true(page_dirty(bits, r.used_gpa));
+	assert_false(page_dirty(bits, 0x62000));
+	tring_free(&r);
+}
+
 /* The hang dump's line: indexes read from the rings now, the device's own counters, and
  * the suppression fields; event idx values only when negotiated. */
 static void test_format_state(void **state)
@@ -489,6 +532,7 @@ int main(void)
 	    cmocka_unit_test(test_event_idx_wraps),
 	    cmocka_unit_test(test_no_interrupt_flag),
 	    cmocka_unit_test(test_enable_notify),
+	    cmocka_unit_test(test_marks_device_writes_dirty),
 	    cmocka_unit_test(test_format_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

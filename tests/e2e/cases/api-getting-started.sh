@@ -13,7 +13,8 @@
 . "$E2E_LIB"
 # shellcheck source=tests/e2e/cases/net.inc
 . "$E2E_CASES/net.inc"
-command -v curl > /dev/null || fail "no curl in the test host (tests/e2e/build-l1.sh)"
+# shellcheck source=tests/e2e/cases/api.inc
+. "$E2E_CASES/api.inc"
 cd "$E2E_WORK" || fail "cd $E2E_WORK"
 [ -s "$E2E_DIR/blk-root.ext4" ] || fail "no $E2E_DIR/blk-root.ext4 (tests/e2e/fixtures/blk.sh)"
 cp "$E2E_DIR/blk-root.ext4" "$E2E_CASE.vda" || fail "cannot copy the root image"
@@ -30,50 +31,9 @@ mkfifo "$fifo" || fail "mkfifo $fifo"
 "$KILN" --api-sock "$sock" --id e2e-api > "$console" 2> "$stderr_log" <> "$fifo" &
 kpid=$!
 trap 'kill -KILL $kpid 2> /dev/null; net_cleanup' EXIT
-i=0
-while [ ! -S "$sock" ]; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || fail "no API socket: $(cat "$stderr_log")"
-	sleep 0.1
-done
-
-# api METHOD PATH [BODY]: one request; sets code and body.
-api() {
-	if [ $# -ge 3 ]; then
-		code=$(curl -s -m 60 --unix-socket "$sock" -X "$1" -o "$E2E_CASE.resp" \
-			-w '%{http_code}' -H 'Content-Type: application/json' -d "$3" "http://localhost$2")
-	else
-		code=$(curl -s -m 60 --unix-socket "$sock" -X "$1" -o "$E2E_CASE.resp" \
-			-w '%{http_code}' "http://localhost$2")
-	fi
-	body=$(cat "$E2E_CASE.resp" 2> /dev/null)
-}
-
-# want CODE METHOD PATH [BODY]: the request gets status CODE.
-want() {
-	w=$1
-	shift
-	api "$@"
-	[ "$code" = "$w" ] || fail "$1 $2: status $code, expected $w: $body"
-}
-
-# want_state STATE: GET / reports it.
-want_state() {
-	want 200 GET /
-	case $body in *"\"state\":\"$1\""*) ;; *) fail "GET /: $body, expected state $1" ;; esac
-}
+wait_api_socket "$sock" "$kpid"
 
 ticks() { grep -ac 'KILN-E2E: tick ' "$console"; }
-
-# wait_console TEXT SECS
-wait_console() {
-	i=0
-	while ! grep -aqF -- "$1" "$console"; do
-		i=$((i + 1))
-		[ "$i" -lt $(($2 * 10)) ] || fail "no '$1' on the console after $2 s$(last_marker)"
-		sleep 0.1
-	done
-}
 
 want_state "Not started"
 want 204 PUT /logger "{\"log_path\":\"$E2E_WORK/$E2E_CASE.log\",\"level\":\"Info\",\"show_level\":true,\"show_log_origin\":true}"
@@ -128,15 +88,7 @@ want 200 GET /vm/config
 case $body in *'"tx_rate_limiter":{"bandwidth":{"size":1048576'*) ;; *) fail "GET /vm/config after the limiter PATCH: $body" ;; esac
 # Ctrl+Alt+Del on the i8042 keyboard: Linux reboots (reboot=k), kiln exits 0.
 want 204 PUT /actions '{"action_type":"SendCtrlAltDel"}'
-i=0
-while kill -0 "$kpid" 2> /dev/null; do
-	i=$((i + 1))
-	[ "$i" -lt 600 ] || fail "kiln still running 60 s after SendCtrlAltDel$(last_marker)"
-	sleep 0.1
-done
-wait "$kpid"
-kiln_rc=$?
-kiln_desc=$kiln_rc
+wait_exit "$kpid" 60
 ! grep -aq "KILN-E2E: api done" "$console" || fail "the guest's wait ended by itself$(last_marker)"
 expect_end reboot
 [ ! -e "$sock" ] || fail "the API socket $sock is left behind"

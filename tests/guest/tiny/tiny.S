@@ -6,7 +6,8 @@
  *   'a' print a line, then reset through the ACPI reset register
  *   't' triple fault (load an empty IDT, then fault)
  *   'w' print a line, then wait forever (bench reads kiln's memory meanwhile)
- *   'c' print a line, then "tick <n>" lines forever, a busy-wait apart (the API's pause
+ *   'c' print a line, then "tick <n>" lines forever, a busy-wait apart, the count kept in
+ *       RAM at TICK_COUNT (a Diff snapshot that missed its page shows) (the API's pause
  *       test watches them stop and resume)
  *   's' print a line, then start every CPU the ACPI MADT lists (INIT-SIPI-SIPI through the
  *       xAPIC) into a real-mode trampoline that reports its CPUID APIC id and threads per
@@ -24,6 +25,8 @@
  * Every line but the first starts with "kiln tiny guest: " too. The modes 's', 'm' and 'v'
  * are in smp.S, highmem.S and virtio.S. */
 #include "tiny.h"
+
+#define TICK_COUNT 0x400000 /* a page of its own, 4 MiB up */
 
 	.code64
 	.section .text
@@ -67,12 +70,13 @@ wait:
 	pause
 	jmp	wait
 ticks:
-	xor	%eax, %eax
+	movl	$0, TICK_COUNT
 1:	lea	tick(%rip), %rsi
 	call	say
+	mov	TICK_COUNT, %eax
 	call	put_dec
 	call	newline
-	inc	%eax
+	incl	TICK_COUNT		/* in RAM: a snapshot must carry the page it is on */
 	mov	$0x8000, %ecx
 2:	dec	%ecx
 	jnz	2b
