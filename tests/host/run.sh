@@ -339,6 +339,31 @@ else
 	fail logger-log-path "exit $rc, stderr '$err', log: $(cat "$T/kiln.log" 2>/dev/null)"
 fi
 
+# --boot-timer (Firecracker's): the tiny guest writes the byte 123 at 0xc0000000 and kiln logs
+# one Guest-boot-time line at Info in Firecracker's format; nothing without the flag, nor for a
+# guest above 3 GiB, where that address is RAM (a warning says so instead).
+BOOT_RE='^kiln: Guest-boot-time = +[0-9]+ us [0-9]+ ms, +[0-9]+ CPU us [0-9]+ CPU ms$'
+boot_timer_case() { # NAME MEM WANT-LINES [flags...]
+	local name=$1 mem=$2 want=$3 got cfg
+	shift 3
+	cfg=$(tiny_cfg b 1 "$mem")
+	write_cfg "$name" "${cfg%\}},\"logger\":{\"level\":\"Info\"}}"
+	run_kiln "$name" "$@" --config-file "$T/$name.json"
+	got=$(grep -Ec "$BOOT_RE" <<<"$err")
+	if [ "$rc" -ne 0 ] || [ "$(tail -n 1 <<<"$err")" != "$(reason_line poweroff 0)" ]; then
+		fail "$name" "exit $rc: $err"
+	elif [ "$got" -ne "$want" ]; then
+		fail "$name" "$got Guest-boot-time lines, want $want: $err"
+	elif [ "$mem" -gt 3072 ] && ! grep -q "boot-timer: 0xc0000000 is guest RAM" <<<"$err"; then
+		fail "$name" "no warning that 0xc0000000 is RAM: $err"
+	else
+		pass "$name"
+	fi
+}
+boot_timer_case boot-timer 64 1 --boot-timer
+boot_timer_case boot-timer-off 64 0
+boot_timer_case boot-timer-ram 4096 0 --boot-timer
+
 run_kiln version --version
 if [ "$rc" -eq 0 ] && [[ "$out" == kiln\ * ]]; then pass version; else fail version "rc $rc"; fi
 run_kiln help --help
