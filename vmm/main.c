@@ -328,7 +328,8 @@ static void start_event_loop(struct kiln *k)
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
 	if (!err)
-		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio);
+		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio,
+				    &k->vm);
 	if (err)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
