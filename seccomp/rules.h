@@ -167,6 +167,9 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW_IF(R_VMM, fcntl, ARG32(1, F_SETFD),
 	     "snapshot: musl's open() sets FD_CLOEXEC again (for kernels without O_CLOEXEC)"),
     ALLOW(R_VMM, pwrite64, "snapshot: writes the state file and the memory file's pages"),
+    ALLOW(R_VMM, pread64,
+	  "metrics: reads KVM's binary stats (the counters' values, from the VM's and vCPUs' "
+	  "stats fds opened at setup) on each flush"),
     ALLOW(R_VMM, ftruncate, "snapshot: sizes the memory file (holes where the guest has zeros)"),
     ALLOW(R_VMM, mremap, "snapshot: musl's realloc() grows the state file's buffer"),
 

@@ -1,5 +1,6 @@
 /* The state of one kiln process (struct kiln), shared by main.c, which builds and runs the
- * VM top-down, and kiln_api.c, which connects the REST API to it. Private to those two. */
+ * VM top-down, kiln_args.c, which parses the command line, and kiln_api.c, which connects the
+ * REST API to it. Private to those. */
 #ifndef KILN_KILN_H
 #define KILN_KILN_H
 
@@ -11,6 +12,7 @@
 #include "vmm/api.h"
 #include "vmm/api_call.h"
 #include "vmm/api_http.h"
+#include "vmm/boot_timer.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
@@ -30,6 +32,7 @@ struct kiln_args {
 	const char *mem_file;	  /* --mem-file: its memory file */
 	bool no_seccomp;	  /* debugging only */
 	bool virtio_mmio_cmdline; /* describe devices on the cmdline too (kernels without ACPI) */
+	bool boot_timer;	  /* --boot-timer: Firecracker's boot timer device */
 };
 
 /* Everything one kiln process runs, in one struct passed explicitly. */
@@ -50,6 +53,7 @@ struct kiln {
 	struct ev_source signal_src;
 	int metrics_fd;
 	struct metrics metrics;
+	struct boot_timer boot_timer; /* on the MMIO bus only with --boot-timer */
 	/* Control sources (signals, VM exit, API calls) live in their own loop, nested in the
 	 * device loop: a paused VM (or one not built yet) serves only this one. */
 	struct evloop ctrl;
@@ -65,6 +69,11 @@ struct kiln {
 	bool paused;
 	struct kiln_restore *restore; /* a snapshot to restore instead of booting, or NULL */
 };
+
+/* Parses kiln's command line into a (defaults for what is not given). --help, --version and
+ * --describe-snapshot print and exit 0 (2 for a bad state file); a bad flag or combination
+ * exits 2 with one line naming it. */
+void kiln_parse_args(int argc, char **argv, struct kiln_args *a);
 
 /* Maps guest memory and reads the kernel (and initrd) into it, checked against their own
  * headers, before /dev/kvm is opened; once. 0, or -errno with one line in err naming the

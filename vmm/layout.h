@@ -26,6 +26,11 @@
 #define LAYOUT_IOAPIC_ADDR 0xfec00000ULL
 #define LAYOUT_LAPIC_ADDR 0xfee00000ULL
 #define LAYOUT_HIGH_RAM_START 0x100000000ULL
+/* Firecracker's boot timer (--boot-timer) at its x86_64 BOOT_DEVICE_MEM_START, the start of
+ * Firecracker's 1 GiB gap: below kiln's gap, so guest RAM when a guest has more than 3 GiB
+ * (then kiln leaves the device out: vmm/boot_timer.h). */
+#define LAYOUT_BOOT_TIMER_ADDR 0xc0000000ULL
+#define LAYOUT_BOOT_TIMER_SIZE 0x1000ULL
 
 /* Legacy I/O ports and ISA interrupts. */
 #define LAYOUT_COM1_PORT 0x3f8

@@ -9,6 +9,7 @@
 #include "vmm/api.h"
 #include "vmm/api_call.h"
 #include "vmm/api_http.h"
+#include "vmm/boot_timer.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/evloop.h"
@@ -22,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,8 +35,6 @@
 #include <unistd.h>
 
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
-#define DEFAULT_API_SOCK "/run/kiln.socket"
-#define DEFAULT_ID "anonymous-instance"
 
 /* Setup failed after devices were added: undo what outlives the process (the vsock socket
  * file), then report like die(). */
@@ -53,139 +51,6 @@ static void setup_fail(struct kiln *k, int code, const char *fmt, ...)
 	if (k->devices_added)
 		virtio_set_destroy(&k->virtio);
 	die(code, "%s", buf);
-}
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: kiln [--api-sock PATH] [--config-file PATH] [--id ID]\n"
-		"            [--http-api-max-payload-size BYTES] [--no-seccomp]\n"
-		"            [--virtio-mmio-cmdline]\n"
-		"       kiln --no-api --config-file PATH [...]\n"
-		"       kiln [--no-api] --restore-from STATE --mem-file MEM [...]\n"
-		"       kiln --describe-snapshot STATE\n"
-		"       kiln --help | --version\n"
-		"Serves Firecracker's REST API on the Unix socket --api-sock "
-		"(default\n" DEFAULT_API_SOCK
-		") and boots the microVM on InstanceStart, or at once from\n"
-		"--config-file (Firecracker's schema). Exits when the guest reboots or powers\n"
-		"off. SIGUSR2 logs the state of every vCPU and virtqueue; SIGTERM logs it too,\n"
-		"then stops the VM.\n"
-		"  --no-api               no API socket (needs --config-file or --restore-from)\n"
-		"  --restore-from STATE   restore the snapshot STATE with the memory file MEM\n"
-		"  --mem-file MEM         (--restore-from's), and run it\n"
-		"  --describe-snapshot STATE  print what a snapshot's state file holds\n"
-		"  --no-seccomp           run without seccomp filters (debugging only)\n"
-		"  --virtio-mmio-cmdline  also describe virtio devices with virtio_mmio.device=\n"
-		"                         on the kernel command line, for kernels without ACPI\n");
-}
-
-static size_t parse_size(const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (1u << 30))
-		die(KILN_EXIT_BADCFG, "--http-api-max-payload-size: %s: expected 1..%u bytes", s,
-		    1u << 30);
-	return (size_t)v;
-}
-
-/* --describe-snapshot: the state file's contents on stdout, then exit. */
-static _Noreturn void describe_snapshot(const char *path)
-{
-	char err[512];
-	if (kiln_snapshot_describe(path, stdout, err, sizeof(err)))
-		die(KILN_EXIT_BADCFG, "--describe-snapshot: %s", err);
-	exit(KILN_EXIT_OK);
-}
-
-static void parse_args(int argc, char **argv, struct kiln_args *a)
-{
-	a->id = DEFAULT_ID;
-	a->api_sock = DEFAULT_API_SOCK;
-	a->max_payload = API_DEFAULT_MAX_PAYLOAD;
-	enum {
-		OPT_CONFIG = 1,
-		OPT_ID,
-		OPT_NO_API,
-		OPT_API_SOCK,
-		OPT_MAX_PAYLOAD,
-		OPT_NO_SECCOMP,
-		OPT_MMIO_CMDLINE,
-		OPT_RESTORE,
-		OPT_MEM_FILE,
-		OPT_DESCRIBE,
-		OPT_HELP,
-		OPT_VERSION
-	};
-	static const struct option opts[] = {
-	    {"config-file", required_argument, NULL, OPT_CONFIG},
-	    {"id", required_argument, NULL, OPT_ID},
-	    {"no-api", no_argument, NULL, OPT_NO_API},
-	    {"api-sock", required_argument, NULL, OPT_API_SOCK},
-	    {"http-api-max-payload-size", required_argument, NULL, OPT_MAX_PAYLOAD},
-	    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
-	    {"virtio-mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
-	    {"restore-from", required_argument, NULL, OPT_RESTORE},
-	    {"mem-file", required_argument, NULL, OPT_MEM_FILE},
-	    {"describe-snapshot", required_argument, NULL, OPT_DESCRIBE},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {0, 0, 0, 0},
-	};
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CONFIG:
-			a->config_path = optarg;
-			break;
-		case OPT_ID:
-			a->id = optarg;
-			break;
-		case OPT_NO_API:
-			a->no_api = true;
-			break;
-		case OPT_API_SOCK:
-			a->api_sock = optarg;
-			break;
-		case OPT_MAX_PAYLOAD:
-			a->max_payload = parse_size(optarg);
-			break;
-		case OPT_NO_SECCOMP:
-			a->no_seccomp = true;
-			break;
-		case OPT_MMIO_CMDLINE:
-			a->virtio_mmio_cmdline = true;
-			break;
-		case OPT_RESTORE:
-			a->restore_from = optarg;
-			break;
-		case OPT_MEM_FILE:
-			a->mem_file = optarg;
-			break;
-		case OPT_DESCRIBE:
-			describe_snapshot(optarg);
-		case OPT_HELP:
-			usage(stdout);
-			exit(KILN_EXIT_OK);
-		case OPT_VERSION:
-			printf("kiln %s\n", KILN_VERSION);
-			exit(KILN_EXIT_OK);
-		default:
-			die(KILN_EXIT_BADCFG, "%s: unknown option or missing argument (see --help)",
-			    argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		die(KILN_EXIT_BADCFG, "%s: unexpected argument (see --help)", argv[optind]);
-	if (a->restore_from && a->config_path)
-		die(KILN_EXIT_BADCFG, "--restore-from and --config-file exclude each other");
-	if (!a->restore_from != !a->mem_file)
-		die(KILN_EXIT_BADCFG, "--restore-from and --mem-file go together (see --help)");
-	if (a->no_api && !a->config_path && !a->restore_from)
-		die(KILN_EXIT_BADCFG, "--no-api needs --config-file or --restore-from (see --help)");
 }
 
 static int open_output(const char *path)
@@ -319,6 +184,10 @@ static void add_legacy_devices(struct kiln *k)
 	    (err = bus_add(&vm->pio, LAYOUT_I8042_DATA_PORT, 5, &i8042_bus_ops, &k->i8042)) ||
 	    (err = bus_add(&vm->pio, LAYOUT_ACPI_SLEEP_CTL_PORT, 3, &acpi_pm_bus_ops, &k->pm)))
 		die(KILN_EXIT_ERROR, "I/O bus: %s", strerror(-err));
+	/* Firecracker's boot timer only times boots, and is on the bus only when asked for. */
+	if (k->args.boot_timer && !k->restore &&
+	    (err = boot_timer_add(&k->boot_timer, &vm->mmio, &vm->mem)))
+		die(KILN_EXIT_ERROR, "boot timer: %s", strerror(-err));
 }
 
 /* Block, network and vsock devices: each on its own virtio-mmio window, IRQ and ACPI entry.
@@ -459,7 +328,8 @@ static void start_event_loop(struct kiln *k)
 	if (!err)
 		err = console_start(&k->console, &k->serial, &k->loop, STDIN_FILENO);
 	if (!err)
-		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio);
+		err = metrics_start(&k->metrics, k->metrics_fd, &k->loop, &k->serial, &k->virtio,
+				    &k->vm);
 	if (err)
 		setup_fail(k, KILN_EXIT_ERROR, "event loop: %s", strerror(-err));
 }
@@ -478,8 +348,9 @@ static int run_vm(struct kiln *k)
 	}
 	if (!err && k->restore) {
 		metrics_latency(&k->metrics, LAT_LOAD_SNAPSHOT, k->restore->start_ns);
-		log_info("snapshot %s restored in %llu us", k->restore->params.snapshot_path,
-			 (unsigned long long)atomic_load(&k->metrics.latency_us[LAT_LOAD_SNAPSHOT]));
+		log_info(
+		    "snapshot %s restored in %llu us", k->restore->params.snapshot_path,
+		    (unsigned long long)atomic_load(&k->metrics.latency_us[LAT_LOAD_SNAPSHOT]));
 	}
 	kiln_api_vm_started(k, err);
 	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
@@ -547,6 +418,7 @@ static void restore_state(struct kiln *k)
  * restore, whose memory already holds everything the guest had. */
 static void build_vm(struct kiln *k)
 {
+	boot_timer_start(&k->boot_timer); /* Firecracker's request_ts: the build begins */
 	open_outputs(k);
 	if (!k->restore)
 		load_images(k); /* a bad image is exit 2 before /dev/kvm is opened */
@@ -569,7 +441,7 @@ int main(int argc, char **argv)
 	sigset_t handled;
 	if (!k)
 		die(KILN_EXIT_ERROR, "out of memory");
-	parse_args(argc, argv, &k->args);
+	kiln_parse_args(argc, argv, &k->args);
 	/* First: a SIGTERM during setup (after the vsock socket is bound, say) then waits for the
 	 * event loop and ends the VM cleanly, instead of killing kiln with its files left. */
 	block_signals(&handled);

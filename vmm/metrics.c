@@ -35,8 +35,16 @@ static const char *const vsock_names[VSOCK_NR_COUNTERS] = {
     "rx_packets_count", "tx_packets_count", "rx_bytes_count", "tx_bytes_count",
     "conns_added",	"conns_removed",    "conns_refused",  "malformed"};
 
-static const char *const latency_names[LAT_NR] = {
-    "full_create_snapshot", "diff_create_snapshot", "load_snapshot", "pause_vm", "resume_vm"};
+static const char *const vcpu_names[VCPU_NR_COUNTS] = {
+    [VCPU_EXIT_IO_IN] = "exit_io_in",
+    [VCPU_EXIT_IO_OUT] = "exit_io_out",
+    [VCPU_EXIT_MMIO_READ] = "exit_mmio_read",
+    [VCPU_EXIT_MMIO_WRITE] = "exit_mmio_write",
+    [VCPU_FAILURES] = "failures",
+};
+
+static const char *const latency_names[LAT_NR] = {"full_create_snapshot", "diff_create_snapshot",
+						  "load_snapshot", "pause_vm", "resume_vm"};
 
 /* ,"<prefix><id>":{"name":value,...} */
 static void put_counters(char *buf, size_t cap, size_t *len, const char *prefix, const char *id,
@@ -65,6 +73,21 @@ static void put_kind(char *buf, size_t cap, size_t *len, const char *kind,
 	put_counters(buf, cap, len, kind, "", names, n, sum);
 }
 
+/* ,"kvm":{"<KVM's name>":value,...} with the counters this KVM has. */
+static void put_kvm(char *buf, size_t cap, size_t *len, const struct metrics_snapshot *s)
+{
+	const char *sep = "";
+	put(buf, cap, len, ",\"kvm\":{");
+	for (unsigned i = 0; i < KVM_STAT_NR; i++) {
+		if (!(s->kvm_present & (1u << i)))
+			continue;
+		put(buf, cap, len, "%s\"%s\":%llu", sep, kvm_stat_name(i),
+		    (unsigned long long)s->kvm[i]);
+		sep = ",";
+	}
+	put(buf, cap, len, "}");
+}
+
 int metrics_format(const struct metrics_snapshot *s, char *buf, size_t cap)
 {
 	size_t len = 0;
@@ -79,6 +102,9 @@ int metrics_format(const struct metrics_snapshot *s, char *buf, size_t cap)
 		put_counters(buf, cap, &len, "vsock", "", vsock_names, VSOCK_NR_COUNTERS,
 			     s->vsock.c);
 	put_counters(buf, cap, &len, "latencies_us", "", latency_names, LAT_NR, s->latency_us);
+	put_counters(buf, cap, &len, "vcpu", "", vcpu_names, VCPU_NR_COUNTS, s->vcpu);
+	if (s->has_kvm)
+		put_kvm(buf, cap, &len, s);
 	put(buf, cap, &len, "}\n");
 	return len >= cap ? -ENOSPC : (int)len;
 }
@@ -108,6 +134,17 @@ static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 	pthread_mutex_unlock(&s->mmio.lock);
 }
 
+/* Firecracker's vcpu fields, summed over the vCPUs, and KVM's own counts where it has them. */
+static void snapshot_vcpus(struct metrics *m, struct metrics_snapshot *snap)
+{
+	for (unsigned v = 0; m->vm && v < m->vm->nr_vcpus; v++)
+		for (unsigned i = 0; i < VCPU_NR_COUNTS; i++)
+			snap->vcpu[i] +=
+			    atomic_load_explicit(&m->vm->vcpu[v].counts[i], memory_order_relaxed);
+	snap->has_kvm = m->kvm_stats.nr > 0 &&
+			kvm_stats_read(&m->kvm_stats, snap->kvm, &snap->kvm_present) == 0;
+}
+
 void metrics_snapshot_take(struct metrics *m, struct metrics_snapshot *snap)
 {
 	struct timespec ts;
@@ -123,6 +160,7 @@ void metrics_snapshot_take(struct metrics *m, struct metrics_snapshot *snap)
 		snapshot_slot(snap, m->virtio->slot[i]);
 	for (unsigned i = 0; i < LAT_NR; i++)
 		snap->latency_us[i] = atomic_load(&m->latency_us[i]);
+	snapshot_vcpus(m, snap);
 }
 
 int metrics_flush(struct metrics *m, const char *exit_reason)
@@ -151,12 +189,14 @@ static void metrics_on_timer(void *ctx, uint32_t events)
 }
 
 int metrics_start(struct metrics *m, int fd, struct evloop *loop, struct serial *serial,
-		  struct virtio_set *virtio)
+		  struct virtio_set *virtio, struct vm *vm)
 {
-	*m = (struct metrics){.fd = fd, .serial = serial, .virtio = virtio, .loop = loop};
+	*m = (struct metrics){.fd = fd, .serial = serial, .virtio = virtio, .vm = vm, .loop = loop};
 	m->timer_src = (struct ev_source){.handle = metrics_on_timer, .ctx = m, .fd = -1};
 	if (fd < 0)
 		return 0;
+	if (vm)
+		kvm_stats_open(&m->kvm_stats, vm);
 	m->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->timer_src.fd < 0)
 		return -errno;
@@ -175,6 +215,7 @@ void metrics_stop(struct metrics *m)
 	}
 	if (m->fd >= 0)
 		close(m->fd);
+	kvm_stats_close(&m->kvm_stats);
 	m->timer_src.fd = m->fd = -1;
 }
 

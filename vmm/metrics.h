@@ -10,7 +10,9 @@
 
 #include "virtio/devices.h"
 #include "vmm/evloop.h"
+#include "vmm/kvm_stats.h"
 #include "vmm/serial.h"
+#include "vmm/vm.h"
 
 #define METRICS_PERIOD_S 60
 #define METRICS_ID_MAX 80 /* a device id, as in the transport's name */
@@ -75,12 +77,18 @@ struct metrics_snapshot {
 	int has_vsock;
 	struct metrics_dev vsock;
 	uint64_t latency_us[LAT_NR];
+	uint64_t vcpu[VCPU_NR_COUNTS]; /* Firecracker's "vcpu", summed over the vCPUs */
+	int has_kvm;		       /* KVM has binary stats: a "kvm" object */
+	uint32_t kvm_present;	       /* which of kvm[] KVM has (bit KVM_STAT_*) */
+	uint64_t kvm[KVM_STAT_NR];     /* KVM's counters, summed over the VM and its vCPUs */
 };
 
 struct metrics {
 	int fd; /* -1: no metrics configured */
 	struct serial *serial;
 	struct virtio_set *virtio;
+	struct vm *vm;
+	struct kvm_stats kvm_stats; /* opened by metrics_start(), before the seccomp filters */
 	struct evloop *loop;
 	struct ev_source timer_src;
 	_Atomic uint64_t latency_us[LAT_NR];
@@ -96,17 +104,19 @@ uint64_t metrics_now_ns(void);
  * -ENOSPC when it does not fit. */
 int metrics_format(const struct metrics_snapshot *snap, char *buf, size_t cap);
 
-/* Copies the counters of the UART and every virtio device into snap. */
+/* Copies the counters of the UART, every virtio device, the vCPUs and KVM into snap. */
 void metrics_snapshot_take(struct metrics *m, struct metrics_snapshot *snap);
 
-/* Starts the periodic flush on `loop` (a timerfd). fd -1 does nothing. 0 or -errno. */
+/* Starts the periodic flush on `loop` (a timerfd) and opens KVM's binary stats of vm (its
+ * vCPUs created; NULL: no vCPU or KVM counters). Call during setup: the stats files are
+ * opened with an ioctl the seccomp filters deny. fd -1 does nothing. 0 or -errno. */
 int metrics_start(struct metrics *m, int fd, struct evloop *loop, struct serial *serial,
-		  struct virtio_set *virtio);
+		  struct virtio_set *virtio, struct vm *vm);
 
 /* Writes one line now; exit_reason is NULL while the VM runs. 0 or -errno. */
 int metrics_flush(struct metrics *m, const char *exit_reason);
 
-/* Stops the timer and closes the metrics fd. */
+/* Stops the timer and closes the metrics fd and KVM's stats files. */
 void metrics_stop(struct metrics *m);
 
 #endif

@@ -57,7 +57,12 @@ static int vcpu_system_event(struct vcpu *v)
 	}
 }
 
-/* Notes an exit for the state lines (vcpu_log_state). */
+static void vcpu_count(struct vcpu *v, unsigned which)
+{
+	atomic_fetch_add_explicit(&v->counts[which], 1, memory_order_relaxed);
+}
+
+/* Notes an exit for the state lines (vcpu_log_state) and the metrics. */
 static void vcpu_count_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -66,10 +71,12 @@ static void vcpu_count_exit(struct vcpu *v)
 		v->last_io_exit = KVM_EXIT_IO;
 		v->last_io_write = run->io.direction == KVM_EXIT_IO_OUT;
 		v->last_io_addr = run->io.port;
+		vcpu_count(v, v->last_io_write ? VCPU_EXIT_IO_OUT : VCPU_EXIT_IO_IN);
 	} else if (run->exit_reason == KVM_EXIT_MMIO) {
 		v->last_io_exit = KVM_EXIT_MMIO;
 		v->last_io_write = run->mmio.is_write;
 		v->last_io_addr = run->mmio.phys_addr;
+		vcpu_count(v, v->last_io_write ? VCPU_EXIT_MMIO_WRITE : VCPU_EXIT_MMIO_READ);
 	}
 }
 
@@ -111,6 +118,7 @@ int vcpu_handle_exit(struct vcpu *v)
 		log_err("vCPU %u: unexpected KVM exit %u", v->index, run->exit_reason);
 		break;
 	}
+	vcpu_count(v, VCPU_FAILURES);
 	vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
 	return 1;
 }
@@ -162,6 +170,7 @@ static void vcpu_run_loop(struct vcpu *v)
 		if (vcpu_kvm_run(v, fail_run) < 0) {
 			if (errno != EINTR && errno != EAGAIN) {
 				log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+				vcpu_count(v, VCPU_FAILURES);
 				vm_request_exit(&v->vm->exit, VM_EXIT_ERROR);
 				break;
 			}

@@ -44,6 +44,18 @@ void vm_request_exit(struct vm_exit_ctl *ctl, enum vm_exit_reason reason);
 
 struct vm;
 
+/* Firecracker's `vcpu` metrics, counted per vCPU by its own thread with relaxed atomics (the
+ * metrics flush sums them on the VMM thread): port and MMIO exits by direction, and exits
+ * that end the vCPU in error (a KVM_RUN error, KVM internal/entry failure, an unknown exit). */
+enum {
+	VCPU_EXIT_IO_IN,
+	VCPU_EXIT_IO_OUT,
+	VCPU_EXIT_MMIO_READ,
+	VCPU_EXIT_MMIO_WRITE,
+	VCPU_FAILURES,
+	VCPU_NR_COUNTS
+};
+
 struct vcpu {
 	unsigned index;
 	int fd;
@@ -59,6 +71,7 @@ struct vcpu {
 	uint32_t last_io_exit; /* KVM_EXIT_IO or KVM_EXIT_MMIO, 0 before the first */
 	bool last_io_write;
 	uint64_t last_io_addr;
+	_Atomic uint64_t counts[VCPU_NR_COUNTS]; /* VCPU_EXIT_IO_IN... */
 };
 
 struct vm {

@@ -1,5 +1,5 @@
 /* Metrics: the JSON line's shape (parsed back with jsmn), per-device and aggregate objects,
- * overflow, and a flush through a pipe. */
+ * the vcpu and kvm objects, overflow, and a flush through a pipe. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,7 +103,71 @@ static void test_latencies(void **state)
 	assert_true(metrics_format(&s, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf, ",\"latencies_us\":{\"full_create_snapshot\":0,"
 				    "\"diff_create_snapshot\":0,\"load_snapshot\":1234,"
-				    "\"pause_vm\":0,\"resume_vm\":7}}\n"));
+				    "\"pause_vm\":0,\"resume_vm\":7},\"vcpu\":{"));
+}
+
+/* Firecracker's vcpu object, always there; kiln's kvm object only with KVM's binary stats,
+ * holding the counters this KVM has, in KVM's names. */
+static void test_vcpu_and_kvm(void **state)
+{
+	(void)state;
+	struct metrics_snapshot s;
+	char buf[8192];
+	jsmntok_t tok[512];
+	fill(&s);
+	s.vcpu[VCPU_EXIT_IO_IN] = 1;
+	s.vcpu[VCPU_EXIT_IO_OUT] = 23;
+	s.vcpu[VCPU_EXIT_MMIO_READ] = 4;
+	s.vcpu[VCPU_EXIT_MMIO_WRITE] = 5;
+	s.vcpu[VCPU_FAILURES] = 6;
+	int len = metrics_format(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_non_null(strstr(buf,
+			       ",\"vcpu\":{\"exit_io_in\":1,\"exit_io_out\":23,"
+			       "\"exit_mmio_read\":4,\"exit_mmio_write\":5,\"failures\":6}}\n"));
+	assert_null(strstr(buf, "\"kvm\""));
+	s.has_kvm = 1;
+	s.kvm_present = (1u << KVM_STAT_EXITS) | (1u << KVM_STAT_IRQ_INJECTIONS);
+	s.kvm[KVM_STAT_EXITS] = 1000;
+	s.kvm[KVM_STAT_IO_EXITS] = 77; /* not present: not printed */
+	s.kvm[KVM_STAT_IRQ_INJECTIONS] = 9;
+	len = metrics_format(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_true(parse(buf, len - 1, tok, 512) > 0);
+	assert_non_null(
+	    strstr(buf, "\"failures\":6},\"kvm\":{\"exits\":1000,\"irq_injections\":9}}\n"));
+	s.kvm_present = 0; /* a KVM with none of them: an empty object, still valid JSON */
+	len = metrics_format(&s, buf, sizeof(buf));
+	assert_non_null(strstr(buf, ",\"kvm\":{}}\n"));
+	assert_true(parse(buf, len - 1, tok, 512) > 0);
+}
+
+/* The vcpu fields are the sums over the vCPUs of their own counts. */
+static void test_vcpu_sums(void **state)
+{
+	(void)state;
+	static struct vm vm; /* large: not on the stack */
+	struct metrics m;
+	struct evloop loop;
+	struct metrics_snapshot s;
+	assert_int_equal(evloop_init(&loop), 0);
+	vm.kvm_fd = -1; /* no KVM: no kvm object */
+	vm.nr_vcpus = 3;
+	atomic_store(&vm.vcpu[0].counts[VCPU_EXIT_IO_OUT], 10);
+	atomic_store(&vm.vcpu[2].counts[VCPU_EXIT_IO_OUT], 5);
+	atomic_store(&vm.vcpu[1].counts[VCPU_EXIT_MMIO_READ], 7);
+	atomic_store(&vm.vcpu[3].counts[VCPU_FAILURES], 99); /* not a vCPU of this VM */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(metrics_start(&m, p[1], &loop, NULL, NULL, &vm), 0);
+	metrics_snapshot_take(&m, &s);
+	assert_int_equal(s.vcpu[VCPU_EXIT_IO_OUT], 15);
+	assert_int_equal(s.vcpu[VCPU_EXIT_MMIO_READ], 7);
+	assert_int_equal(s.vcpu[VCPU_FAILURES], 0);
+	assert_int_equal(s.has_kvm, 0);
+	metrics_stop(&m);
+	close(p[0]);
+	evloop_destroy(&loop);
 }
 
 static void test_overflow(void **state)
@@ -127,7 +191,7 @@ static void test_flush_to_pipe(void **state)
 	struct metrics m;
 	struct evloop loop;
 	assert_int_equal(evloop_init(&loop), 0);
-	assert_int_equal(metrics_start(&m, p[1], &loop, NULL, NULL), 0);
+	assert_int_equal(metrics_start(&m, p[1], &loop, NULL, NULL, NULL), 0);
 	assert_int_equal(metrics_flush(&m, "poweroff"), 0);
 	char buf[4096];
 	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
@@ -147,7 +211,7 @@ static void test_no_metrics_configured(void **state)
 	struct metrics m;
 	struct evloop loop;
 	assert_int_equal(evloop_init(&loop), 0);
-	assert_int_equal(metrics_start(&m, -1, &loop, NULL, NULL), 0);
+	assert_int_equal(metrics_start(&m, -1, &loop, NULL, NULL, NULL), 0);
 	assert_int_equal(metrics_flush(&m, "reboot"), 0);
 	metrics_stop(&m);
 	evloop_destroy(&loop);
@@ -156,12 +220,10 @@ static void test_no_metrics_configured(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_format_shape),
-	    cmocka_unit_test(test_running_has_no_exit_reason),
-	    cmocka_unit_test(test_latencies),
-	    cmocka_unit_test(test_overflow),
-	    cmocka_unit_test(test_flush_to_pipe),
-	    cmocka_unit_test(test_no_metrics_configured),
+	    cmocka_unit_test(test_format_shape),  cmocka_unit_test(test_running_has_no_exit_reason),
+	    cmocka_unit_test(test_latencies),	  cmocka_unit_test(test_vcpu_and_kvm),
+	    cmocka_unit_test(test_vcpu_sums),	  cmocka_unit_test(test_overflow),
+	    cmocka_unit_test(test_flush_to_pipe), cmocka_unit_test(test_no_metrics_configured),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

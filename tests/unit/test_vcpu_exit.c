@@ -398,6 +398,45 @@ static void test_errors(void **state)
 	expect_stop(f, 0xdeadbeef, 0, VM_EXIT_ERROR);
 }
 
+static uint64_t count(struct fx *f, unsigned which)
+{
+	return atomic_load(&f->v->counts[which]);
+}
+
+/* Firecracker's vcpu metrics: one count per exit (a string I/O of 4 items is one exit), by
+ * direction; failures for the exits that end the vCPU in error, not for a guest's own ends. */
+static void test_metric_counts(void **state)
+{
+	struct fx *f = *state;
+	set_io(f, KVM_EXIT_IO_OUT, 1, DEV_PORT, 4, DATA_OFF);
+	assert_int_equal(vcpu_handle_exit(f->v), 0);
+	set_io(f, KVM_EXIT_IO_OUT, 1, 0x80, 1, DATA_OFF); /* unclaimed: still an exit */
+	assert_int_equal(vcpu_handle_exit(f->v), 0);
+	set_io(f, KVM_EXIT_IO_IN, 2, DEV_PORT, 1, DATA_OFF);
+	assert_int_equal(vcpu_handle_exit(f->v), 0);
+	set_mmio(f, DEV_MMIO, 4, 1);
+	assert_int_equal(vcpu_handle_exit(f->v), 0);
+	for (int i = 0; i < 3; i++) {
+		set_mmio(f, DEV_MMIO + 4, 4, 0);
+		assert_int_equal(vcpu_handle_exit(f->v), 0);
+	}
+	f->run->exit_reason = KVM_EXIT_HLT;
+	assert_int_equal(vcpu_handle_exit(f->v), 0);
+	assert_int_equal(count(f, VCPU_EXIT_IO_OUT), 2);
+	assert_int_equal(count(f, VCPU_EXIT_IO_IN), 1);
+	assert_int_equal(count(f, VCPU_EXIT_MMIO_WRITE), 1);
+	assert_int_equal(count(f, VCPU_EXIT_MMIO_READ), 3);
+	assert_int_equal(count(f, VCPU_FAILURES), 0);
+	expect_stop(f, KVM_EXIT_SHUTDOWN, 0, VM_EXIT_TRIPLE_FAULT);
+	expect_stop(f, KVM_EXIT_SYSTEM_EVENT, KVM_SYSTEM_EVENT_SHUTDOWN, VM_EXIT_POWEROFF);
+	assert_int_equal(count(f, VCPU_FAILURES), 0);
+	expect_stop(f, KVM_EXIT_INTERNAL_ERROR, 0, VM_EXIT_ERROR);
+	expect_stop(f, KVM_EXIT_FAIL_ENTRY, 0, VM_EXIT_ERROR);
+	expect_stop(f, 0xdeadbeef, 0, VM_EXIT_ERROR);
+	assert_int_equal(count(f, VCPU_FAILURES), 3);
+	assert_int_equal(count(f, VCPU_EXIT_IO_OUT) + count(f, VCPU_EXIT_MMIO_READ), 5);
+}
+
 static void test_first_reason_wins(void **state)
 {
 	struct fx *f = *state;
@@ -436,6 +475,7 @@ int main(void)
 	    T(test_reason_names_and_codes),
 	    T(test_system_events),
 	    T(test_errors),
+	    T(test_metric_counts),
 	    T(test_first_reason_wins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
