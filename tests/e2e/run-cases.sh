@@ -63,6 +63,9 @@ run_case() {
 	fi
 	wait "$pid"
 	rc=$?
+	# What a failed case left running (a host nc listener, a uds-tool) would hold ports and
+	# sockets the next case needs: the session goes whole, whichever way the case ended.
+	kill -KILL -- "-$pid" 2> /dev/null
 	t=$(($(uptime_cs) - start))
 	echo "E2E-TIME $1 $((t / 100)).$(printf '%02d' $((t % 100)))"
 	ok=no
