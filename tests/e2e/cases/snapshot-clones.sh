@@ -31,7 +31,7 @@ cat > "$E2E_CASE.json" << EOT
 }
 EOT
 pids=
-trap 'kill -KILL $pids 2> /dev/null' EXIT
+trap 'kill_dumped $pids' EXIT
 
 # start_kiln NAME [ARGS]: a kiln with console NAME.console, stderr NAME.stderr, stdin the
 # FIFO NAME.stdin and (unless ARGS say --no-api) the API on NAME.api; sets kpid.
@@ -40,8 +40,8 @@ start_kiln() {
 	shift
 	rm -f "$n.stdin" "$n.api"
 	mkfifo "$n.stdin" || fail "mkfifo $n.stdin"
-	console=$E2E_WORK/$n.console
-	stderr_log=$E2E_WORK/$n.stderr
+	console=$E2E_WORK/$E2E_CASE.$n.console
+	stderr_log=$E2E_WORK/$E2E_CASE.$n.stderr
 	sock=$E2E_WORK/$n.api
 	case " $* " in
 	*" --no-api "*) "$KILN" "$@" > "$console" 2> "$stderr_log" <> "$n.stdin" & ;;
@@ -54,7 +54,7 @@ start_kiln() {
 
 # restored NAME BEFORE: NAME's guest counts on from the console BEFORE, without booting again.
 restored() {
-	console=$E2E_WORK/$1.console
+	console=$E2E_WORK/$E2E_CASE.$1.console
 	wait_console "KILN-E2E: tick " 60
 	sleep 2
 	ticks_go_on "$2" "$console"
@@ -63,8 +63,8 @@ restored() {
 
 # finish NAME PID: NAME's guest powers off on "done"; kiln exits 0 with reason poweroff.
 finish() {
-	console=$E2E_WORK/$1.console
-	stderr_log=$E2E_WORK/$1.stderr
+	console=$E2E_WORK/$E2E_CASE.$1.console
+	stderr_log=$E2E_WORK/$E2E_CASE.$1.stderr
 	echo done > "$1.stdin"
 	wait_exit "$2" 60
 	expect_end poweroff

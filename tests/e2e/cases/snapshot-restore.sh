@@ -45,7 +45,7 @@ rm -f "$sock" "$sock"2 "$fifo"
 mkfifo "$fifo" || fail "mkfifo $fifo"
 "$KILN" --api-sock "$sock" --config-file "$E2E_CASE.json" > "$console" 2> "$stderr_log" <> "$fifo" &
 kpid=$!
-trap 'kill -KILL $kpid $kpid2 $echo_pid 2> /dev/null; net_cleanup' EXIT
+trap 'kill_dumped $kpid $kpid2; net_cleanup' EXIT
 wait_api_socket "$sock" "$kpid"
 wait_console "KILN-E2E: snap ready" 120
 wait_console "KILN-E2E: tick 2" 30
@@ -72,8 +72,8 @@ mac=$(cat /sys/class/net/kiln-snap0/address)
 tap_up kiln-snap1 10.79.0.1/24
 ip link set kiln-snap1 address "$mac" || fail "ip link set kiln-snap1 address $mac"
 console1=$console
-console=$E2E_WORK/$E2E_CASE.console2
-stderr_log=$E2E_WORK/$E2E_CASE.stderr2
+console=$E2E_WORK/$E2E_CASE.load.console
+stderr_log=$E2E_WORK/$E2E_CASE.load.stderr
 sock=$E2E_WORK/$E2E_CASE.api2
 "$KILN" --api-sock "$sock" > "$console" 2> "$stderr_log" <> "$fifo" &
 kpid2=$!
