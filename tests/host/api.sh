@@ -235,7 +235,7 @@ go_on() {
 	seam=$(awk 'NR > 1 && $1 != prev + 1 { print "tick " prev " then " $1; exit } { prev = $1 }' "$T/seq")
 	now=$(tail -n 1 "$T/seq")
 	if [ -n "$seam" ]; then
-		echo "the count does not go on: $seam"
+		echo "the count does not go on: $seam (before: ...$(tail -c 80 "$1" | tr '\n' '|'); after: $(head -c 120 "$2" | tr '\n' '|')...)"
 	elif [ -z "$last" ] || [ "$now" -le "$last" ]; then
 		echo "no tick after the restore (last before: ${last:-none})"
 	fi
