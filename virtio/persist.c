@@ -42,13 +42,6 @@ static bool all_zero(const void *p, size_t len)
 	return true;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- virtio-blk ------------------------------------------------------------------------ */
 
 /* Whether io_uring holds a request of b that will complete: waiting for it cannot hang
@@ -71,14 +64,14 @@ static bool blk_in_kernel(const struct virtio_blk *b)
 static int blk_drain(struct virtio_slot *s)
 {
 	struct virtio_blk *b = s->dev;
-	uint64_t deadline = now_ns() + BLK_DRAIN_TIMEOUT_NS;
+	uint64_t deadline = monotonic_ns() + BLK_DRAIN_TIMEOUT_NS;
 	for (;;) {
 		virtio_mmio_run(&s->mmio, virtio_blk_claim, NULL);
 		virtio_blk_io(b, blk_in_kernel(b));
 		virtio_mmio_run(&s->mmio, virtio_blk_complete, NULL);
 		if (!virtio_blk_busy(b))
 			return 0;
-		if (now_ns() >= deadline)
+		if (monotonic_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
 }

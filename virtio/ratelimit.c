@@ -1,4 +1,5 @@
 #include "virtio/ratelimit.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <string.h>
@@ -92,7 +93,7 @@ int ratelimit_init(struct ratelimit *rl, const struct rate_limiter_cfg *cfg)
 {
 	memset(rl, 0, sizeof(*rl));
 	rl->timer_fd = -1;
-	uint64_t now = ratelimit_now_ns();
+	uint64_t now = monotonic_ns();
 	bool present = cfg && cfg->present;
 	rl_bucket_init(&rl->bw, present ? &cfg->bandwidth : NULL, now);
 	rl_bucket_init(&rl->ops, present ? &cfg->ops : NULL, now);
@@ -140,7 +141,7 @@ static int arm_timer(int fd, uint64_t ns)
 
 int ratelimit_update(struct ratelimit *rl, const struct rate_limiter_cfg *cfg)
 {
-	uint64_t now = ratelimit_now_ns();
+	uint64_t now = monotonic_ns();
 	if (cfg->bandwidth.present)
 		rl_bucket_init(&rl->bw, &cfg->bandwidth, now);
 	if (cfg->ops.present)
@@ -160,7 +161,7 @@ bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops)
 		return false;
 	}
 	uint64_t wait;
-	if (ratelimit_try(rl, bytes, ops, ratelimit_now_ns(), &wait))
+	if (ratelimit_try(rl, bytes, ops, monotonic_ns(), &wait))
 		return true;
 	rl->throttled++;
 	/* A wait beyond what time_t holds is forever in practice; cap it at a century. */
@@ -181,11 +182,4 @@ void ratelimit_timer_fired(struct ratelimit *rl)
 		(void)n; /* EAGAIN: already drained */
 	}
 	rl->blocked = false;
-}
-
-uint64_t ratelimit_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }

@@ -87,7 +87,4 @@ bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops);
 /* The timerfd became readable: drains it and unblocks the limiter. */
 void ratelimit_timer_fired(struct ratelimit *rl);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t ratelimit_now_ns(void);
-
 #endif

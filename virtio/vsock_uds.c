@@ -16,12 +16,10 @@
 #define ACCEPT_BATCH 32		     /* host clients accepted per listener event */
 #define ACCEPT_RETRY_NS 100000000ULL /* after accept failed for want of resources */
 
-static uint64_t monotonic_ns(void *ctx)
+static uint64_t uds_clock(void *ctx)
 {
 	(void)ctx;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return monotonic_ns();
 }
 
 /* ---- event-loop registration ------------------------------------------------------- */
@@ -249,7 +247,7 @@ int vsock_uds_open(struct vsock_uds *m, const char *uds_path, uint64_t guest_cid
 	memset(m, 0, sizeof(*m));
 	m->loop = loop;
 	m->guest_cid = guest_cid;
-	m->clock = monotonic_ns;
+	m->clock = uds_clock;
 	m->rxq_head = m->rxq_tail = -1;
 	m->local_port_last = VSOCK_LOCAL_PORT_BASE - 1;
 	memset(m->hash, 0xff, sizeof(m->hash));

@@ -17,13 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- http-parser callbacks: collect the request, enforce the bounds ---------------------- */
 
 static struct api_conn *conn_of(http_parser *p)
@@ -229,7 +222,7 @@ static int serve_request(struct api_conn *c)
 int api_conn_input(struct api_conn *c, const char *data, size_t len)
 {
 	size_t off = 0;
-	c->last_ns = now_ns();
+	c->last_ns = monotonic_ns();
 	while (off < len) {
 		c->mid_request = true;
 		off += http_parser_execute(&c->parser, &settings, data + off, len - off);
@@ -275,7 +268,7 @@ void api_conn_init(struct api_server *s, struct api_conn *c, int fd)
 	c->parser.data = c;
 	c->url_len = c->body_len = 0;
 	c->complete = c->too_large = c->mid_request = false;
-	c->last_ns = now_ns();
+	c->last_ns = monotonic_ns();
 }
 
 void api_conn_close(struct api_conn *c)
@@ -389,7 +382,7 @@ static void read_client(struct api_server *s, struct api_conn *c)
 /* Drops clients that stopped in the middle of a request. */
 static void drop_stalled(struct api_server *s)
 {
-	uint64_t now = now_ns();
+	uint64_t now = monotonic_ns();
 	for (unsigned i = 0; i < API_MAX_CONNS; i++) {
 		struct api_conn *c = &s->conns[i];
 		if (c->fd >= 0 && c->mid_request && now - c->last_ns > API_STALL_MS * 1000000ULL)

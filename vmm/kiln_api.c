@@ -16,7 +16,7 @@
  * queue is touched, console input waits) until resumed. */
 static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 {
-	uint64_t t0 = metrics_now_ns();
+	uint64_t t0 = monotonic_ns();
 	if (pause && !k->paused) {
 		int rc = vcpu_pause_all(&k->vm);
 		if (rc) {
@@ -41,7 +41,7 @@ static int pause_vm(struct kiln *k, bool pause, char *err, size_t errlen)
 static int create_snapshot(struct kiln *k, const struct snapshot_create_params *p, char *err,
 			   size_t errlen)
 {
-	uint64_t t0 = metrics_now_ns();
+	uint64_t t0 = monotonic_ns();
 	if (!k->paused) {
 		snprintf(err, errlen, "Create snapshot: the microVM must be paused first.");
 		return -EINVAL;

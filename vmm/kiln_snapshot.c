@@ -257,7 +257,7 @@ int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *
 		return fail(err, errlen, rc, "out of memory");
 	}
 	rs->mem_fd = rs->uffd = -1;
-	rs->start_ns = metrics_now_ns();
+	rs->start_ns = monotonic_ns();
 	rs->params = *p;
 	memset(p, 0, sizeof(*p));
 	if ((rc = snap_read_file(rs->params.snapshot_path, &rs->buf, &rs->len, sub, sizeof(sub)))) {

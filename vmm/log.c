@@ -40,11 +40,16 @@ void log_msg(enum log_level lvl, const char *file, int line, const char *fmt, ..
 	(void)rc;
 }
 
-int log_ratelimit_ok(struct log_ratelimit *rl, uint64_t interval_ns)
+uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int log_ratelimit_ok(struct log_ratelimit *rl, uint64_t interval_ns)
+{
+	uint64_t now = monotonic_ns();
 	if (rl->last_ns && now - rl->last_ns < interval_ns) {
 		rl->suppressed++;
 		return 0;

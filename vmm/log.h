@@ -26,6 +26,9 @@ void log_setup(int fd, enum log_level level, int show_level, int show_origin);
 void log_msg(enum log_level lvl, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* CLOCK_MONOTONIC in nanoseconds: the one clock for deadlines, rate limits and latencies. */
+uint64_t monotonic_ns(void);
+
 /* For guest-triggered events: logs at most one line per `interval_ns` per call site. */
 struct log_ratelimit {
 	uint64_t last_ns;

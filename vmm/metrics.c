@@ -1,4 +1,5 @@
 #include "vmm/metrics.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -219,15 +220,8 @@ void metrics_stop(struct metrics *m)
 	m->timer_src.fd = m->fd = -1;
 }
 
-uint64_t metrics_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void metrics_latency(struct metrics *m, unsigned which, uint64_t start_ns)
 {
 	if (which < LAT_NR)
-		atomic_store(&m->latency_us[which], (metrics_now_ns() - start_ns) / 1000);
+		atomic_store(&m->latency_us[which], (monotonic_ns() - start_ns) / 1000);
 }

@@ -94,11 +94,8 @@ struct metrics {
 	_Atomic uint64_t latency_us[LAT_NR];
 };
 
-/* Records that operation `which` (LAT_*) took from start_ns (CLOCK_MONOTONIC) until now. */
+/* Records that operation `which` (LAT_*) took from start_ns (monotonic_ns()) until now. */
 void metrics_latency(struct metrics *m, unsigned which, uint64_t start_ns);
-
-/* CLOCK_MONOTONIC in nanoseconds, the start of a metrics_latency(). */
-uint64_t metrics_now_ns(void);
 
 /* Formats `snap` as one JSON line (with its newline) into buf. Returns the length, or
  * -ENOSPC when it does not fit. */

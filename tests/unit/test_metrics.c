@@ -14,6 +14,7 @@
 #define JSMN_STATIC
 #include <jsmn.h>
 
+#include "vmm/log.h"
 #include "vmm/metrics.h"
 
 static void fill(struct metrics_snapshot *s)
@@ -92,7 +93,7 @@ static void test_latencies(void **state)
 	struct metrics m = {.fd = -1};
 	char buf[4096];
 	fill(&s);
-	uint64_t t0 = metrics_now_ns();
+	uint64_t t0 = monotonic_ns();
 	usleep(2000);
 	metrics_latency(&m, LAT_LOAD_SNAPSHOT, t0);
 	metrics_latency(&m, LAT_NR, t0); /* out of range: ignored */
