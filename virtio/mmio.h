@@ -136,6 +136,10 @@ void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
  * does: the device's reset callback, every queue forgotten). Call with t->lock held. */
 void virtio_mmio_reset_locked(struct virtio_mmio *t);
 
+/* Whether saved state bytes are all zero: padding, and queues a device does not have, must
+ * be, in every state struct a restore checks. */
+bool virtio_state_all_zero(const void *p, size_t len);
+
 /* Snapshot (virtio/mmio_persist.c). Copies the transport into *st under the lock. The
  * caller has made sure no chain is in flight that the device does not save itself. */
 void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st);

@@ -41,7 +41,7 @@ void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static bool all_zero(const void *p, size_t len)
+bool virtio_state_all_zero(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	for (size_t i = 0; i < len; i++)
@@ -99,12 +99,12 @@ static const char *check_transport(const struct virtio_mmio *t, const struct vir
 		return "QueueSel out of range";
 	if (st->isr & ~ISR_KNOWN)
 		return "unknown InterruptStatus bits";
-	if (!all_zero(st->pad, sizeof(st->pad)))
+	if (!virtio_state_all_zero(st->pad, sizeof(st->pad)))
 		return "malformed transport state";
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
 		/* Queue registers are written only from FEATURES_OK on; others do not exist. */
 		bool may_exist = i < ops->nr_queues && (st->status & S_FEATURES_OK);
-		if (!may_exist && !all_zero(&st->vq[i], sizeof(st->vq[i]))) {
+		if (!may_exist && !virtio_state_all_zero(&st->vq[i], sizeof(st->vq[i]))) {
 			snprintf(buf, len, "queue %u: programmed in status %#x", i, st->status);
 			return buf;
 		}

@@ -33,15 +33,6 @@ _Static_assert(sizeof(struct virtio_net_state) == 24 + 2 * VIRTIO_NET_QUEUE_SIZE
 	       "virtio_net_state layout");
 _Static_assert(sizeof(struct virtio_vsock_state) == 8, "virtio_vsock_state layout");
 
-static bool all_zero(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < len; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* ---- virtio-blk ------------------------------------------------------------------------ */
 
 /* Whether io_uring holds a request of b that will complete: waiting for it cannot hang
@@ -97,7 +88,8 @@ int virtio_blk_persist_restore(struct virtio_slot *s, const void *state, char *e
 {
 	const struct virtio_blk_state *st = state;
 	const struct virtio_blk *b = s->dev;
-	if (st->read_only > 1 || st->writeback > 1 || !all_zero(st->pad, sizeof(st->pad))) {
+	if (st->read_only > 1 || st->writeback > 1 ||
+	    !virtio_state_all_zero(st->pad, sizeof(st->pad))) {
 		snprintf(err, errlen, "malformed block device state");
 		return -EINVAL;
 	}
@@ -146,8 +138,9 @@ static const char *check_net_state(const struct virtio_net_state *st)
 	if (st->mac[0] & 1)
 		return "multicast MAC address";
 	if (st->rx_nr_chains > VIRTIO_NET_QUEUE_SIZE || st->rx_deferred > st->rx_nr_chains ||
-	    !all_zero(st->rx_head + st->rx_nr_chains,
-		      sizeof(st->rx_head[0]) * (VIRTIO_NET_QUEUE_SIZE - st->rx_nr_chains)))
+	    !virtio_state_all_zero(st->rx_head + st->rx_nr_chains,
+				   sizeof(st->rx_head[0]) *
+				       (VIRTIO_NET_QUEUE_SIZE - st->rx_nr_chains)))
 		return "bad count of held RX chains";
 	if (st->rx_deferred ? st->rx_deferred_len < VIRTIO_NET_HDR_BYTES + ETH_HLEN ||
 				  st->rx_deferred_len > VIRTIO_NET_MAX_FRAME

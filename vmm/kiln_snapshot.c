@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,8 +40,7 @@ static void fill_meta(const struct kiln *k, bool diff, struct snap_meta *m)
 }
 
 /* Every section of the state file, in the order restore reads them. */
-static int save_sections(struct kiln *k, bool diff, struct snap_writer *w, char *err,
-			 size_t errlen)
+static int save_sections(struct kiln *k, bool diff, struct snap_writer *w, char *err, size_t errlen)
 {
 	struct snap_meta meta;
 	char *json = malloc(CONFIG_JSON_MAX);
@@ -118,33 +116,22 @@ out:
 	return rc;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 /* The meta section, bounded before anything is built from it. */
 static int check_meta(const struct snap_reader *r, struct snap_meta *m, char *err, size_t errlen)
 {
 	if (snap_get(r, SNAP_SEC_META, 0, m, sizeof(*m)))
-		return fail(err, errlen, -EINVAL, "no meta section of the right size");
+		return snap_fail(err, errlen, -EINVAL, "no meta section of the right size");
 	m->kiln_version[sizeof(m->kiln_version) - 1] = '\0';
 	if (m->nr_vcpus < 1 || m->nr_vcpus > LAYOUT_MAX_VCPUS || m->nr_regions < 1 ||
 	    m->nr_regions > 2 || !m->ram_size || (m->ram_size & 0xfff) ||
 	    m->ram_size > GUEST_MEM_MAX_BYTES)
-		return fail(err, errlen, -EINVAL,
-			    "meta: %u vCPUs, %u regions, %llu bytes of RAM: out of range",
-			    m->nr_vcpus, m->nr_regions, (unsigned long long)m->ram_size);
+		return snap_fail(err, errlen, -EINVAL,
+				 "meta: %u vCPUs, %u regions, %llu bytes of RAM: out of range",
+				 m->nr_vcpus, m->nr_regions, (unsigned long long)m->ram_size);
 	if (snap_count(r, SNAP_SEC_VCPU) != m->nr_vcpus ||
 	    snap_count(r, SNAP_SEC_VIRTIO) != m->nr_devices)
-		return fail(err, errlen, -EINVAL, "meta: the vCPU or device sections do not match");
+		return snap_fail(err, errlen, -EINVAL,
+				 "meta: the vCPU or device sections do not match");
 	return 0;
 }
 
@@ -158,9 +145,9 @@ static int restore_config(const struct snap_reader *r, const struct snap_meta *m
 	const char *json = snap_find(r, SNAP_SEC_CONFIG, 0, &len);
 	char sub[400];
 	if (!json)
-		return fail(err, errlen, -EINVAL, "no configuration section");
+		return snap_fail(err, errlen, -EINVAL, "no configuration section");
 	if (config_parse(json, len, cfg, sub, sizeof(sub)))
-		return fail(err, errlen, -EINVAL, "its configuration: %s", sub);
+		return snap_fail(err, errlen, -EINVAL, "its configuration: %s", sub);
 	int rc = -EINVAL;
 	if (cfg->machine.mem_size_mib << 20 != m->ram_size ||
 	    cfg->machine.vcpu_count != m->nr_vcpus) {
@@ -174,9 +161,9 @@ static int restore_config(const struct snap_reader *r, const struct snap_meta *m
 	for (unsigned i = 0; !rc && i < cfg->nr_nets; i++)
 		rc = config_check_net(&cfg->nets[i], i, err, errlen);
 	if (!rc && cfg->vsock.present && access(cfg->vsock.uds_path, F_OK) == 0)
-		rc = fail(err, errlen, -EEXIST,
-			  "vsock.uds_path: %s: exists (remove it or use vsock_override)",
-			  cfg->vsock.uds_path);
+		rc = snap_fail(err, errlen, -EEXIST,
+			       "vsock.uds_path: %s: exists (remove it or use vsock_override)",
+			       cfg->vsock.uds_path);
 	if (rc)
 		goto fail;
 	/* The logger and metrics are this process's, configured before the load. */
@@ -203,28 +190,30 @@ static int map_memory(struct guest_mem *gm, struct kiln_restore *rs, char *err, 
 	int rc;
 	if (p->uffd) {
 		if ((rc = guest_mem_init(gm, ram)))
-			return fail(err, errlen, rc, "%s: cannot map %llu bytes: %s", key,
-				    (unsigned long long)ram, strerror(-rc));
+			return snap_fail(err, errlen, rc, "%s: cannot map %llu bytes: %s", key,
+					 (unsigned long long)ram, strerror(-rc));
 		if ((rc = snap_uffd_attach(gm, p->mem_path, &rs->uffd, err, errlen)))
 			goto fail;
 	} else {
 		rs->mem_fd = open(p->mem_path, O_RDONLY | O_CLOEXEC);
 		if (rs->mem_fd < 0 || fstat(rs->mem_fd, &st))
-			return fail(err, errlen, -errno, "%s: %s: %s", key, p->mem_path,
-				    strerror(errno));
+			return snap_fail(err, errlen, -errno, "%s: %s: %s", key, p->mem_path,
+					 strerror(errno));
 		if ((uint64_t)st.st_size < ram)
-			return fail(err, errlen, -EINVAL,
-				    "%s: %s: %llu bytes, shorter than the snapshot's %llu of RAM",
-				    key, p->mem_path, (unsigned long long)st.st_size,
-				    (unsigned long long)ram);
+			return snap_fail(
+			    err, errlen, -EINVAL,
+			    "%s: %s: %llu bytes, shorter than the snapshot's %llu of RAM", key,
+			    p->mem_path, (unsigned long long)st.st_size, (unsigned long long)ram);
 		if ((rc = guest_mem_init_file(gm, ram, rs->mem_fd)))
-			return fail(err, errlen, rc, "%s: %s: %s", key, p->mem_path,
-				    strerror(-rc));
+			return snap_fail(err, errlen, rc, "%s: %s: %s", key, p->mem_path,
+					 strerror(-rc));
 	}
 	for (unsigned i = 0; i < gm->nr_regions; i++)
-		if (gm->nr_regions != rs->meta.nr_regions || gm->region[i].gpa != rs->meta.region_gpa[i] ||
+		if (gm->nr_regions != rs->meta.nr_regions ||
+		    gm->region[i].gpa != rs->meta.region_gpa[i] ||
 		    gm->region[i].size != rs->meta.region_size[i]) {
-			rc = fail(err, errlen, -EINVAL, "meta: the RAM regions are not kiln's layout");
+			rc = snap_fail(err, errlen, -EINVAL,
+				       "meta: the RAM regions are not kiln's layout");
 			goto fail;
 		}
 	return 0;
@@ -245,8 +234,7 @@ static void restore_free(struct kiln_restore *rs)
 	free(rs);
 }
 
-int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *err,
-			  size_t errlen)
+int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *err, size_t errlen)
 {
 	struct kiln_restore *rs = calloc(1, sizeof(*rs));
 	struct kiln_config cfg;
@@ -254,19 +242,19 @@ int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *
 	int rc = -ENOMEM;
 	if (!rs || !(rs->reader = malloc(sizeof(*rs->reader)))) {
 		free(rs);
-		return fail(err, errlen, rc, "out of memory");
+		return snap_fail(err, errlen, rc, "out of memory");
 	}
 	rs->mem_fd = rs->uffd = -1;
 	rs->start_ns = monotonic_ns();
 	rs->params = *p;
 	memset(p, 0, sizeof(*p));
 	if ((rc = snap_read_file(rs->params.snapshot_path, &rs->buf, &rs->len, sub, sizeof(sub)))) {
-		fail(err, errlen, rc, "snapshot_path: %s", sub);
+		snap_fail(err, errlen, rc, "snapshot_path: %s", sub);
 		goto out;
 	}
 	if ((rc = snap_parse(rs->reader, rs->buf, rs->len, sub, sizeof(sub))) ||
 	    (rc = check_meta(rs->reader, &rs->meta, sub, sizeof(sub)))) {
-		fail(err, errlen, rc, "snapshot_path: %s: %s", rs->params.snapshot_path, sub);
+		snap_fail(err, errlen, rc, "snapshot_path: %s: %s", rs->params.snapshot_path, sub);
 		goto out;
 	}
 	if ((rc = map_memory(&k->vm.mem, rs, err, errlen)))
@@ -304,14 +292,14 @@ int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen)
 	char sub[400];
 	int rc = snap_kvm_restore(&k->vm, r, sub, sizeof(sub));
 	if (rc)
-		return fail(err, errlen, rc, "snapshot_path: %s: %s",
-			    k->restore->params.snapshot_path, sub);
+		return snap_fail(err, errlen, rc, "snapshot_path: %s: %s",
+				 k->restore->params.snapshot_path, sub);
 	if ((rc = serial_restore(&k->serial, r, sub, sizeof(sub))) ||
 	    (rc = i8042_restore(&k->i8042, r, sub, sizeof(sub))) ||
 	    (rc = acpi_pm_restore(&k->pm, r, sub, sizeof(sub))) ||
 	    (rc = virtio_set_restore(&k->virtio, r, sub, sizeof(sub))))
-		return fail(err, errlen, rc, "snapshot_path: %s: %s",
-			    k->restore->params.snapshot_path, sub);
+		return snap_fail(err, errlen, rc, "snapshot_path: %s: %s",
+				 k->restore->params.snapshot_path, sub);
 	virtio_set_after_restore(&k->virtio);
 	release_state_file(k);
 	if (!k->restore->params.resume_vm) {
@@ -321,7 +309,6 @@ int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen)
 	return 0;
 }
 
-
 void kiln_snapshot_free(struct kiln *k)
 {
 	if (k->restore)
@@ -329,8 +316,7 @@ void kiln_snapshot_free(struct kiln *k)
 	k->restore = NULL;
 }
 
-int kiln_snapshot_describe_buf(const uint8_t *buf, size_t len, FILE *out, char *err,
-				size_t errlen)
+int kiln_snapshot_describe_buf(const uint8_t *buf, size_t len, FILE *out, char *err, size_t errlen)
 {
 	struct snap_meta m;
 	struct snap_reader *r = malloc(sizeof(*r));

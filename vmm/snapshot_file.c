@@ -15,8 +15,8 @@
 #define SNAP_TRAILER_BYTES 8
 
 static const char *const tag_names[SNAP_SEC_MAX + 1] = {
-    [SNAP_SEC_META] = "meta",	  [SNAP_SEC_CONFIG] = "config", [SNAP_SEC_VM] = "vm",
-    [SNAP_SEC_VCPU] = "vcpu",	  [SNAP_SEC_SERIAL] = "serial", [SNAP_SEC_I8042] = "i8042",
+    [SNAP_SEC_META] = "meta",  [SNAP_SEC_CONFIG] = "config", [SNAP_SEC_VM] = "vm",
+    [SNAP_SEC_VCPU] = "vcpu",  [SNAP_SEC_SERIAL] = "serial", [SNAP_SEC_I8042] = "i8042",
     [SNAP_SEC_PM] = "acpi-pm", [SNAP_SEC_VIRTIO] = "virtio",
 };
 
@@ -112,16 +112,13 @@ void snap_writer_free(struct snap_writer *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int snap_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-	return -EINVAL;
+	return rc;
 }
 
 /* The section headers after the file header, all inside the body, none twice. */
@@ -130,7 +127,8 @@ static int parse_sections(struct snap_reader *r, uint32_t nr, char *err, size_t 
 	size_t off = SNAP_HEADER_BYTES, end = r->len - SNAP_TRAILER_BYTES;
 	for (uint32_t i = 0; i < nr; i++) {
 		if (end - off < SNAP_SECTION_HEADER_BYTES)
-			return fail(err, errlen, "section %u: header past the end of the file", i);
+			return snap_fail(err, errlen, -EINVAL,
+					 "section %u: header past the end of the file", i);
 		uint32_t tag, index;
 		uint64_t len;
 		memcpy(&tag, r->buf + off, 4);
@@ -138,17 +136,20 @@ static int parse_sections(struct snap_reader *r, uint32_t nr, char *err, size_t 
 		memcpy(&len, r->buf + off + 8, 8);
 		off += SNAP_SECTION_HEADER_BYTES;
 		if (len > end - off || pad8((size_t)len) > end - off)
-			return fail(err, errlen, "section %u (%s %u): %llu bytes past the end of the file",
-				    i, snap_tag_name(tag), index, (unsigned long long)len);
+			return snap_fail(err, errlen, -EINVAL,
+					 "section %u (%s %u): %llu bytes past the end of the file",
+					 i, snap_tag_name(tag), index, (unsigned long long)len);
 		for (unsigned j = 0; j < r->nr; j++)
 			if (r->sec[j].tag == tag && r->sec[j].index == index)
-				return fail(err, errlen, "section %s %u appears twice",
-					    snap_tag_name(tag), index);
+				return snap_fail(err, errlen, -EINVAL,
+						 "section %s %u appears twice", snap_tag_name(tag),
+						 index);
 		r->sec[r->nr++] = (struct snap_section_ref){tag, index, off, (size_t)len};
 		off += pad8((size_t)len);
 	}
 	if (off != end)
-		return fail(err, errlen, "%zu bytes after the last section", end - off);
+		return snap_fail(err, errlen, -EINVAL, "%zu bytes after the last section",
+				 end - off);
 	return 0;
 }
 
@@ -158,14 +159,15 @@ int snap_parse(struct snap_reader *r, const uint8_t *buf, size_t len, char *err,
 	r->buf = buf;
 	r->len = len;
 	if (len < SNAP_HEADER_BYTES + SNAP_TRAILER_BYTES || memcmp(buf, SNAP_MAGIC, 8))
-		return fail(err, errlen, "not a kiln snapshot (bad magic)");
+		return snap_fail(err, errlen, -EINVAL, "not a kiln snapshot (bad magic)");
 	if (len > SNAP_MAX_BYTES)
-		return fail(err, errlen, "%zu bytes, more than a snapshot may have (%u)", len,
-			    SNAP_MAX_BYTES);
+		return snap_fail(err, errlen, -EINVAL,
+				 "%zu bytes, more than a snapshot may have (%u)", len,
+				 SNAP_MAX_BYTES);
 	uint64_t crc;
 	memcpy(&crc, buf + len - SNAP_TRAILER_BYTES, 8);
 	if (lzma_crc64(buf, len - SNAP_TRAILER_BYTES, 0) != crc)
-		return fail(err, errlen, "checksum mismatch (corrupt or truncated)");
+		return snap_fail(err, errlen, -EINVAL, "checksum mismatch (corrupt or truncated)");
 	uint32_t nr;
 	uint64_t body;
 	memcpy(&r->major, buf + 8, 2);
@@ -173,13 +175,15 @@ int snap_parse(struct snap_reader *r, const uint8_t *buf, size_t len, char *err,
 	memcpy(&nr, buf + 12, 4);
 	memcpy(&body, buf + 16, 8);
 	if (r->major != SNAP_VERSION_MAJOR)
-		return fail(err, errlen, "version %u.%u, this kiln reads %u.x", r->major, r->minor,
-			    SNAP_VERSION_MAJOR);
+		return snap_fail(err, errlen, -EINVAL, "version %u.%u, this kiln reads %u.x",
+				 r->major, r->minor, SNAP_VERSION_MAJOR);
 	if (body != len - SNAP_HEADER_BYTES - SNAP_TRAILER_BYTES)
-		return fail(err, errlen, "header says %llu bytes of sections, the file has %zu",
-			    (unsigned long long)body, len - SNAP_HEADER_BYTES - SNAP_TRAILER_BYTES);
+		return snap_fail(
+		    err, errlen, -EINVAL, "header says %llu bytes of sections, the file has %zu",
+		    (unsigned long long)body, len - SNAP_HEADER_BYTES - SNAP_TRAILER_BYTES);
 	if (nr > SNAP_MAX_SECTIONS)
-		return fail(err, errlen, "%u sections, at most %u", nr, SNAP_MAX_SECTIONS);
+		return snap_fail(err, errlen, -EINVAL, "%u sections, at most %u", nr,
+				 SNAP_MAX_SECTIONS);
 	return parse_sections(r, nr, err, errlen);
 }
 
@@ -192,7 +196,8 @@ int snap_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size
 		goto fail_errno;
 	if (!S_ISREG(st.st_mode) || st.st_size > SNAP_MAX_BYTES) {
 		snprintf(err, errlen, "%s: %s", path,
-			 S_ISREG(st.st_mode) ? "larger than a snapshot may be" : "not a regular file");
+			 S_ISREG(st.st_mode) ? "larger than a snapshot may be"
+					     : "not a regular file");
 		close(fd);
 		return -EINVAL;
 	}

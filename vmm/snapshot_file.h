@@ -35,6 +35,10 @@ enum snap_tag {
 	SNAP_SEC_MAX = 8,
 };
 
+/* Writes one error line (printf) into err and returns rc: how snapshot code reports. */
+int snap_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The name of a tag for --describe-snapshot ("vcpu"), "unknown" for others. */
 const char *snap_tag_name(uint32_t tag);
 
