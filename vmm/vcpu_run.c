@@ -163,10 +163,12 @@ static void vcpu_park(struct vcpu *v)
 	pthread_mutex_unlock(&vm->pause_mu);
 }
 
+/* KVM_RUN until the VM stops, or is asked to end: a guest that powered off or reset keeps
+ * running its next instructions otherwise until vcpu_stop_all() kicks it out. */
 static void vcpu_run_loop(struct vcpu *v)
 {
 	bool fail_run = test_fail_kvm_run(v);
-	while (!atomic_load(&v->vm->stopping)) {
+	while (!atomic_load(&v->vm->stopping) && atomic_load(&v->vm->exit.reason) == VM_RUNNING) {
 		if (vcpu_kvm_run(v, fail_run) < 0) {
 			if (errno != EINTR && errno != EAGAIN) {
 				log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
