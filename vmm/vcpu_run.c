@@ -5,6 +5,7 @@
 #include "vmm/vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	if (v->index == 0 && v->vm->start_cpus_set)
+		sched_setaffinity(0, sizeof(v->vm->start_cpus), &v->vm->start_cpus);
 	if (v->vm->seccomp) {
 		int err = seccomp_install(SECCOMP_ROLE_VCPU);
 		if (err) {
@@ -214,6 +217,25 @@ static void *vcpu_thread(void *arg)
 	}
 	vcpu_run_loop(v);
 	return NULL;
+}
+
+/* Pins the calling thread to the CPU it runs on, the process's mask saved in
+ * vm->start_cpus first, so that the thread it creates next (vCPU 0's) starts on this CPU,
+ * which is awake, not on an idle one the scheduler would have to wake: on a nested host
+ * that wake-up took up to a millisecond between the last setup step and the guest's first
+ * instruction (bench/startup). The caller restores its own mask after pthread_create(), the
+ * new thread its own first thing, so both may run anywhere again at once. False (nothing
+ * changed) if the masks cannot be read or set. */
+static bool vcpu_pin_self(struct vm *vm)
+{
+	int cpu = sched_getcpu();
+	if (cpu < 0 || sched_getaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus) < 0)
+		return false;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	vm->start_cpus_set = sched_setaffinity(0, sizeof(one), &one) == 0;
+	return vm->start_cpus_set;
 }
 
 static void vcpu_kick_handler(int sig)
@@ -231,7 +253,10 @@ int vcpu_start_all(struct vm *vm)
 	pthread_cond_init(&vm->pause_cv, NULL);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpu[i];
+		bool pinned = i == 0 && vcpu_pin_self(vm);
 		int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (pinned)
+			sched_setaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus);
 		if (err)
 			return -err;
 		v->thread_started = true;

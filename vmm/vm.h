@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,6 +88,10 @@ struct vm {
 	pthread_mutex_t pause_mu;
 	pthread_cond_t pause_cv;
 	unsigned nr_parked;
+	/* vCPU 0's thread starts pinned to the CPU that created it and restores this mask (the
+	 * process's) first thing, when start_cpus_set (vcpu_start_all). */
+	cpu_set_t start_cpus;
+	bool start_cpus_set;
 	unsigned nr_vcpus;
 	bool smt;
 	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
