@@ -7,8 +7,9 @@
  *    so this bounds exec -> first KVM_RUN from above), and exec -> exit after the guest
  *    powered off; medians, and the ratios kiln/floor;
  *  - one 'w' run each: while the guest waits, the resident memory from /proc/PID/smaps,
- *    split into guest RAM (the mapping of mem_size_mib) and everything else, Rss and
- *    Private_Dirty.
+ *    split into guest RAM (the mapping of mem_size_mib) and everything else: Rss (with the
+ *    binary's text), Private_Dirty (which counts a binary's page-cache pages while they are
+ *    dirty, just after a build) and Anonymous (the process's own heap, stacks, data).
  * Prints figures only; no thresholds.
  * Usage: startup KILN TINY_GUEST [RUNS [FLOOR]] (FLOOR: default `floor` next to startup). */
 #include <errno.h>
@@ -100,7 +101,7 @@ static void timed_runs(struct subject *kiln, struct subject *floor, int runs)
 
 /* Resident memory of pid from smaps, split at the guest RAM mapping (MEM_MIB or more). */
 struct rss {
-	long guest_kb, other_kb, other_dirty_kb, hwm_kb;
+	long guest_kb, other_kb, other_dirty_kb, other_anon_kb, hwm_kb;
 };
 
 static void rss_split(pid_t pid, struct rss *r)
@@ -118,6 +119,8 @@ static void rss_split(pid_t pid, struct rss *r)
 			*(guest ? &r->guest_kb : &r->other_kb) += v;
 		else if (!guest && sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
 			r->other_dirty_kb += v;
+		else if (!guest && sscanf(line, "Anonymous: %ld kB", &v) == 1)
+			r->other_anon_kb += v;
 	}
 	if (f)
 		fclose(f);
@@ -141,9 +144,10 @@ static void memory_run(struct subject *s)
 	struct rss r;
 	rss_split(pid, &r);
 	stop_kiln(pid, out, SIGTERM);
-	printf("  %-5s Rss %4ld KiB, Private_Dirty %4ld KiB; guest RAM resident %ld KiB; "
-	       "peak (VmHWM - guest RAM) %ld KiB\n",
-	       s->name, r.other_kb, r.other_dirty_kb, r.guest_kb, r.hwm_kb - r.guest_kb);
+	printf("  %-5s Rss %4ld KiB, Private_Dirty %4ld KiB, Anonymous %4ld KiB; guest RAM "
+	       "resident %ld KiB; peak (VmHWM - guest RAM) %ld KiB\n",
+	       s->name, r.other_kb, r.other_dirty_kb, r.other_anon_kb, r.guest_kb,
+	       r.hwm_kb - r.guest_kb);
 }
 
 /* The floor binary: argv[4], or `floor` in startup's own directory. */
