@@ -38,6 +38,7 @@ static _Noreturn void fail(const char *what)
 	exit(1);
 }
 
+/* ioctl(fd, req, arg)'s result; a failure ends the floor through fail(what). */
 static int kvm_ioctl(int fd, unsigned long req, unsigned long arg, const char *what)
 {
 	int r = ioctl(fd, req, arg);
@@ -96,6 +97,7 @@ static void set_cpuid(int kvm, int vcpu)
 	free(c);
 }
 
+/* A flat 4 GiB segment as KVM's segment cache holds it. */
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t s, uint8_t l, uint8_t db)
 {
 	return (struct kvm_segment){.limit = 0xffffffff, .selector = sel, .type = type,
@@ -142,6 +144,8 @@ static _Noreturn void run(int vcpu, struct kvm_run *kr)
 	}
 }
 
+/* The floor's steps in their plainest order: KVM, VM, RAM with the guest, one slot, TSS,
+ * irqchip, PIT, one vCPU with the supported CPUID, long mode, run. */
 int main(int argc, char **argv)
 {
 	if (argc < 2) {

@@ -39,6 +39,7 @@ struct subject {
 	long maxrss_kb;
 };
 
+/* kiln's config for the tiny guest in mode `action` ('p' or 'w'), MEM_MIB of RAM. */
 static void write_config(const char *path, const char *tiny, char action)
 {
 	FILE *f = fopen(path, "w");
@@ -104,6 +105,7 @@ struct rss {
 	long guest_kb, other_kb, other_dirty_kb, other_anon_kb, hwm_kb;
 };
 
+/* Fills r from /proc/pid/smaps and VmHWM from /proc/pid/status. */
 static void rss_split(pid_t pid, struct rss *r)
 {
 	char path[64], line[512];
@@ -132,6 +134,7 @@ static void rss_split(pid_t pid, struct rss *r)
 		fclose(f);
 }
 
+/* Starts s with the waiting guest, prints its memory once the guest printed, ends it. */
 static void memory_run(struct subject *s)
 {
 	int out;
@@ -150,18 +153,18 @@ static void memory_run(struct subject *s)
 	       r.hwm_kb - r.guest_kb);
 }
 
-/* The floor binary: argv[4], or `floor` in startup's own directory. */
-static char *floor_path(int argc, char **argv)
+/* The floor binary: argv[4], or `floor` in startup's own directory, written to buf. */
+static char *floor_path(int argc, char **argv, char *buf, size_t len)
 {
 	if (argc > 4)
 		return argv[4];
-	static char path[4096];
 	char self[4096];
 	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(path, sizeof(path), "%s/floor", dirname(self));
-	return path;
+	snprintf(buf, len, "%s/floor", dirname(self));
+	return buf;
 }
 
+/* kiln and the floor: the timed runs, then the memory of each. */
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -174,7 +177,8 @@ int main(int argc, char **argv)
 	char cfg_p[] = "/tmp/kiln-bench-p.json", cfg_w[] = "/tmp/kiln-bench-w.json";
 	write_config(cfg_p, argv[2], 'p');
 	write_config(cfg_w, argv[2], 'w');
-	char *floor_bin = floor_path(argc, argv);
+	char floor_buf[4200];
+	char *floor_bin = floor_path(argc, argv, floor_buf, sizeof(floor_buf));
 	struct subject kiln = {
 	    .name = "kiln",
 	    .argv_p = {argv[1], "--no-api", "--config-file", cfg_p, NULL},
