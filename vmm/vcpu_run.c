@@ -223,8 +223,9 @@ static void *vcpu_thread(void *arg)
  * vm->start_cpus first, so that the thread it creates next (vCPU 0's) starts on this CPU,
  * which is awake, not on an idle one the scheduler would have to wake: on a nested host
  * that wake-up took up to a millisecond between the last setup step and the guest's first
- * instruction (bench/startup). The caller restores its own mask after pthread_create(), the
- * new thread its own first thing, so both may run anywhere again at once. False (nothing
+ * instruction (bench/startup). The caller undoes it after pthread_create() with
+ * vcpu_unpin_self(), the new thread restores its mask first thing, so both may run anywhere
+ * again at once. False (nothing
  * changed) if the masks cannot be read or set. */
 static bool vcpu_pin_self(struct vm *vm)
 {
@@ -236,6 +237,22 @@ static bool vcpu_pin_self(struct vm *vm)
 	CPU_SET(cpu, &one);
 	vm->start_cpus_set = sched_setaffinity(0, sizeof(one), &one) == 0;
 	return vm->start_cpus_set;
+}
+
+/* Undoes vcpu_pin_self() for the calling thread. When vCPU 0's thread was created (move),
+ * this thread first moves to another CPU of the saved mask, if there is one, so that vCPU 0
+ * runs on the CPU it was pinned to at once, not after the rest of this thread's setup (its
+ * seccomp filter, the event loop); this thread then pays the other CPU's wake-up. */
+static void vcpu_unpin_self(struct vm *vm, bool move)
+{
+	cpu_set_t others = vm->start_cpus;
+	int cpu = sched_getcpu();
+	if (move && cpu >= 0) {
+		CPU_CLR(cpu, &others);
+		if (CPU_COUNT(&others) > 0)
+			sched_setaffinity(0, sizeof(others), &others);
+	}
+	sched_setaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus);
 }
 
 static void vcpu_kick_handler(int sig)
@@ -256,7 +273,7 @@ int vcpu_start_all(struct vm *vm)
 		bool pinned = i == 0 && vcpu_pin_self(vm);
 		int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
 		if (pinned)
-			sched_setaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus);
+			vcpu_unpin_self(vm, !err);
 		if (err)
 			return -err;
 		v->thread_started = true;
