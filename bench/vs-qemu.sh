@@ -13,7 +13,8 @@
 # in qemu/, and the minimal guest kernel as min-vmlinuz when `make guest-kernel` built it.
 # Environment: BENCH_VSQ="net blk boot" (which benches), BENCH_VSQ_RUNS (10; per bench:
 # BENCH_NET_RUNS, BENCH_BLK_RUNS, BENCH_BOOT_RUNS), BENCH_NET_MIB (64), BENCH_BLK_MIB
-# (256), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1 (L1's console on stderr as it runs).
+# (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
+# (L1's console on stderr as it runs).
 set -eu
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir"
