@@ -1,9 +1,11 @@
 #!/bin/sh
 # build-l1.sh: builds the initramfs of the L1 KVM test host: build/e2e/L1.cpio.gz.
 #
-#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-n]
+#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]... [-n]
 #
 #   -x FILE  also put FILE into /e2e;  -d DIR  also copy the tree DIR into /e2e;
+#   -b BIN   also the host program BIN with its shared objects, at their paths (e.g. QEMU for
+#            the vs-qemu bench stage; kept out of the e2e image, where it would weigh ~20 MB)
 #   -n       no guest fixtures (vmlinux, guest initramfs): for the host-test and bench stages
 #
 # Contents: busybox-static, bash, ip and socat with their libraries (host test scripts),
@@ -40,7 +42,8 @@ kver=
 extras=
 trees=
 guest=yes
-while getopts k:v:o:x:d:n opt; do
+extra_bins=
+while getopts k:v:o:x:d:b:n opt; do
 	case $opt in
 	k) kiln=$(abspath "$OPTARG") ;;
 	v) kver=$OPTARG ;;
@@ -53,8 +56,12 @@ while getopts k:v:o:x:d:n opt; do
 		[ -d "$(abspath "$OPTARG")" ] || die "-d $OPTARG: no such directory"
 		trees="$trees $(abspath "$OPTARG")"
 		;;
+	b)
+		b=$(command -v "$OPTARG") || die "-b $OPTARG: not found"
+		extra_bins="$extra_bins $b"
+		;;
 	n) guest=no ;;
-	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-n]" ;;
+	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]... [-n]" ;;
 	esac
 done
 if [ -z "$kver" ]; then
@@ -91,6 +98,7 @@ for p in bash ip socat script curl; do
 	b=$(command -v "$p") || die "$p not found (run scripts/setup.sh)"
 	host_bins="$host_bins $b"
 done
+host_bins="$host_bins$extra_bins"
 # shellcheck disable=SC2086 # a list of paths without spaces
 host_libs=$(for b in $host_bins; do ldd "$b"; done |
 	awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)

@@ -1,0 +1,69 @@
+#!/bin/sh
+# vs-qemu.sh: runs the kiln vs QEMU 10 microvm benches (bench/net-vs-qemu.sh,
+# bench/blk-vs-qemu.sh, bench/boot.sh) where Linux guests boot: inside the KVM test host
+# (scripts/in-l1.sh vs-qemu) unless this host has real KVM (scripts/kvm-kind.sh), in which
+# case they run here (as root). Figures only, no thresholds. From `make bench`, or:
+#
+#   BUILD=build bench/vs-qemu.sh          (after make and make -C bench ../build/bench/vsq)
+#
+# First gathers the inputs in $BUILD/bench/vs-qemu-in/: kiln, bench/vsq, the newest
+# /boot/vmlinuz-*-cloud-amd64 as vmlinuz (the guest kernel, also L1's), the guest initramfs
+# (tests/guest/build-initramfs.sh with bench/vsq-guest-init and virtio_mmio, virtio_net,
+# virtio_blk), mktap (tests/e2e/fixtures/net.sh), QEMU's microvm firmware and option ROM
+# in qemu/, and the minimal guest kernel as min-vmlinuz when `make guest-kernel` built it.
+# Environment: BENCH_VSQ="net blk boot" (which benches), BENCH_VSQ_RUNS (10; per bench:
+# BENCH_NET_RUNS, BENCH_BLK_RUNS, BENCH_BOOT_RUNS), BENCH_NET_MIB (64), BENCH_BLK_MIB
+# (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
+# (L1's console on stderr as it runs).
+set -eu
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root_dir"
+BUILD=${BUILD:-build}
+in=$BUILD/bench/vs-qemu-in
+
+die() {
+	echo "vs-qemu: $*" >&2
+	exit 1
+}
+
+kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /dev/null |
+	sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+[ -n "$kver" ] || die "no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
+[ -x "$BUILD/kiln" ] || die "$BUILD/kiln missing (run make)"
+[ -x "$BUILD/bench/vsq" ] || die "$BUILD/bench/vsq missing (make -C bench)"
+command -v qemu-system-x86_64 > /dev/null || die "qemu-system-x86_64 not found (scripts/setup.sh)"
+mkdir -p "$in/qemu"
+cp "$BUILD/kiln" "$BUILD/bench/vsq" "$in/"
+cmp -s "/boot/vmlinuz-$kver" "$in/vmlinuz" || cp "/boot/vmlinuz-$kver" "$in/vmlinuz"
+tests/guest/build-initramfs.sh -k "$kver" -i bench/vsq-guest-init \
+	-o "$in/vsq-initramfs.cpio.gz" virtio_mmio virtio_net virtio_blk >&2
+fix=$(mktemp -d "${TMPDIR:-/tmp}/kiln-vsq-fix.XXXXXX")
+trap 'rm -rf "$fix"' EXIT
+mkdir -p "$fix/l1"
+FIX=$fix sh tests/e2e/fixtures/net.sh >&2 || die "cannot build mktap (tests/e2e/fixtures/net.sh)"
+cp "$fix/l1/mktap" "$in/mktap"
+rm -rf "$fix"
+for f in /usr/share/seabios/bios-microvm.bin /usr/share/qemu/linuxboot_dma.bin; do
+	[ -r "$f" ] || die "$f missing (QEMU 10 and seabios, scripts/setup.sh)"
+	cp "$f" "$in/qemu/"
+done
+rm -f "$in/min-vmlinuz"
+[ ! -s "$BUILD/guest-kernel/bzImage" ] || cp "$BUILD/guest-kernel/bzImage" "$in/min-vmlinuz"
+
+if [ "$(scripts/kvm-kind.sh)" = real ]; then
+	[ "$(id -u)" = 0 ] || die "the benches need root here (TAPs, debugfs)"
+	export VSQ_IN="$root_dir/$in"
+	rc=0
+	for b in ${BENCH_VSQ:-net blk boot}; do
+		case $b in
+		net) sh bench/net-vs-qemu.sh || rc=1 ;;
+		blk) sh bench/blk-vs-qemu.sh || rc=1 ;;
+		boot) sh bench/boot.sh || rc=1 ;;
+		*) die "BENCH_VSQ: unknown bench '$b' (net, blk, boot)" ;;
+		esac
+	done
+	exit "$rc"
+fi
+L1_TIMEOUT=${L1_TIMEOUT:-5400}
+export L1_TIMEOUT
+exec scripts/in-l1.sh vs-qemu

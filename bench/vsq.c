@@ -1,0 +1,277 @@
+/* vsq: the host side of the kiln vs QEMU microvm benches (bench/vs-qemu.sh, run in the KVM
+ * test host by tests/e2e/l1/stage-vs-qemu.sh). Static, so it runs in L1's busybox world.
+ *
+ *   vsq recv HOST PORT FILE      connects to HOST:PORT (retrying up to 60 s while refused or
+ *                                unreachable), reads until the peer's EOF into FILE
+ *   vsq send HOST PORT FILE      connects the same way, sends FILE, half-closes, then waits
+ *                                for the peer to close (so all of FILE reached its program)
+ *   vsq boot SECS MARKER CONSOLE CMD [ARG...]
+ *                                runs CMD with its stdout (the guest's serial console) on a
+ *                                pipe copied to the file CONSOLE, killing it after SECS
+ *
+ * recv and send print "BYTES SECONDS", timed from the established connection to the peer's
+ * EOF; boot prints "MARKER_MS EXIT_MS STATUS" (from just before the fork to the first
+ * MARKER on the console and to CMD's exit; MARKER_MS is -1 if it never came; STATUS is
+ * the exit code, "sigN" or "timeout"). Exit 0 when the measurement was taken, 1 if not
+ * (a peer silent for 60 s ends recv and send). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF_BYTES (256 * 1024)
+#define CONNECT_WAIT_MS 60000
+#define MARKER_MAX 128
+#define IO_TIMEOUT_S 60
+
+static char buf[BUF_BYTES];
+
+/* Prints "vsq: WHAT: <errno text>" (errno as it is) and exits 1. */
+static _Noreturn void fail(const char *what)
+{
+	fprintf(stderr, "vsq: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A TCP connection to host:port, retried every 20 ms while the peer is not listening yet
+ * (refused, unreachable, timed out) for up to CONNECT_WAIT_MS; exits 1 after that. */
+static int connect_retry(const char *host, const char *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		errno = EINVAL;
+		fail(host);
+	}
+	double deadline = now_ms() + CONNECT_WAIT_MS;
+	for (;;) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			fail("socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			/* A peer that stops (its VM killed) must not hold the bench forever. */
+			struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			return fd;
+		}
+		int e = errno;
+		close(fd);
+		errno = e;
+		if ((e != ECONNREFUSED && e != EHOSTUNREACH && e != ENETUNREACH && e != ETIMEDOUT) ||
+		    now_ms() > deadline)
+			fail("connect");
+		usleep(20000);
+	}
+}
+
+/* Writes all n bytes of p to fd; exits 1 on an error. */
+static void write_all(int fd, const char *p, size_t n, const char *what)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			fail(what);
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Reads fd until EOF, into out (or discarded when out < 0); returns the bytes read. */
+static unsigned long long drain(int fd, int out)
+{
+	unsigned long long total = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail("read from the peer");
+		if (r == 0)
+			return total;
+		total += (unsigned long long)r;
+		if (out >= 0)
+			write_all(out, buf, (size_t)r, "write to the file");
+	}
+}
+
+/* vsq recv HOST PORT FILE */
+static int cmd_recv(char **argv)
+{
+	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		fail(argv[2]);
+	int fd = connect_retry(argv[0], argv[1]);
+	double t0 = now_ms();
+	unsigned long long n = drain(fd, out);
+	double t1 = now_ms();
+	close(fd);
+	close(out);
+	printf("%llu %.6f\n", n, (t1 - t0) / 1e3);
+	return 0;
+}
+
+/* vsq send HOST PORT FILE */
+static int cmd_send(char **argv)
+{
+	int in = open(argv[2], O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		fail(argv[2]);
+	int fd = connect_retry(argv[0], argv[1]);
+	double t0 = now_ms();
+	unsigned long long total = 0;
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf));
+		if (r < 0)
+			fail(argv[2]);
+		if (r == 0)
+			break;
+		write_all(fd, buf, (size_t)r, "write to the peer");
+		total += (unsigned long long)r;
+	}
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("shutdown");
+	drain(fd, -1);
+	double t1 = now_ms();
+	close(fd);
+	close(in);
+	printf("%llu %.6f\n", total, (t1 - t0) / 1e3);
+	return 0;
+}
+
+/* Forks cmd with stdout on a pipe; returns the pid and the read end in *rd. */
+static pid_t spawn(char **cmd, int *rd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fail("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork");
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "vsq: exec %s: %s\n", cmd[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	*rd = p[0];
+	return pid;
+}
+
+/* Whether marker ends in or lies within the bytes seen so far: tail keeps the last
+ * mlen - 1 bytes of earlier reads (*tlen of them) so a marker split across reads counts. */
+static int seen_marker(const char *marker, char *tail, size_t *tlen, const char *p, size_t n)
+{
+	size_t mlen = strlen(marker);
+	char win[2 * MARKER_MAX];
+	while (n) {
+		size_t take = n < MARKER_MAX ? n : MARKER_MAX;
+		memcpy(win, tail, *tlen);
+		memcpy(win + *tlen, p, take);
+		size_t wlen = *tlen + take;
+		if (memmem(win, wlen, marker, mlen))
+			return 1;
+		size_t keep = wlen < mlen - 1 ? wlen : mlen - 1;
+		memcpy(tail, win + wlen - keep, keep);
+		*tlen = keep;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+/* Copies the child's console to out until EOF or the deadline; sets *marker_ms when the
+ * marker first shows. Returns 0 at EOF, -1 at the deadline. */
+static int follow_console(int rd, int out, const char *marker, double t0, double deadline,
+			  double *marker_ms)
+{
+	char tail[MARKER_MAX];
+	size_t tlen = 0;
+	for (;;) {
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			return -1;
+		struct pollfd pfd = {.fd = rd, .events = POLLIN};
+		int ready = poll(&pfd, 1, left);
+		if (ready < 0 && errno != EINTR)
+			fail("poll");
+		if (ready <= 0)
+			continue;
+		ssize_t r = read(rd, buf, sizeof(buf));
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return 0;
+		if (*marker_ms < 0 && seen_marker(marker, tail, &tlen, buf, (size_t)r))
+			*marker_ms = now_ms() - t0;
+		write_all(out, buf, (size_t)r, "write to the console file");
+	}
+}
+
+/* vsq boot SECS MARKER CONSOLE CMD [ARG...] */
+static int cmd_boot(char **argv)
+{
+	double secs = atof(argv[0]);
+	const char *marker = argv[1];
+	if (!*marker || strlen(marker) >= MARKER_MAX) {
+		errno = EINVAL;
+		fail("marker");
+	}
+	int out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		fail(argv[2]);
+	double marker_ms = -1, t0 = now_ms();
+	int rd;
+	pid_t pid = spawn(argv + 3, &rd);
+	int timed_out = follow_console(rd, out, marker, t0, t0 + secs * 1e3, &marker_ms) < 0;
+	if (timed_out)
+		kill(pid, SIGKILL);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid");
+	double exit_ms = now_ms() - t0;
+	close(rd);
+	close(out);
+	if (timed_out)
+		printf("%.1f %.1f timeout\n", marker_ms, exit_ms);
+	else if (WIFEXITED(st))
+		printf("%.1f %.1f %d\n", marker_ms, exit_ms, WEXITSTATUS(st));
+	else
+		printf("%.1f %.1f sig%d\n", marker_ms, exit_ms, WTERMSIG(st));
+	return timed_out;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 5 && !strcmp(argv[1], "recv"))
+		return cmd_recv(argv + 2);
+	if (argc == 5 && !strcmp(argv[1], "send"))
+		return cmd_send(argv + 2);
+	if (argc >= 6 && !strcmp(argv[1], "boot"))
+		return cmd_boot(argv + 2);
+	fprintf(stderr, "usage: vsq recv|send HOST PORT FILE\n"
+			"       vsq boot SECS MARKER CONSOLE CMD [ARG...]\n");
+	return 2;
+}
