@@ -11,7 +11,9 @@
 #   -D DISK  a raw image file attached as a virtio disk (/dev/vda, /dev/vdb, ... in L1)
 # L1 neither compacts memory nor makes or splits transparent huge pages (QEMU's TCG does not
 # keep the nested guest's view of a page it moved: see docs/testing.md); L1_PAGE_MIGRATION=1
-# leaves the kernel's defaults, to reproduce that.
+# leaves the kernel's defaults, to reproduce that. L1_THP=always|madvise (default never)
+# lets L1 back memory with huge pages, still without compaction: the benches against QEMU
+# run so, as a host would (scripts/in-l1.sh vs-qemu).
 # The kernel is the newest /boot/vmlinuz-*-cloud-amd64 (KVER= overrides). Exits with QEMU's
 # status (137 when the timeout killed it). QEMU 10 (bookworm-backports) is required: older
 # TCG ignores the SVM XSETBV intercept and L2 guests lose XSAVE.
@@ -41,7 +43,7 @@ qver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\
 
 pin=
 [ "${L1_PAGE_MIGRATION:-0}" = 1 ] ||
-	pin="transparent_hugepage=never sysctl.vm.compaction_proactiveness=0 sysctl.vm.extfrag_threshold=1000"
+	pin="transparent_hugepage=${L1_THP:-never} sysctl.vm.compaction_proactiveness=0 sysctl.vm.extfrag_threshold=1000"
 
 # The console is what -nographic sets up (serial and monitor multiplexed on stdio, Ctrl-C to
 # the guest) without -nographic's SeaBIOS serial console, which resets the terminal.
