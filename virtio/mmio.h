@@ -75,6 +75,7 @@ struct virtio_mmio {
 	uint32_t config_generation;
 	bool activated;
 	uint64_t interrupts; /* raised so far, for metrics and tests */
+	uint64_t coalesced;  /* not raised: the guest had yet to acknowledge the same reason */
 	uint64_t requeues;   /* queues run again after the device spent its budget */
 	struct virtio_requeue requeue;
 	struct log_ratelimit rl;
@@ -167,7 +168,7 @@ int virtio_mmio_check_state(const struct virtio_mmio *t, const struct virtio_mmi
 void virtio_mmio_after_restore(struct virtio_mmio *t);
 
 /* The hang dump: under the lock, logs at `lvl` one line for the transport,
- * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N",
+ * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N coalesced=N",
  * then "<name> queue <i>: <virtq_format_state line>" per queue. */
 void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl);
 

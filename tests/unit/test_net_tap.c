@@ -451,6 +451,7 @@ static void test_event_loop_rx_and_reset(void **state)
 	assert_int_equal(id, head);
 	assert_int_equal(len, 700);
 	assert_int_equal(te->irqs, 1);
+	wr(te, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	nenv_rx_post(e, 1, 2048);
 	wr(te, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_RXQ);
 	assert_int_equal(e->n.tap_events, EPOLLIN);
@@ -483,6 +484,7 @@ static void test_rx_rate_limit_defers_in_guest_buffers(void **state)
 	assert_int_equal(evloop_run_once(&te->loop, 1000), 1);
 	assert_int_equal(tring_used_idx(&e->rx), 1);
 	tring_set_used_event(&e->rx, 1);
+	wr(te, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	/* The second frame waits in its guest buffer; the TAP is not read meanwhile. */
 	assert_int_equal(e->n.rx_deferred, 1);
 	assert_true(e->n.rx_rl.blocked);
