@@ -1,15 +1,23 @@
-/* bench/startup: how fast kiln starts and how much memory it needs besides guest RAM.
+/* bench/startup: how fast kiln starts next to the floor, and how much memory it needs besides
+ * guest RAM.
  *
- * Runs build/kiln with the tiny guest (tests/guest/tiny) on this host's /dev/kvm:
- *  - 'p' runs: exec -> first guest byte on the console (the guest's first instruction
- *    writes it, so this bounds exec -> first KVM_RUN from above), and exec -> exit;
- *  - one 'w' run: while the guest waits, kiln's resident memory from /proc/PID/smaps,
- *    split into guest RAM (the mapping of mem_size_mib) and everything else.
- * Prints figures only; no thresholds. Usage: startup KILN TINY_GUEST [RUNS] */
+ * Runs build/kiln and bench/floor (floor.c: only the KVM ioctls any VMM needs for the same
+ * tiny guest, tests/guest/tiny) on this host's /dev/kvm, alternating, RUNS each:
+ *  - 'p' runs: exec -> first guest byte on stdout (the guest's first instruction writes it,
+ *    so this bounds exec -> first KVM_RUN from above), and exec -> exit after the guest
+ *    powered off; medians, and the ratios kiln/floor;
+ *  - one 'w' run each: while the guest waits, the resident memory from /proc/PID/smaps,
+ *    split into guest RAM (the mapping of mem_size_mib) and everything else: Rss (with the
+ *    binary's text), Private_Dirty (which counts a binary's page-cache pages while they are
+ *    dirty, just after a build) and Anonymous (the process's own heap, stacks, data).
+ * Prints figures only; no thresholds.
+ * Usage: startup KILN TINY_GUEST [RUNS [FLOOR]] (FLOOR: default `floor` next to startup). */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +28,18 @@
 
 #include "kiln_run.h"
 
-#define MEM_MIB 128
+#define MEM_MIB 128 /* floor.c maps the same */
 
+/* One program under test: how to start it in either guest mode, and its samples. */
+struct subject {
+	const char *name;
+	char *argv_p[6]; /* the guest prints, then powers off */
+	char *argv_w[6]; /* the guest prints, then waits */
+	double *first, *total;
+	long maxrss_kb;
+};
+
+/* kiln's config for the tiny guest in mode `action` ('p' or 'w'), MEM_MIB of RAM. */
 static void write_config(const char *path, const char *tiny, char action)
 {
 	FILE *f = fopen(path, "w");
@@ -36,101 +54,150 @@ static void write_config(const char *path, const char *tiny, char action)
 	fclose(f);
 }
 
-static void timed_runs(const char *kiln, const char *cfg, int runs)
+/* Run i of s: exec -> first guest byte and exec -> exit; dies if it fails. */
+static void timed_run(struct subject *s, int i)
 {
-	char *argv[] = {(char *)kiln, "--no-api", "--config-file", (char *)cfg, NULL};
-	double *first = calloc(runs, sizeof(double)), *total = calloc(runs, sizeof(double));
-	long maxrss = 0;
-	for (int i = 0; i < runs; i++) {
-		int out, status;
-		struct rusage ru;
-		double t0 = now_ms();
-		pid_t pid = spawn_kiln(argv, &out);
-		if (wait_first_byte(out) < 0) {
-			fprintf(stderr, "startup: kiln printed nothing\n");
-			exit(1);
-		}
-		first[i] = now_ms() - t0;
-		wait4(pid, &status, 0, &ru);
-		total[i] = now_ms() - t0;
-		close(out);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "startup: kiln failed (status %d)\n", status);
-			exit(1);
-		}
-		if (ru.ru_maxrss > maxrss)
-			maxrss = ru.ru_maxrss;
+	int out, status;
+	struct rusage ru;
+	double t0 = now_ms();
+	pid_t pid = spawn_kiln(s->argv_p, &out);
+	if (wait_first_byte(out) < 0) {
+		fprintf(stderr, "startup: %s printed nothing\n", s->name);
+		exit(1);
 	}
-	qsort(first, runs, sizeof(double), cmp_double);
-	qsort(total, runs, sizeof(double), cmp_double);
-	printf("exec -> first guest output (bounds first KVM_RUN): median %.3f ms, min %.3f ms, "
-	       "max %.3f ms (%d runs)\n",
-	       first[runs / 2], first[0], first[runs - 1], runs);
-	printf("exec -> guest powered off and kiln exited:          median %.3f ms, min %.3f ms\n",
-	       total[runs / 2], total[0]);
-	printf("peak RSS (ru_maxrss, incl. touched guest RAM):      %ld KiB\n", maxrss);
-	free(first);
-	free(total);
+	s->first[i] = now_ms() - t0;
+	wait4(pid, &status, 0, &ru);
+	s->total[i] = now_ms() - t0;
+	close(out);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "startup: %s failed (status %d)\n", s->name, status);
+		exit(1);
+	}
+	if (ru.ru_maxrss > s->maxrss_kb)
+		s->maxrss_kb = ru.ru_maxrss;
 }
 
-/* Sums Rss over smaps, separating the guest RAM mapping (the one at least MEM_MIB big). */
-static void rss_split(pid_t pid, long *guest_kb, long *other_kb, long *hwm_kb)
+/* kiln and the floor alternating, which one goes first swapped every round. */
+static void timed_runs(struct subject *kiln, struct subject *floor, int runs)
+{
+	for (int i = 0; i < runs; i++) {
+		timed_run(i % 2 ? floor : kiln, i);
+		timed_run(i % 2 ? kiln : floor, i);
+	}
+	double kf = median(kiln->first, runs), kt = median(kiln->total, runs);
+	double ff = median(floor->first, runs), ft = median(floor->total, runs);
+	printf("exec -> first guest output (bounds first KVM_RUN), median of %d, alternating:\n",
+	       runs);
+	printf("  kiln  %7.3f ms (min %.3f, max %.3f)\n", kf, kiln->first[0],
+	       kiln->first[runs - 1]);
+	printf("  floor %7.3f ms (min %.3f, max %.3f)\n", ff, floor->first[0],
+	       floor->first[runs - 1]);
+	printf("  kiln/floor %.2f\n", kf / ff);
+	printf("exec -> guest powered off and the process exited, median:\n");
+	printf("  kiln  %7.3f ms (min %.3f)\n  floor %7.3f ms (min %.3f)\n  kiln/floor %.2f\n",
+	       kt, kiln->total[0], ft, floor->total[0], kt / ft);
+	printf("peak RSS (ru_maxrss, incl. touched guest RAM): kiln %ld KiB, floor %ld KiB\n",
+	       kiln->maxrss_kb, floor->maxrss_kb);
+}
+
+/* Resident memory of pid from smaps, split at the guest RAM mapping (MEM_MIB or more). */
+struct rss {
+	long guest_kb, other_kb, other_dirty_kb, other_anon_kb, hwm_kb;
+};
+
+/* Fills r from /proc/pid/smaps and VmHWM from /proc/pid/status. */
+static void rss_split(pid_t pid, struct rss *r)
 {
 	char path[64], line[512];
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	FILE *f = fopen(path, "r");
-	long size_kb = 0, rss;
-	*guest_kb = *other_kb = 0;
+	long size_kb = 0, v;
+	*r = (struct rss){0};
 	while (f && fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "Size: %ld kB", &size_kb) == 1)
 			continue;
-		if (sscanf(line, "Rss: %ld kB", &rss) == 1)
-			*(size_kb >= MEM_MIB * 1024 ? guest_kb : other_kb) += rss;
+		bool guest = size_kb >= MEM_MIB * 1024;
+		if (sscanf(line, "Rss: %ld kB", &v) == 1)
+			*(guest ? &r->guest_kb : &r->other_kb) += v;
+		else if (!guest && sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+			r->other_dirty_kb += v;
+		else if (!guest && sscanf(line, "Anonymous: %ld kB", &v) == 1)
+			r->other_anon_kb += v;
 	}
 	if (f)
 		fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	f = fopen(path, "r");
 	while (f && fgets(line, sizeof(line), f))
-		sscanf(line, "VmHWM: %ld kB", hwm_kb);
+		sscanf(line, "VmHWM: %ld kB", &r->hwm_kb);
 	if (f)
 		fclose(f);
 }
 
-static void memory_run(const char *kiln, const char *cfg)
+/* Starts s with the waiting guest, prints its memory once the guest printed, ends it. */
+static void memory_run(struct subject *s)
 {
-	char *argv[] = {(char *)kiln, "--no-api", "--config-file", (char *)cfg, NULL};
-	int out, status;
-	pid_t pid = spawn_kiln(argv, &out);
+	int out;
+	pid_t pid = spawn_kiln(s->argv_w, &out);
 	if (wait_first_byte(out) < 0) {
-		fprintf(stderr, "startup: kiln printed nothing\n");
+		fprintf(stderr, "startup: %s printed nothing\n", s->name);
 		exit(1);
 	}
 	usleep(100000);
-	long guest, other, hwm = 0;
-	rss_split(pid, &guest, &other, &hwm);
-	kill(pid, SIGTERM);
-	waitpid(pid, &status, 0);
-	close(out);
-	printf("kiln RSS while the guest runs: %ld KiB excluding guest RAM "
-	       "(guest RAM resident: %ld KiB, VmHWM %ld KiB)\n",
-	       other, guest, hwm);
-	printf("peak RSS excluding guest RAM: %ld KiB\n", hwm - guest);
+	struct rss r;
+	rss_split(pid, &r);
+	stop_kiln(pid, out, SIGTERM);
+	printf("  %-5s Rss %4ld KiB, Private_Dirty %4ld KiB, Anonymous %4ld KiB; guest RAM "
+	       "resident %ld KiB; peak (VmHWM - guest RAM) %ld KiB\n",
+	       s->name, r.other_kb, r.other_dirty_kb, r.other_anon_kb, r.guest_kb,
+	       r.hwm_kb - r.guest_kb);
 }
 
+/* The floor binary: argv[4], or `floor` in startup's own directory, written to buf. */
+static char *floor_path(int argc, char **argv, char *buf, size_t len)
+{
+	if (argc > 4)
+		return argv[4];
+	char self[4096];
+	snprintf(self, sizeof(self), "%s", argv[0]);
+	snprintf(buf, len, "%s/floor", dirname(self));
+	return buf;
+}
+
+/* kiln and the floor: the timed runs, then the memory of each. */
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s KILN TINY_GUEST [RUNS]\n", argv[0]);
+		fprintf(stderr, "usage: %s KILN TINY_GUEST [RUNS [FLOOR]]\n", argv[0]);
 		return 2;
 	}
 	int runs = argc > 3 ? atoi(argv[3]) : 50;
+	if (runs < 1)
+		runs = 1;
 	char cfg_p[] = "/tmp/kiln-bench-p.json", cfg_w[] = "/tmp/kiln-bench-w.json";
 	write_config(cfg_p, argv[2], 'p');
 	write_config(cfg_w, argv[2], 'w');
-	printf("== bench/startup: %s, tiny guest, 1 vCPU, %d MiB\n", argv[1], MEM_MIB);
-	timed_runs(argv[1], cfg_p, runs);
-	memory_run(argv[1], cfg_w);
+	char floor_buf[4200];
+	char *floor_bin = floor_path(argc, argv, floor_buf, sizeof(floor_buf));
+	struct subject kiln = {
+	    .name = "kiln",
+	    .argv_p = {argv[1], "--no-api", "--config-file", cfg_p, NULL},
+	    .argv_w = {argv[1], "--no-api", "--config-file", cfg_w, NULL},
+	    .first = calloc(runs, sizeof(double)),
+	    .total = calloc(runs, sizeof(double))};
+	struct subject floor = {.name = "floor",
+				.argv_p = {floor_bin, argv[2], "p", NULL},
+				.argv_w = {floor_bin, argv[2], "w", NULL},
+				.first = calloc(runs, sizeof(double)),
+				.total = calloc(runs, sizeof(double))};
+	if (!kiln.first || !kiln.total || !floor.first || !floor.total)
+		die("out of memory");
+	printf("== bench/startup: %s vs %s, tiny guest, 1 vCPU, %d MiB\n", argv[1], floor_bin,
+	       MEM_MIB);
+	timed_runs(&kiln, &floor, runs);
+	printf("resident memory while the guest waits, without guest RAM (smaps):\n");
+	memory_run(&kiln);
+	memory_run(&floor);
 	unlink(cfg_p);
 	unlink(cfg_w);
 	return 0;

@@ -35,7 +35,8 @@ stage_files() {
 			"$BUILD/jailer-reaper" "$BUILD/kiln-uffd-handler" "$BUILD/kiln-rebase-snap"
 		;;
 	bench)
-		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup" "$BUILD/bench/snapshot"
+		echo "$BUILD/kiln" "$BUILD/tiny-guest.elf" "$BUILD/bench/startup" "$BUILD/bench/floor" \
+			"$BUILD/bench/snapshot"
 		;;
 	*) die "unknown stage '$stage' (host, bench)" ;;
 	esac

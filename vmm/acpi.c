@@ -122,11 +122,13 @@ static int area_next(const struct acpi_area *a, struct acpi_table *t, uint64_t *
 	return 0;
 }
 
+/* The next len bytes of the area, zeroed: the only bytes of it acpi_build() writes. */
 static int area_alloc(struct acpi_area *a, uint64_t len, struct acpi_table *t)
 {
 	uint64_t avail;
 	if (area_next(a, t, &avail) || len > avail)
 		return -ENOSPC;
+	memset(t->host, 0, len);
 	a->used = t->gpa - LAYOUT_ACPI_START + len;
 	return 0;
 }
@@ -292,6 +294,7 @@ static int build_dsdt(struct acpi_area *a, const struct acpi_config *cfg, struct
 	uint64_t avail;
 	if (area_next(a, t, &avail) || avail < SDT_HDR_LEN)
 		return -ENOSPC;
+	memset(t->host, 0, SDT_HDR_LEN); /* the AML after it is written byte for byte */
 	struct aml_buf b;
 	aml_init(&b, t->host + SDT_HDR_LEN, avail - SDT_HDR_LEN);
 	struct aml_mark sb = aml_scope_open(&b, "\\_SB");
@@ -345,7 +348,8 @@ int acpi_build(const struct guest_mem *gm, const struct acpi_config *cfg, uint64
 	a.host = gm_ptr(gm, LAYOUT_ACPI_START, a.size);
 	if (!a.host)
 		return -EFAULT;
-	memset(a.host, 0, a.size);
+	/* Each table is zeroed as it is laid out, not the whole region: the rest keeps what
+	 * fresh guest RAM holds, zeroes, and its 32 pages stay untouched (bench/startup). */
 	/* RSDP first, at the start of the region, where the kernel also scans for it. */
 	struct acpi_table rsdp, xsdt, fadt, madt, dsdt;
 	if (area_alloc(&a, RSDP_LEN, &rsdp) || area_alloc(&a, XSDT_LEN, &xsdt) ||

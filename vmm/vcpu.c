@@ -100,20 +100,6 @@ static int vcpu_set_fpu(struct vcpu *v)
 	return ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
 }
 
-static struct kvm_cpuid2 *vcpu_get_supported_cpuid(int kvm_fd)
-{
-	size_t sz = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *c = calloc(1, sz);
-	if (!c)
-		return NULL;
-	c->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
 static int vcpu_create_one(struct vm *vm, unsigned i, size_t run_size,
 			   const struct kvm_cpuid2 *cpuid, const struct cpu_topology *topo,
 			   const char **what)
@@ -152,10 +138,9 @@ int vcpu_create_all(struct vm *vm, unsigned nr_vcpus, bool smt, const char **wha
 	int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (run_size < (int)sizeof(struct kvm_run))
 		return -EIO;
-	*what = "KVM_GET_SUPPORTED_CPUID";
-	struct kvm_cpuid2 *cpuid = vcpu_get_supported_cpuid(vm->kvm_fd);
+	const struct kvm_cpuid2 *cpuid = vm->supported_cpuid;
 	if (!cpuid)
-		return -errno ? -errno : -ENOMEM;
+		return -EINVAL;
 	struct cpu_topology topo = cpu_topology_make(nr_vcpus, smt);
 	int err = 0;
 	for (unsigned i = 0; i < nr_vcpus && !err; i++) {
@@ -163,7 +148,6 @@ int vcpu_create_all(struct vm *vm, unsigned nr_vcpus, bool smt, const char **wha
 		vm->nr_vcpus = i + 1;
 		err = vcpu_create_one(vm, i, (size_t)run_size, cpuid, &topo, what);
 	}
-	free(cpuid);
 	vm->smt = smt;
 	return err;
 }

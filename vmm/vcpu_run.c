@@ -5,6 +5,7 @@
 #include "vmm/vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,10 +164,12 @@ static void vcpu_park(struct vcpu *v)
 	pthread_mutex_unlock(&vm->pause_mu);
 }
 
+/* KVM_RUN until the VM stops, or is asked to end: a guest that powered off or reset keeps
+ * running its next instructions otherwise until vcpu_stop_all() kicks it out. */
 static void vcpu_run_loop(struct vcpu *v)
 {
 	bool fail_run = test_fail_kvm_run(v);
-	while (!atomic_load(&v->vm->stopping)) {
+	while (!atomic_load(&v->vm->stopping) && atomic_load(&v->vm->exit.reason) == VM_RUNNING) {
 		if (vcpu_kvm_run(v, fail_run) < 0) {
 			if (errno != EINTR && errno != EAGAIN) {
 				log_err("vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
@@ -201,6 +204,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	if (v->index == 0 && v->vm->start_cpus_set)
+		sched_setaffinity(0, sizeof(v->vm->start_cpus), &v->vm->start_cpus);
 	if (v->vm->seccomp) {
 		int err = seccomp_install(SECCOMP_ROLE_VCPU);
 		if (err) {
@@ -212,6 +217,42 @@ static void *vcpu_thread(void *arg)
 	}
 	vcpu_run_loop(v);
 	return NULL;
+}
+
+/* Pins the calling thread to the CPU it runs on, the process's mask saved in
+ * vm->start_cpus first, so that the thread it creates next (vCPU 0's) starts on this CPU,
+ * which is awake, not on an idle one the scheduler would have to wake: on a nested host
+ * that wake-up took up to a millisecond between the last setup step and the guest's first
+ * instruction (bench/startup). The caller undoes it after pthread_create() with
+ * vcpu_unpin_self(), the new thread restores its mask first thing, so both may run anywhere
+ * again at once. False (nothing
+ * changed) if the masks cannot be read or set. */
+static bool vcpu_pin_self(struct vm *vm)
+{
+	int cpu = sched_getcpu();
+	if (cpu < 0 || sched_getaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus) < 0)
+		return false;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	vm->start_cpus_set = sched_setaffinity(0, sizeof(one), &one) == 0;
+	return vm->start_cpus_set;
+}
+
+/* Undoes vcpu_pin_self() for the calling thread. When vCPU 0's thread was created (move),
+ * this thread first moves to another CPU of the saved mask, if there is one, so that vCPU 0
+ * runs on the CPU it was pinned to at once, not after the rest of this thread's setup (its
+ * seccomp filter, the event loop); this thread then pays the other CPU's wake-up. */
+static void vcpu_unpin_self(struct vm *vm, bool move)
+{
+	cpu_set_t others = vm->start_cpus;
+	int cpu = sched_getcpu();
+	if (move && cpu >= 0) {
+		CPU_CLR(cpu, &others);
+		if (CPU_COUNT(&others) > 0)
+			sched_setaffinity(0, sizeof(others), &others);
+	}
+	sched_setaffinity(0, sizeof(vm->start_cpus), &vm->start_cpus);
 }
 
 static void vcpu_kick_handler(int sig)
@@ -229,7 +270,10 @@ int vcpu_start_all(struct vm *vm)
 	pthread_cond_init(&vm->pause_cv, NULL);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpu[i];
+		bool pinned = i == 0 && vcpu_pin_self(vm);
 		int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (pinned)
+			vcpu_unpin_self(vm, !err);
 		if (err)
 			return -err;
 		v->thread_started = true;

@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,10 +88,16 @@ struct vm {
 	pthread_mutex_t pause_mu;
 	pthread_cond_t pause_cv;
 	unsigned nr_parked;
+	/* vCPU 0's thread starts pinned to the CPU that created it and restores this mask (the
+	 * process's) first thing, when start_cpus_set (vcpu_start_all). */
+	cpu_set_t start_cpus;
+	bool start_cpus_set;
 	unsigned nr_vcpus;
 	bool smt;
 	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
 	uint64_t ram_limit; /* bytes of RAM this host's KVM can map, from vm_create() */
+	/* KVM_GET_SUPPORTED_CPUID, read once by vm_create(); each vCPU's CPUID starts from it. */
+	struct kvm_cpuid2 *supported_cpuid;
 	/* Set before vm_create(): every memslot logs dirty pages (KVM_MEM_LOG_DIRTY_PAGES) and
 	 * the devices' writes are recorded (gm_track_dirty), for diff snapshots. */
 	bool track_dirty_pages;
@@ -98,9 +105,10 @@ struct vm {
 };
 
 /* Opens /dev/kvm, checks the capabilities kiln needs and that KVM can map vm->mem (set up
- * by the caller with guest_mem_init(), which vm_destroy() frees), creates the VM with an
- * in-kernel irqchip and PIT and registers the guest RAM, region i as memslot i (logging
- * dirty pages when vm->track_dirty_pages). 0 or -errno; *what names the step that failed.
+ * by the caller with guest_mem_init(), which vm_destroy() frees), reads KVM's supported
+ * CPUID into vm->supported_cpuid, creates the VM, registers the guest RAM, region i as
+ * memslot i (logging dirty pages when vm->track_dirty_pages), and adds an in-kernel
+ * irqchip and PIT. 0 or -errno; *what names the step that failed.
  * -EFBIG: more RAM than this host's KVM can map; vm->ram_limit holds the most it can, and
  * *what is "machine-config.mem_size_mib". */
 int vm_create(struct vm *vm, const char **what);

@@ -12,6 +12,9 @@
 #   E2E-TIME <name> <seconds>
 #   E2E-RESULT PASS <name>, E2E-RESULT FAIL <name>: <reason> or E2E-RESULT SKIP <name>: <why>
 #   E2E-LOG <name>: <line>   for a failed case: its own output, kiln's stderr, guest console
+#   E2E-VMSTAT <name> <counter>=<delta> ...   when the host migrated or compacted pages
+#                            during the run (/proc/vmstat), which the emulated test host
+#                            does not survive reliably (docs/testing.md)
 # and "E2E-CASES DONE" at the end.
 
 cases=${1:?usage: run-cases.sh CASES_DIR}
@@ -44,10 +47,26 @@ case_stuck() {
 	dmesg 2> /dev/null | tail -n 20
 }
 
+# migration_counts: the /proc/vmstat counters of page migration, compaction and huge
+# page collapse/split, as "name value" lines.
+migration_counts() {
+	grep -E '^(pgmigrate_success|pgmigrate_fail|compact_stall|compact_isolated|thp_collapse_alloc|thp_split_page|thp_split_pmd|numa_pages_migrated) ' \
+		/proc/vmstat 2> /dev/null
+}
+
+# migration_report NAME BEFORE: an E2E-VMSTAT line with the counters that moved since BEFORE.
+migration_report() {
+	moved=$(migration_counts | awk -v before="$2" '
+		BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) { split(b[i], f, " "); v[f[1]] = f[2] } }
+		$2 != v[$1] { printf " %s=%d", $1, $2 - v[$1] }')
+	[ -z "$moved" ] || echo "E2E-VMSTAT $1$moved"
+}
+
 # run_case NAME SCRIPT: one run of a case; sets rc and ok (yes when it printed PASS).
 run_case() {
 	rm -f "$E2E_WORK/$1".*
 	start=$(uptime_cs)
+	vmstat_before=$(migration_counts)
 	# Its own session, so a case killed at its timeout takes its children (kiln, nc, ...)
 	# with it instead of leaving them to disturb the next case.
 	E2E_CASE=$1 setsid sh "$2" > "$E2E_WORK/$1.out" 2>&1 &
@@ -68,6 +87,7 @@ run_case() {
 	kill -KILL -- "-$pid" 2> /dev/null
 	t=$(($(uptime_cs) - start))
 	echo "E2E-TIME $1 $((t / 100)).$(printf '%02d' $((t % 100)))"
+	migration_report "$1" "$vmstat_before"
 	ok=no
 	last=$(tail -n 1 "$E2E_WORK/$1.out")
 	if [ "$rc" = 0 ] && [ "$last" = PASS ]; then

@@ -280,6 +280,8 @@ for name in $cases; do
 		failed=$((failed + 1))
 	fi
 	[ -z "$t" ] || echo "e2e: $name took ${t% }s" >&2
+	awk -v n="$name" '$1 == "E2E-VMSTAT" && $2 == n' "$clean" |
+		sed "s/^E2E-VMSTAT $name/e2e: $name: pages moved in the test host during a run:/" >&2
 done
 echo "e2e: $E2E_MODE run took ${secs}s, log $log" >&2
 [ -n "$host_ready" ] && [ "$failed" = 0 ]
