@@ -424,6 +424,12 @@ void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void virtio_mmio_interrupt_locked(struct virtio_mmio *t)
+{
+	if (live(t))
+		raise_irq(t, VIRTIO_MMIO_INT_VRING);
+}
+
 void virtio_mmio_config_changed(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);

@@ -133,6 +133,11 @@ typedef int (*virtio_work_fn)(void *dev, struct virtq *vq, void *arg, bool *need
  * report DEVICE_NEEDS_RESET, as one from queue_notify would. */
 void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
 
+/* From inside a queue_notify or work function (t->lock held, device live): interrupts the
+ * guest for used buffers now rather than when the function returns, so that its driver
+ * starts on the first of a long batch while the device fills the rest. */
+void virtio_mmio_interrupt_locked(struct virtio_mmio *t);
+
 /* Returns the transport to its state before any driver (what a write of 0 to Status
  * does: the device's reset callback, every queue forgotten). Call with t->lock held. */
 void virtio_mmio_reset_locked(struct virtio_mmio *t);
