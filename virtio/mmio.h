@@ -75,6 +75,7 @@ struct virtio_mmio {
 	uint32_t config_generation;
 	bool activated;
 	uint64_t interrupts; /* raised so far, for metrics and tests */
+	uint64_t coalesced;  /* not raised: the guest had yet to acknowledge the same reason */
 	uint64_t requeues;   /* queues run again after the device spent its budget */
 	struct virtio_requeue requeue;
 	struct log_ratelimit rl;
@@ -132,6 +133,11 @@ typedef int (*virtio_work_fn)(void *dev, struct virtq *vq, void *arg, bool *need
  * report DEVICE_NEEDS_RESET, as one from queue_notify would. */
 void virtio_mmio_run(struct virtio_mmio *t, virtio_work_fn fn, void *arg);
 
+/* From inside a queue_notify or work function (t->lock held, device live): interrupts the
+ * guest for used buffers now rather than when the function returns, so that its driver
+ * starts on the first of a long batch while the device fills the rest. */
+void virtio_mmio_interrupt_locked(struct virtio_mmio *t);
+
 /* Returns the transport to its state before any driver (what a write of 0 to Status
  * does: the device's reset callback, every queue forgotten). Call with t->lock held. */
 void virtio_mmio_reset_locked(struct virtio_mmio *t);
@@ -167,7 +173,7 @@ int virtio_mmio_check_state(const struct virtio_mmio *t, const struct virtio_mmi
 void virtio_mmio_after_restore(struct virtio_mmio *t);
 
 /* The hang dump: under the lock, logs at `lvl` one line for the transport,
- * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N",
+ * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N coalesced=N",
  * then "<name> queue <i>: <virtq_format_state line>" per queue. */
 void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl);
 

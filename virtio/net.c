@@ -265,12 +265,25 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 	return rx_read(n, rxq);
 }
 
+/* After a frame went to the guest mid-batch: interrupts it now if its used_event asks, so
+ * it takes the first frames while the rest of the batch is read (without this the guest
+ * idled until the whole batch, often every buffer it had posted, was filled). */
+static void rx_interrupt_early(struct virtio_net *n, struct virtq *rxq)
+{
+	if (n->transport && virtq_should_notify(rxq))
+		virtio_mmio_interrupt_locked(n->transport);
+}
+
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
 	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
-	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++) {
+		uint64_t frames = n->stats.rx_frames;
 		r = rx_step(n, rxq);
+		if (r == STEP_NEXT && n->stats.rx_frames != frames)
+			rx_interrupt_early(n, rxq);
+	}
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);

@@ -10,21 +10,28 @@
 #include <sys/stat.h>
 
 #define GUARD_LEN (1ULL << 21)
+#define HUGE_LEN (1ULL << 21)
 
-/* Reserves ram_size bytes between PROT_NONE guard gaps and maps the RAM over its middle:
- * anonymous memory when fd < 0, else fd from offset 0, MAP_PRIVATE. Then splits it at the
- * MMIO gap. 0 or -errno; nothing stays mapped on failure. */
+/* Reserves ram_size bytes between PROT_NONE guard gaps (of at least GUARD_LEN) and maps the
+ * RAM over its middle, starting on a 2 MiB boundary: anonymous memory when fd < 0, else fd
+ * from offset 0, MAP_PRIVATE. Then splits it at the MMIO gap. 0 or -errno; nothing stays
+ * mapped on failure. */
 static int gm_map(struct guest_mem *gm, uint64_t ram_size, int fd)
 {
 	memset(gm, 0, sizeof(*gm));
 	if (ram_size == 0 || (ram_size & 0xfff) || ram_size > GUEST_MEM_MAX_BYTES)
 		return -EINVAL;
-	size_t len = ram_size + 2 * GUARD_LEN;
+	size_t len = ram_size + 2 * GUARD_LEN + HUGE_LEN;
 	uint8_t *res =
 	    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED)
 		return -errno;
-	uint8_t *ram = res + GUARD_LEN;
+	/* Host-virtual and guest-physical addresses agree modulo 2 MiB: where the host backs
+	 * the RAM with transparent huge pages, KVM can then map them as huge pages too, one
+	 * nested page fault per 2 MiB instead of per 4 KiB the guest touches (bench/net-vs-qemu
+	 * counted 180 per MiB received before). */
+	uint8_t *ram = (uint8_t *)(((uintptr_t)res + GUARD_LEN + HUGE_LEN - 1) &
+				   ~(uintptr_t)(HUGE_LEN - 1));
 	int flags = MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
 	if (mmap(ram, ram_size, PROT_READ | PROT_WRITE, flags, fd, 0) == MAP_FAILED) {
 		int err = -errno;

@@ -347,6 +347,10 @@ static void check_guards(uint64_t ram_size)
 	/* At least a page of guard on each side, inside the reservation. */
 	assert_true(res + PAGE <= ram);
 	assert_true(ram_end + PAGE <= res_end);
+	/* RAM starts on a 2 MiB boundary, as guest-physical 0 does (huge pages line up). */
+	assert_int_equal((uintptr_t)ram % (2u << 20), 0);
+	if (gm.nr_regions > 1)
+		assert_int_equal((uintptr_t)gm.region[1].host % (2u << 20), 0);
 	assert_int_equal(gm.reservation_len,
 			 ram_size + (uint64_t)(ram - res) + (res_end - ram_end));
 

@@ -365,11 +365,14 @@ struct tenv {
 	struct virtio_mmio t;
 	struct evloop loop;
 	int irqs;
+	uint16_t used_at_irq; /* RX used index when the last interrupt was raised */
 };
 
 static int count_irq(void *ctx)
 {
-	((struct tenv *)ctx)->irqs++;
+	struct tenv *te = ctx;
+	te->irqs++;
+	te->used_at_irq = tring_used_idx(&te->e.rx);
 	return 0;
 }
 
@@ -451,6 +454,7 @@ static void test_event_loop_rx_and_reset(void **state)
 	assert_int_equal(id, head);
 	assert_int_equal(len, 700);
 	assert_int_equal(te->irqs, 1);
+	wr(te, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	nenv_rx_post(e, 1, 2048);
 	wr(te, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_RXQ);
 	assert_int_equal(e->n.tap_events, EPOLLIN);
@@ -464,6 +468,25 @@ static void test_event_loop_rx_and_reset(void **state)
 	assert_int_equal(e->n.tap_events, 0);
 	nenv_peer_send(e, 900, 3);
 	assert_int_equal(evloop_run_once(&te->loop, 0), 0);
+	tenv_free(te);
+}
+
+/* Three frames waiting on the TAP, read in one wake-up: the guest is interrupted after the
+ * first, not when the batch is done, and only once while it has not acknowledged. */
+static void test_rx_interrupts_at_first_frame(void **state)
+{
+	(void)state;
+	struct tenv *te = tenv_up(NULL, NENV_F_MRG);
+	struct nenv *e = &te->e;
+	for (uint16_t i = 0; i < 3; i++) {
+		nenv_rx_post(e, 1, 2048);
+		nenv_peer_send(e, 600 + i, (uint8_t)i);
+	}
+	assert_int_equal(evloop_run_once(&te->loop, 1000), 1);
+	assert_int_equal(tring_used_idx(&e->rx), 3);
+	assert_int_equal(te->irqs, 1);
+	assert_int_equal(te->used_at_irq, 1);
+	assert_int_equal(te->t.coalesced, 0); /* used_event 0: the later frames need no edge */
 	tenv_free(te);
 }
 
@@ -483,6 +506,7 @@ static void test_rx_rate_limit_defers_in_guest_buffers(void **state)
 	assert_int_equal(evloop_run_once(&te->loop, 1000), 1);
 	assert_int_equal(tring_used_idx(&e->rx), 1);
 	tring_set_used_event(&e->rx, 1);
+	wr(te, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	/* The second frame waits in its guest buffer; the TAP is not read meanwhile. */
 	assert_int_equal(e->n.rx_deferred, 1);
 	assert_true(e->n.rx_rl.blocked);
@@ -570,6 +594,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_devices_add_two_interfaces, tfix_setup,
 					    tfix_teardown),
 	    cmocka_unit_test(test_event_loop_rx_and_reset),
+	    cmocka_unit_test(test_rx_interrupts_at_first_frame),
 	    cmocka_unit_test(test_rx_rate_limit_defers_in_guest_buffers),
 	    cmocka_unit_test(test_tx_bandwidth_cap_holds),
 	};

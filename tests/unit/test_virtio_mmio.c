@@ -339,6 +339,31 @@ static void test_notify_and_interrupts(void **state)
 			 VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
 }
 
+/* A reason the driver has not acknowledged yet interrupts only once; a new reason, or the same
+ * one after the acknowledgement, interrupts again. */
+static void test_interrupts_coalesce_until_acked(void **state)
+{
+	struct env *e = *state;
+	bring_up(e);
+	wr(e, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	virtio_mmio_notify(&e->t, 1);
+	assert_int_equal(e->dev.notifies, 2);
+	assert_int_equal(e->irqs, 1);
+	assert_int_equal(e->t.coalesced, 1);
+	virtio_mmio_config_changed(&e->t); /* CONFIG is new: interrupts */
+	assert_int_equal(e->irqs, 2);
+	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS),
+			 VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	wr(e, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG); /* VRING still pending */
+	virtio_mmio_notify(&e->t, 1);
+	assert_int_equal(e->irqs, 2);
+	wr(e, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	virtio_mmio_notify(&e->t, 1);
+	assert_int_equal(e->irqs, 3);
+	assert_int_equal(e->t.interrupts, 3);
+	assert_int_equal(e->t.coalesced, 2);
+}
+
 static void fake_kick(void *ctx, unsigned queue)
 {
 	((struct fake_dev *)ctx)->kicked[queue]++;
@@ -467,7 +492,7 @@ static void test_log_state(void **state)
 	assert_true(read(p[0], buf, sizeof(buf) - 1) > 0);
 	assert_string_equal(buf,
 			    "kiln: fake 0 state: status=0xf interrupt_status=0x1 activated=1 "
-			    "features=0x120000000 interrupts=1\n"
+			    "features=0x120000000 interrupts=1 coalesced=0\n"
 			    "kiln: fake 0 queue 0: not ready\n"
 			    "kiln: fake 0 queue 1: size=16 avail_idx=0 last_avail=0 used_idx=0 "
 			    "device_used_idx=0 inflight=0 avail_flags=0x0 used_flags=0x0 "
@@ -487,6 +512,7 @@ int main(void)
 	    T(test_queue_register_states),
 	    T(test_bad_queue_addresses),
 	    T(test_notify_and_interrupts),
+	    T(test_interrupts_coalesce_until_acked),
 	    T(test_budget_requeue),
 	    T(test_queue_error_needs_reset),
 	    T(test_activation_refused),
