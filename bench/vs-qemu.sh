@@ -53,16 +53,7 @@ rm -f "$in/min-vmlinuz"
 if [ "$(scripts/kvm-kind.sh)" = real ]; then
 	[ "$(id -u)" = 0 ] || die "the benches need root here (TAPs, debugfs)"
 	export VSQ_IN="$root_dir/$in"
-	rc=0
-	for b in ${BENCH_VSQ:-net blk boot}; do
-		case $b in
-		net) sh bench/net-vs-qemu.sh || rc=1 ;;
-		blk) sh bench/blk-vs-qemu.sh || rc=1 ;;
-		boot) sh bench/boot.sh || rc=1 ;;
-		*) die "BENCH_VSQ: unknown bench '$b' (net, blk, boot)" ;;
-		esac
-	done
-	exit "$rc"
+	exec sh bench/vs-qemu-run.sh
 fi
 L1_TIMEOUT=${L1_TIMEOUT:-5400}
 export L1_TIMEOUT

@@ -41,7 +41,8 @@ stage_files() {
 			"$BUILD/bench/snapshot"
 		;;
 	vs-qemu)
-		echo bench/vs-qemu.inc bench/net-vs-qemu.sh bench/blk-vs-qemu.sh bench/boot.sh
+		echo bench/vs-qemu.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh bench/blk-vs-qemu.sh \
+			bench/boot.sh
 		find "$BUILD/bench/vs-qemu-in" -type f
 		;;
 	*) die "unknown stage '$stage' (host, bench, vs-qemu)" ;;

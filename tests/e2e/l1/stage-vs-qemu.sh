@@ -8,13 +8,4 @@ cd /e2e/repo || exit 1
 [ ! -r /e2e/stage.env ] || . /e2e/stage.env
 VSQ_IN=/e2e/repo/build/bench/vs-qemu-in
 export VSQ_IN
-rc=0
-for b in ${BENCH_VSQ:-net blk boot}; do
-	case $b in
-	net) sh bench/net-vs-qemu.sh || rc=1 ;;
-	blk) sh bench/blk-vs-qemu.sh || rc=1 ;;
-	boot) sh bench/boot.sh || rc=1 ;;
-	*) echo "stage-vs-qemu: unknown bench '$b' (net, blk, boot)" >&2 && rc=1 ;;
-	esac
-done
-exit "$rc"
+exec sh bench/vs-qemu-run.sh
