@@ -225,13 +225,20 @@ if [ -x "$KILN_TESTHOOKS" ]; then
 fi
 
 # ---- snapshots (docs/snapshots.md): the tiny guest's count goes on in a new process -------
+# whole_lines FILE: FILE without a last line that has no newline yet.
+whole_lines() {
+	head -n "$(wc -l <"$1")" "$1"
+}
 # go_on BEFORE AFTER: the guest's "tick <n>" count on console BEFORE (up to the snapshot)
 # then AFTER (the restored guest) goes on by one, nothing repeated or lost at the seam (a
 # line the pause cut is whole once joined), past BEFORE's last; else prints why.
 go_on() {
 	local last now seam
-	last=$(grep -ao 'tick [0-9]*' "$1" | tail -n 1 | sed 's/tick //')
-	cat "$1" "$2" | grep -ao 'tick [0-9]*' | sed 's/tick //' >"$T/seq"
+	# Whole lines only: the pause may cut a line after "tick " or inside its number (the
+	# restored guest prints the rest), and stopping kiln may cut the last one.
+	last=$(whole_lines "$1" | grep -ao 'tick [0-9][0-9]*' | tail -n 1 | sed 's/tick //')
+	cat "$1" "$2" >"$T/joined"
+	whole_lines "$T/joined" | grep -ao 'tick [0-9][0-9]*' | sed 's/tick //' >"$T/seq"
 	seam=$(awk 'NR > 1 && $1 != prev + 1 { print "tick " prev " then " $1; exit } { prev = $1 }' "$T/seq")
 	now=$(tail -n 1 "$T/seq")
 	if [ -n "$seam" ]; then
