@@ -70,9 +70,10 @@ tests/e2e/build-l1.sh -n -k "$BUILD/kiln" -v "$kver" -o "$out/L1-$stage.cpio.gz"
 
 echo "in-l1: running the $stage stage in the KVM test host (QEMU $(qemu-system-x86_64 --version |
 	sed -n 's/^QEMU emulator version \([^ ]*\).*/\1/p') TCG, nested SVM)" >&2
-# The benches against QEMU run with L1's huge pages as its kernel has them by default (QEMU
-# asks for them; both VMMs' RAM is 2 MiB-aligned), the test stages without (l1-boot.sh).
-[ "$stage" != vs-qemu ] || export L1_THP="${L1_THP:-always}"
+# The benches run with L1's huge pages as its kernel has them by default, as a host would
+# (QEMU asks for them; both VMMs' RAM is 2 MiB-aligned), the test stages without
+# (l1-boot.sh).
+case $stage in bench | vs-qemu) export L1_THP="${L1_THP:-always}" ;; esac
 scripts/l1-boot.sh -t "${L1_TIMEOUT:-900}" -l "$log" "$out/L1-$stage.cpio.gz" "l1.stage=$stage" &
 qpid=$!
 [ "${E2E_VERBOSE:-0}" != 1 ] || tail -f "$log" --pid="$qpid" >&2 &
