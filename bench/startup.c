@@ -100,34 +100,69 @@ static void timed_runs(struct subject *kiln, struct subject *floor, int runs)
 	       kiln->maxrss_kb, floor->maxrss_kb);
 }
 
-/* Resident memory of pid from smaps, split at the guest RAM mapping (MEM_MIB or more). */
+/* Resident memory of pid from smaps, split at the guest RAM: the mapping of MEM_MIB or
+ * more, and the read-write one just before it that ends where it starts (kiln maps its
+ * first 2 MiB apart, without huge pages). */
 struct rss {
 	long guest_kb, other_kb, other_dirty_kb, other_anon_kb, hwm_kb;
 };
 
-/* Fills r from /proc/pid/smaps and VmHWM from /proc/pid/status. */
-static void rss_split(pid_t pid, struct rss *r)
+#define MAX_VMAS 256
+
+/* One mapping of smaps: its range, whether writable, and its resident counts in KiB. */
+struct vma {
+	unsigned long start, end;
+	bool rw;
+	long rss_kb, dirty_kb, anon_kb;
+};
+
+/* Reads up to MAX_VMAS mappings of pid's smaps into v; returns how many. */
+static int read_vmas(pid_t pid, struct vma *v)
 {
-	char path[64], line[512];
+	char path[64], line[512], perms[8];
 	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	FILE *f = fopen(path, "r");
-	long size_kb = 0, v;
-	*r = (struct rss){0};
+	int n = -1;
+	long kb;
 	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "Size: %ld kB", &size_kb) == 1)
-			continue;
-		bool guest = size_kb >= MEM_MIB * 1024;
-		if (sscanf(line, "Rss: %ld kB", &v) == 1)
-			*(guest ? &r->guest_kb : &r->other_kb) += v;
-		else if (!guest && sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
-			r->other_dirty_kb += v;
-		else if (!guest && sscanf(line, "Anonymous: %ld kB", &v) == 1)
-			r->other_anon_kb += v;
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && n + 1 < MAX_VMAS) {
+			v[++n] = (struct vma){.start = a, .end = b, .rw = !strncmp(perms, "rw", 2)};
+		} else if (n >= 0 && sscanf(line, "Rss: %ld kB", &kb) == 1) {
+			v[n].rss_kb = kb;
+		} else if (n >= 0 && sscanf(line, "Private_Dirty: %ld kB", &kb) == 1) {
+			v[n].dirty_kb = kb;
+		} else if (n >= 0 && sscanf(line, "Anonymous: %ld kB", &kb) == 1) {
+			v[n].anon_kb = kb;
+		}
 	}
 	if (f)
 		fclose(f);
+	return n + 1;
+}
+
+/* Fills r from /proc/pid/smaps and VmHWM from /proc/pid/status. */
+static void rss_split(pid_t pid, struct rss *r)
+{
+	struct vma *v = calloc(MAX_VMAS, sizeof(*v));
+	int n = v ? read_vmas(pid, v) : 0;
+	*r = (struct rss){0};
+	for (int i = 0; i < n; i++) {
+		bool big = v[i].end - v[i].start >= (unsigned long)MEM_MIB << 20;
+		bool head = i + 1 < n && v[i].rw && v[i].end == v[i + 1].start &&
+			    v[i + 1].end - v[i + 1].start >= (unsigned long)MEM_MIB << 19;
+		if (big || head) {
+			r->guest_kb += v[i].rss_kb;
+			continue;
+		}
+		r->other_kb += v[i].rss_kb;
+		r->other_dirty_kb += v[i].dirty_kb;
+		r->other_anon_kb += v[i].anon_kb;
+	}
+	free(v);
+	char path[64], line[512];
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
+	FILE *f = fopen(path, "r");
 	while (f && fgets(line, sizeof(line), f))
 		sscanf(line, "VmHWM: %ld kB", &r->hwm_kb);
 	if (f)

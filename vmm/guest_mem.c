@@ -40,6 +40,10 @@ static int gm_map(struct guest_mem *gm, uint64_t ram_size, int fd)
 	}
 	/* Guest RAM is not worth a core dump and must not leak into one. */
 	madvise(ram, ram_size, MADV_DONTDUMP);
+	/* The first 2 MiB hold what kiln writes before the guest runs (boot parameters, page
+	 * tables, command line, ACPI: tens of KiB, scattered): as one huge page it would cost
+	 * 2 MiB resident and zeroed per VM at start-up (bench/startup). */
+	madvise(ram, ram_size < HUGE_LEN ? ram_size : HUGE_LEN, MADV_NOHUGEPAGE);
 	gm->reservation = res;
 	gm->reservation_len = len;
 	gm->ram_size = ram_size;

@@ -362,15 +362,26 @@ static void check_guards(uint64_t ram_size)
 	assert_true(lo <= (uintptr_t)res);
 	assert_true(maps_perms(res, perms, NULL, NULL));
 	assert_string_equal(perms, "---p");
-	/* RAM itself: one read-write private mapping exactly covering it. */
+	/* RAM itself: read-write private mappings covering it exactly, the first 2 MiB on
+	 * their own without huge pages (nh), all of it out of core dumps (dd). */
+	uint64_t head = ram_size < (2u << 20) ? ram_size : (2u << 20);
+	char flags[512];
 	assert_true(maps_perms(ram, perms, &lo, &hi));
 	assert_string_equal(perms, "rw-p");
 	assert_int_equal(lo, (uintptr_t)ram);
-	assert_int_equal(hi, (uintptr_t)ram_end);
-	/* Guest RAM stays out of core dumps. */
-	char flags[512];
+	assert_int_equal(hi, (uintptr_t)ram + head);
 	assert_true(smaps_vmflags(lo, flags, sizeof(flags)));
 	assert_non_null(strstr(flags, " dd"));
+	assert_non_null(strstr(flags, " nh"));
+	if (head < ram_size) {
+		assert_true(maps_perms(ram + head, perms, &lo, &hi));
+		assert_string_equal(perms, "rw-p");
+		assert_int_equal(lo, (uintptr_t)ram + head);
+		assert_int_equal(hi, (uintptr_t)ram_end);
+		assert_true(smaps_vmflags(lo, flags, sizeof(flags)));
+		assert_non_null(strstr(flags, " dd"));
+		assert_null(strstr(flags, " nh"));
+	}
 	/* The byte just after RAM and the reservation's last byte: PROT_NONE. */
 	assert_true(maps_perms(ram_end, perms, &lo, &hi));
 	assert_string_equal(perms, "---p");
