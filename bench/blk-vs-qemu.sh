@@ -64,13 +64,7 @@ blk_run() {
 	else
 		vmm_kill
 	fi
-	echo "blk run $r $m: write $(run_figure write "$m" "$r"), read $(run_figure read "$m" "$r"), exit $vmm_rc, at $(at)"
-}
-
-# run_figure PHASE VMM RUN: the run's MB/s or FAILED.
-run_figure() {
-	v=$(awk -v t="$1" -v m="$2" -v r="$3" '$1 == t && $2 == m && $3 == r && $4 == "mbps" { print $5 }' "$records")
-	echo "${v:-FAILED}${v:+ MB/s}"
+	echo "blk run $r $m: write $(run_mbps write "$m" "$r"), read $(run_mbps read "$m" "$r"), exit $vmm_rc, at $(at)"
 }
 
 vsq_debugfs
@@ -78,25 +72,14 @@ vsq_debugfs
 dd if=/dev/zero of="$W/drive.img" bs=1M count="$mib" 2> /dev/null || vsq_die "cannot write $W/drive.img"
 echo "blk-vs-qemu: $mib MiB drive (raw file on L1's tmpfs), sequential dd bs=1M, $runs runs per VMM, alternating"
 vsq_header
-r=1
-while [ "$r" -le "$runs" ]; do
-	for m in $(vmm_order "$r"); do
-		blk_run "$m" "$r"
-	done
-	r=$((r + 1))
-done
+alternate "$runs" blk_run
 rm -f "$W/drive.img"
 
 echo
 echo "blk-vs-qemu summary: medians, MB/s = 10^6 bytes/s as timed in the guest, kiln/QEMU above 1 = kiln faster"
 printf '%-28s %10s %10s %10s   %s\n' phase "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
-for p in write read; do
-	k=$(median "$p" kiln mbps)
-	q=$(median "$p" qemu mbps)
-	name="write (conv=fsync)"
-	[ "$p" = write ] || name="read (iflag=direct, cold)"
-	printf '%-28s %10s %10s %10s   %s\n' "$name" "$k" "$q" "$(ratio "$k" "$q")" "$(runs_line "$p")"
-done
+mbps_row 28 "write (conv=fsync)" write
+mbps_row 28 "read (iflag=direct, cold)" read
 echo "L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd> (VM and vCPUs summed) between the"
 echo "guest's phase markers (1 s idle pause on each side included), kiln.* from kiln's metrics:"
 per_mib_table write read

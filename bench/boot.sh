@@ -65,12 +65,7 @@ boot_table() {
 	done
 	printf '%-12s %-30s %10s %10s %10s\n' "$1" "kiln Guest-boot-time" \
 		"$(median "$1" kiln boot_timer_ms)" - -
-	printf '%-12s runs: %s' "$1" "$(
-		for m in kiln qemu; do
-			printf '%s %s ok, %s failed; ' "$m" "$(count "$1" "$m" exit_ms)" "$(count "$1" "$m" failed)"
-		done
-	)"
-	echo
+	printf '%-12s runs: %s\n' "$1" "$(runs_line "$1" exit_ms)"
 }
 
 : > "$records"
@@ -81,13 +76,7 @@ echo "command line (both): $args"
 vsq_header
 for spec in $kernels; do
 	KERNEL=${spec#*:}
-	r=1
-	while [ "$r" -le "$runs" ]; do
-		for m in $(vmm_order "$r"); do
-			boot_run "boot-${spec%%:*}" "$m" "$r"
-		done
-		r=$((r + 1))
-	done
+	alternate "$runs" boot_run "boot-${spec%%:*}"
 done
 
 echo

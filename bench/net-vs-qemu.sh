@@ -87,12 +87,6 @@ check() {
 	fi
 }
 
-# run_mbps TEST VMM RUN: the run's MB/s or FAILED.
-run_mbps() {
-	v=$(awk -v t="$1" -v m="$2" -v r="$3" '$1 == t && $2 == m && $3 == r && $4 == "mbps" { print $5 }' "$records")
-	echo "${v:-FAILED}${v:+ MB/s}"
-}
-
 vsq_debugfs
 vsq_tap
 : > "$records"
@@ -100,26 +94,15 @@ head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
 echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, busybox nc in the guest, $runs runs per VMM, alternating"
 vsq_header
-r=1
-while [ "$r" -le "$runs" ]; do
-	for m in $(vmm_order "$r"); do
-		net_run "$m" "$r"
-	done
-	r=$((r + 1))
-done
+alternate "$runs" net_run
 "$VSQ_IN/mktap" -d "$TAP" 2> /dev/null
 rm -f "$W/to-guest.bin"
 
 echo
 echo "net-vs-qemu summary: medians, MB/s = 10^6 bytes/s, kiln/QEMU above 1 = kiln faster"
 printf '%-12s %10s %10s %10s   %s\n' direction "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
-for t in h2g g2h; do
-	k=$(median "$t" kiln mbps)
-	q=$(median "$t" qemu mbps)
-	name="guest->host"
-	[ "$t" = g2h ] || name="host->guest"
-	printf '%-12s %10s %10s %10s   %s\n' "$name" "$k" "$q" "$(ratio "$k" "$q")" "$(runs_line "$t")"
-done
+mbps_row 12 "host->guest" h2g
+mbps_row 12 "guest->host" g2h
 echo "virtio-net features the guest driver took (bit 0 first): kiln $(cat "$W/features.kiln" 2> /dev/null)"
 echo "                                                          QEMU $(cat "$W/features.qemu" 2> /dev/null)"
 echo "g2h = guest->host, h2g = host->guest; L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd>"

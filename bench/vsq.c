@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/kiln_run.h" /* now_ms */
+
 #define BUF_BYTES (256 * 1024)
 #define CONNECT_WAIT_MS 60000
 #define MARKER_MAX 128
@@ -41,14 +43,6 @@ static _Noreturn void fail(const char *what)
 {
 	fprintf(stderr, "vsq: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-/* CLOCK_MONOTONIC in milliseconds. */
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* A TCP connection to host:port, retried every 20 ms while the peer is not listening yet
