@@ -154,6 +154,15 @@ static void rx_drop_front(struct virtio_net *n, unsigned k)
 	n->rx_nr_iov -= iovs;
 }
 
+/* After a frame went to the guest: interrupts it now if its used_event asks, so
+ * it takes the first frames while the rest of the batch is read (without this the guest
+ * idled until the whole batch, often every buffer it had posted, was filled). */
+static void rx_interrupt_early(struct virtio_net *n, struct virtq *rxq)
+{
+	if (n->transport && virtq_should_notify(rxq))
+		virtio_mmio_interrupt_locked(n->transport);
+}
+
 /* Returns the chains holding the deferred frame to the guest once the limiter admits it. */
 static int rx_publish(struct virtio_net *n, struct virtq *rxq)
 {
@@ -171,6 +180,7 @@ static int rx_publish(struct virtio_net *n, struct virtq *rxq)
 	n->rx_deferred = 0;
 	n->stats.rx_frames++;
 	n->stats.rx_bytes += len - HDR;
+	rx_interrupt_early(n, rxq);
 	return STEP_NEXT;
 }
 
@@ -265,25 +275,12 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 	return rx_read(n, rxq);
 }
 
-/* After a frame went to the guest mid-batch: interrupts it now if its used_event asks, so
- * it takes the first frames while the rest of the batch is read (without this the guest
- * idled until the whole batch, often every buffer it had posted, was filled). */
-static void rx_interrupt_early(struct virtio_net *n, struct virtq *rxq)
-{
-	if (n->transport && virtq_should_notify(rxq))
-		virtio_mmio_interrupt_locked(n->transport);
-}
-
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
 	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
-	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++) {
-		uint64_t frames = n->stats.rx_frames;
+	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = rx_step(n, rxq);
-		if (r == STEP_NEXT && n->stats.rx_frames != frames)
-			rx_interrupt_early(n, rxq);
-	}
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);
