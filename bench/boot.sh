@@ -26,9 +26,9 @@ args="$CMDLINE vsq.mode=boot"
 boot_run() {
 	t=$1 m=$2 r=$3
 	vsq_net=0 vsq_drive='' vsq_metrics=0
-	if [ "$m" = kiln ]; then
+	if [ "$m" != qemu ]; then
 		kiln_config 1 256 "$args" > "$W/kiln.json"
-		set -- "$KILN" --no-api --boot-timer --config-file "$W/kiln.json"
+		set -- "$(kiln_bin "$m")" --no-api --boot-timer --config-file "$W/kiln.json"
 	else
 		old_ifs=$IFS
 		IFS='
@@ -47,7 +47,7 @@ boot_run() {
 	record "$t" "$m" "$r" init_ms "$1"
 	record "$t" "$m" "$r" exit_ms "$2"
 	timer=
-	if [ "$m" = kiln ]; then
+	if [ "$m" != qemu ]; then
 		timer=$(sed -n 's/.*Guest-boot-time = *[0-9]* us *\([0-9]*\) ms.*/\1/p' "$W/vmm.err" | head -n 1)
 		[ -z "$timer" ] || record "$t" "$m" "$r" boot_timer_ms "$timer"
 	fi
@@ -62,6 +62,11 @@ boot_table() {
 		name="exec -> VSQ-INIT on console"
 		[ "$key" = init_ms ] || name="exec -> VMM exit"
 		printf '%-12s %-30s %10s %10s %10s\n' "$1" "$name" "$k" "$q" "$(ratio "$k" "$q")"
+		for m in $VMMS; do
+			case $m in kiln | qemu) continue ;; esac
+			o=$(median "$1" "$m" "$key")
+			printf '%-12s %-30s %10s %10s %10s\n' "" "  kiln-$m" "$o" "$q" "$(ratio "$o" "$q")"
+		done
 	done
 	printf '%-12s %-30s %10s %10s %10s\n' "$1" "kiln Guest-boot-time" \
 		"$(median "$1" kiln boot_timer_ms)" - -

@@ -2,16 +2,20 @@
 # net-vs-qemu.sh: virtio-net throughput of kiln and QEMU microvm side by side, in one KVM
 # host, alternating, with the same guest (Debian's cloud kernel, bench/vsq-guest-init) on
 # the same TAP: per run, one VM boots, the host (bench/vsq) sends 64 MiB of random data to
-# the guest's busybox nc (host->guest; the guest's sha256 must match the host's), then
-# fetches it back (guest->host; it must be the same bytes), else the run counts as failed
-# and is reported. Around each transfer the host reads L1 KVM's per-VM counters (debugfs)
+# the guest (host->guest; the guest's sha256 must match the host's), then fetches it back
+# (guest->host; it must be the same bytes), else the run counts as failed and is reported.
+# Twice: with bulk I/O in the guest (bench/vsq there too, 256 KiB reads and writes, as a
+# throughput tool would: the network itself), then with busybox nc's 1 KiB reads and writes
+# (small I/O, where the guest's TCP batches small writes depending on when its earlier
+# frames are completed). Around each transfer the host reads L1 KVM's per-VM counters (debugfs)
 # and kiln's metrics.
 #
 #   VSQ_IN=DIR sh bench/net-vs-qemu.sh      (as root, where Linux guests boot; normally via
 #                                            `make bench` -> scripts/in-l1.sh vs-qemu)
 #
 # Prints one line per run, then per direction the median MB/s (10^6 bytes/s) of each VMM and
-# kiln/QEMU (above 1: kiln faster), then the median counters per MiB moved.
+# kiln/QEMU (above 1: kiln faster), then the median counters per MiB moved (L1 KVM's, the
+# guest's own and kiln's) and the guest sender's TCP view guest->host.
 # Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64); the
 # rest as in bench/vs-qemu.inc.
 set -u
@@ -21,6 +25,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 runs=${BENCH_NET_RUNS:-${BENCH_VSQ_RUNS:-10}}
 mib=${BENCH_NET_MIB:-64}
 bytes=$((mib * 1048576))
+# h2g/g2h: host->guest/guest->host with bulk I/O in the guest (vsq, 256 KiB), -nc: with
+# busybox nc (1 KiB).
+NET_TESTS="h2g g2h h2g-nc g2h-nc"
 
 # transfer TEST VMM RUN BEFORE AFTER VSQ-ARGS...: one timed transfer with vsq; records
 # MB/s and the counters per MiB; 1 if vsq failed.
@@ -38,43 +45,87 @@ transfer() {
 	record_deltas "$t" "$m" "$r" "$before" "$after" "$mib"
 }
 
-# net_run VMM RUN: one VM, host->guest then guest->host (the guest sends back what it got);
-# prints the run's line.
+# to_guest TEST VMM RUN PORT: the host sends the file to the guest's PORT; the guest's
+# sha256 of what it got ("VSQ: rx TEST ...") must be the host's.
+to_guest() {
+	if transfer "$1" "$2" "$3" "$W/s0" "$W/s1" send "$GUEST_IP" "$4" "$W/to-guest.bin" &&
+		wait_line "VSQ: rx $1 bytes=[0-9]+ sha256=[0-9a-f]{64}" 300; then
+		got=$(sed -n "s/.*VSQ: rx $1 bytes=$bytes sha256=\\([0-9a-f]*\\).*/\\1/p" "$console")
+		check "$1" "$2" "$3" "$to_guest_sum" "$got"
+	else
+		fail_run "$1" "$2" "$3" "the transfer did not complete"
+	fi
+}
+
+# from_guest TEST VMM RUN PORT: the host fetches from the guest's PORT what the guest got
+# before; it must be byte for byte what the host sent.
+from_guest() {
+	rm -f "$W/from-guest.bin"
+	if transfer "$1" "$2" "$3" "$W/s0" "$W/s1" recv "$GUEST_IP" "$4" "$W/from-guest.bin"; then
+		got="different bytes"
+		! cmp -s "$W/from-guest.bin" "$W/to-guest.bin" || got=$to_guest_sum
+		check "$1" "$2" "$3" "$to_guest_sum" "$got"
+	else
+		fail_run "$1" "$2" "$3" "the transfer did not complete"
+	fi
+	rm -f "$W/from-guest.bin"
+}
+
+# net_run VMM RUN: one VM; bulk I/O host->guest then guest->host (the guest sends back what
+# it got), then the same with small I/O; prints the run's line.
 net_run() {
 	m=$1 r=$2
 	vsq_net=1
 	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP"
 	if ! wait_line "VSQ: ready" 180; then
-		fail_run h2g "$m" "$r" "the guest never got ready"
-		fail_run g2h "$m" "$r" "the guest never got ready"
+		for t in $NET_TESTS; do fail_run "$t" "$m" "$r" "the guest never got ready"; done
 		vmm_kill
 		return
 	fi
 	feat=$(sed -n 's/.*VSQ: features \([01]*\).*/\1/p' "$console" | head -n 1)
 	[ -e "$W/features.$m" ] || echo "$feat" > "$W/features.$m"
-	if transfer h2g "$m" "$r" "$W/s0" "$W/s1" send "$GUEST_IP" 5002 "$W/to-guest.bin" &&
-		wait_line "VSQ: rx bytes=[0-9]+ sha256=[0-9a-f]{64}" 300; then
-		got=$(sed -n "s/.*VSQ: rx bytes=$bytes sha256=\\([0-9a-f]*\\).*/\\1/p" "$console")
-		check h2g "$m" "$r" "$to_guest_sum" "$got"
-	else
-		fail_run h2g "$m" "$r" "the transfer did not complete"
-	fi
-	rm -f "$W/from-guest.bin"
-	if transfer g2h "$m" "$r" "$W/s0" "$W/s1" recv "$GUEST_IP" 5001 "$W/from-guest.bin"; then
-		# What the guest got and sent back: byte for byte what the host sent.
-		if cmp -s "$W/from-guest.bin" "$W/to-guest.bin"; then
-			got=$to_guest_sum
-		else
-			got="different bytes"
-		fi
-		check g2h "$m" "$r" "$to_guest_sum" "$got"
-	else
-		fail_run g2h "$m" "$r" "the transfer did not complete"
-	fi
-	rm -f "$W/from-guest.bin"
+	to_guest h2g "$m" "$r" 5002
+	from_guest g2h "$m" "$r" 5001
+	to_guest h2g-nc "$m" "$r" 5004
+	from_guest g2h-nc "$m" "$r" 5003
 	wait_line "VSQ: end" 60 > /dev/null
 	vmm_end
-	echo "net run $r $m: host->guest $(run_mbps h2g "$m" "$r"), guest->host $(run_mbps g2h "$m" "$r"), exit $vmm_rc, at $(at)"
+	gstat_deltas h2g "$m" "$r" start h2g
+	gstat_deltas g2h "$m" "$r" h2g g2h
+	gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
+	gstat_deltas g2h-nc "$m" "$r" h2g-nc g2h-nc
+	tcpinfo_record g2h "$m" "$r"
+	line=
+	for t in $NET_TESTS; do line="$line, $t $(run_mbps "$t" "$m" "$r")"; done
+	echo "net run $r $m:${line#,}, exit $vmm_rc, at $(at)"
+}
+
+# gstat_deltas TEST VMM RUN FROM TO: the guest's counts (its "VSQ: gstat" lines) from FROM
+# to TO, per MiB, as "per_mib.guest.<name>" figures of a run that passed.
+gstat_deltas() {
+	[ "$(count_run "$1" "$2" "$3" mbps)" = 1 ] || return 0
+	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" -v mib="$mib" '
+		$1 == "VSQ:" && $2 == "gstat" && ($3 == from || $3 == to) {
+			for (i = 4; i <= NF; i++) { split($i, kv, "="); v[$3, kv[1]] = kv[2]; k[kv[1]] = 1 } }
+		END { for (n in k) if ((from, n) in v && (to, n) in v)
+			printf "%s %s %s per_mib.guest.%s %.2f\n", t, m, r, n, (v[to, n] - v[from, n]) / mib }' \
+		>> "$records"
+}
+
+# tcpinfo_record TEST VMM RUN: the guest sender's TCP view (its "VSQ: tcpinfo" line) as
+# "tcp.<name>" figures of a run that passed.
+tcpinfo_record() {
+	[ "$(count_run "$1" "$2" "$3" mbps)" = 1 ] || return 0
+	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" '
+		$1 == "VSQ:" && $2 == "tcpinfo" {
+			for (i = 3; i <= NF; i++) { split($i, kv, "="); printf "%s %s %s tcp.%s %s\n", t, m, r, kv[1], kv[2] } }' \
+		>> "$records"
+}
+
+# count_run TEST VMM RUN KEY: 1 if the run has KEY, else 0.
+count_run() {
+	awk -v t="$1" -v m="$2" -v r="$3" -v k="$4" '$1 == t && $2 == m && $3 == r && $4 == k { n++ }
+		END { print n + 0 }' "$records"
 }
 
 # check TEST VMM RUN WANT GOT: a transfer with the same sha256 at both ends counts.
@@ -92,7 +143,7 @@ vsq_tap
 : > "$records"
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
-echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, busybox nc in the guest, $runs runs per VMM, alternating"
+echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), $runs runs per VMM, alternating"
 vsq_header
 alternate "$runs" net_run
 "$VSQ_IN/mktap" -d "$TAP" 2> /dev/null
@@ -100,11 +151,25 @@ rm -f "$W/to-guest.bin"
 
 echo
 echo "net-vs-qemu summary: medians, MB/s = 10^6 bytes/s, kiln/QEMU above 1 = kiln faster"
-printf '%-12s %10s %10s %10s   %s\n' direction "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
-mbps_row 12 "host->guest" h2g
-mbps_row 12 "guest->host" g2h
+printf '%-24s %10s %10s %10s   %s\n' direction "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
+mbps_row 24 "host->guest" h2g
+mbps_row 24 "guest->host" g2h
+mbps_row 24 "host->guest, 1 KiB I/O" h2g-nc
+mbps_row 24 "guest->host, 1 KiB I/O" g2h-nc
 echo "virtio-net features the guest driver took (bit 0 first): kiln $(cat "$W/features.kiln" 2> /dev/null)"
 echo "                                                          QEMU $(cat "$W/features.qemu" 2> /dev/null)"
 echo "g2h = guest->host, h2g = host->guest; L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd>"
 echo "(VM and vCPUs summed), kiln.* from kiln's metrics (FlushMetrics before and after):"
 per_mib_table h2g g2h
+per_mib_table h2g-nc g2h-nc
+echo "the guest's TCP sender guest->host at the end of the transfer (TCP_INFO; avg_*: sampled"
+echo "every 256 KiB written; medians):"
+printf '%-30s' figure
+for m in $VMMS; do printf ' %13s' "$(vmm_label "$m")"; done
+echo
+tcp_keys=$(awk '$1 == "g2h" && $4 ~ /^tcp\./ { print $4 }' "$records" | sort -u)
+for key in $tcp_keys; do
+	printf '%-30s' "${key#tcp.}"
+	for m in $VMMS; do printf ' %13s' "$(median g2h "$m" "$key")"; done
+	echo
+done

@@ -14,7 +14,9 @@
 # Environment: BENCH_VSQ="net blk boot" (which benches), BENCH_VSQ_RUNS (10; per bench:
 # BENCH_NET_RUNS, BENCH_BLK_RUNS, BENCH_BOOT_RUNS), BENCH_NET_MIB (64), BENCH_BLK_MIB
 # (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
-# (L1's console on stderr as it runs).
+# (L1's console on stderr as it runs), BENCH_KILN_OTHER="NAME=PATH[,Async] ..." (more kiln
+# binaries, e.g. before=/tmp/kiln-before, each run alongside kiln and QEMU in every bench;
+# ",Async": its drive with io_engine Async).
 set -eu
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir"
@@ -34,8 +36,20 @@ kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /d
 command -v qemu-system-x86_64 > /dev/null || die "qemu-system-x86_64 not found (scripts/setup.sh)"
 mkdir -p "$in/qemu"
 cp "$BUILD/kiln" "$BUILD/bench/vsq" "$in/"
+rm -f "$in"/kiln-* "$in/kilns"
+: > "$in/kilns"
+for other in ${BENCH_KILN_OTHER:-}; do
+	name=${other%%=*} path=${other#*=} engine=Sync
+	case $path in *,Async) path=${path%,Async} engine=Async ;; esac
+	case $name in
+	kiln | qemu | '' | *[!a-z0-9]*) die "BENCH_KILN_OTHER: '$name': a name of a-z0-9, not kiln or qemu" ;;
+	esac
+	[ -x "$path" ] || die "BENCH_KILN_OTHER: $name: $path is not an executable"
+	cp "$path" "$in/kiln-$name"
+	echo "$name $engine" >> "$in/kilns"
+done
 cmp -s "/boot/vmlinuz-$kver" "$in/vmlinuz" || cp "/boot/vmlinuz-$kver" "$in/vmlinuz"
-tests/guest/build-initramfs.sh -k "$kver" -i bench/vsq-guest-init \
+tests/guest/build-initramfs.sh -k "$kver" -i bench/vsq-guest-init -b "$BUILD/bench/vsq" \
 	-o "$in/vsq-initramfs.cpio.gz" virtio_mmio virtio_net virtio_blk >&2
 fix=$(mktemp -d "${TMPDIR:-/tmp}/kiln-vsq-fix.XXXXXX")
 trap 'rm -rf "$fix"' EXIT

@@ -5,6 +5,11 @@
  *                                unreachable), reads until the peer's EOF into FILE
  *   vsq send HOST PORT FILE      connects the same way, sends FILE, half-closes, then waits
  *                                for the peer to close (so all of FILE reached its program)
+ *   vsq sink PORT FILE           (in the guest) listens on PORT, stores what the first peer
+ *                                sends in FILE until its EOF, then closes
+ *   vsq serve PORT FILE          (in the guest) listens on PORT, sends FILE to the first
+ *                                peer, half-closes and waits for its EOF; prints the
+ *                                sender's TCP view (TCP_INFO) on one "tcpinfo" line
  *   vsq boot SECS MARKER CONSOLE CMD [ARG...]
  *                                runs CMD with its stdout (the guest's serial console) on a
  *                                pipe copied to the file CONSOLE, killing it after SECS
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* its tcp_info has the pacing rate */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
@@ -152,6 +158,86 @@ static int cmd_send(char **argv)
 	return 0;
 }
 
+/* TCP_INFO of the sender, sampled after every buffer written and once at the end. */
+struct tcp_view {
+	double rtt_us, cwnd, pacing;
+	unsigned long samples;
+	struct tcp_info last;
+};
+
+static void tcp_sample(int fd, struct tcp_view *v)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return;
+	v->rtt_us += ti.tcpi_rtt;
+	v->cwnd += ti.tcpi_snd_cwnd;
+	v->pacing += (double)ti.tcpi_pacing_rate;
+	v->samples++;
+	v->last = ti;
+}
+
+/* The first connection to PORT on any address (the listening socket is closed). */
+static int accept_one(const char *port)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+	if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0)
+		fail("listen");
+	int fd = accept(ls, NULL, NULL);
+	if (fd < 0)
+		fail("accept");
+	close(ls);
+	return fd;
+}
+
+/* vsq sink PORT FILE */
+static int cmd_sink(char **argv)
+{
+	int out = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		fail(argv[1]);
+	int fd = accept_one(argv[0]);
+	drain(fd, out);
+	close(fd);
+	close(out);
+	return 0;
+}
+
+/* vsq serve PORT FILE */
+static int cmd_serve(char **argv)
+{
+	int in = open(argv[1], O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		fail(argv[1]);
+	int fd = accept_one(argv[0]);
+	struct tcp_view v = {0};
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf));
+		if (r < 0)
+			fail(argv[1]);
+		if (r == 0)
+			break;
+		write_all(fd, buf, (size_t)r, "write to the peer");
+		tcp_sample(fd, &v);
+	}
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("shutdown");
+	drain(fd, -1);
+	tcp_sample(fd, &v);
+	double k = v.samples ? (double)v.samples : 1;
+	printf("tcpinfo avg_rtt_us=%.0f avg_cwnd=%.1f avg_pacing_MBps=%.1f rtt_us=%u rttvar_us=%u "
+	       "cwnd=%u ssthresh=%u mss=%u total_retrans=%u\n",
+	       v.rtt_us / k, v.cwnd / k, v.pacing / k / 1e6, v.last.tcpi_rtt, v.last.tcpi_rttvar,
+	       v.last.tcpi_snd_cwnd, v.last.tcpi_snd_ssthresh, v.last.tcpi_snd_mss,
+	       v.last.tcpi_total_retrans);
+	close(fd);
+	close(in);
+	return 0;
+}
+
 /* Forks cmd with stdout on a pipe; returns the pid and the read end in *rd. */
 static pid_t spawn(char **cmd, int *rd)
 {
@@ -263,9 +349,14 @@ int main(int argc, char **argv)
 		return cmd_recv(argv + 2);
 	if (argc == 5 && !strcmp(argv[1], "send"))
 		return cmd_send(argv + 2);
+	if (argc == 4 && !strcmp(argv[1], "sink"))
+		return cmd_sink(argv + 2);
+	if (argc == 4 && !strcmp(argv[1], "serve"))
+		return cmd_serve(argv + 2);
 	if (argc >= 6 && !strcmp(argv[1], "boot"))
 		return cmd_boot(argv + 2);
 	fprintf(stderr, "usage: vsq recv|send HOST PORT FILE\n"
+			"       vsq sink|serve PORT FILE\n"
 			"       vsq boot SECS MARKER CONSOLE CMD [ARG...]\n");
 	return 2;
 }
