@@ -75,7 +75,8 @@ static int connect_retry(const char *host, const char *port)
 		int e = errno;
 		close(fd);
 		errno = e;
-		if ((e != ECONNREFUSED && e != EHOSTUNREACH && e != ENETUNREACH && e != ETIMEDOUT) ||
+		if ((e != ECONNREFUSED && e != EHOSTUNREACH && e != ENETUNREACH &&
+		     e != ETIMEDOUT) ||
 		    now_ms() > deadline)
 			fail("connect");
 		usleep(20000);
@@ -130,34 +131,6 @@ static int cmd_recv(char **argv)
 	return 0;
 }
 
-/* vsq send HOST PORT FILE */
-static int cmd_send(char **argv)
-{
-	int in = open(argv[2], O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		fail(argv[2]);
-	int fd = connect_retry(argv[0], argv[1]);
-	double t0 = now_ms();
-	unsigned long long total = 0;
-	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf));
-		if (r < 0)
-			fail(argv[2]);
-		if (r == 0)
-			break;
-		write_all(fd, buf, (size_t)r, "write to the peer");
-		total += (unsigned long long)r;
-	}
-	if (shutdown(fd, SHUT_WR) < 0)
-		fail("shutdown");
-	drain(fd, -1);
-	double t1 = now_ms();
-	close(fd);
-	close(in);
-	printf("%llu %.6f\n", total, (t1 - t0) / 1e3);
-	return 0;
-}
-
 /* TCP_INFO of the sender, sampled after every buffer written and once at the end. */
 struct tcp_view {
 	double rtt_us, cwnd, pacing;
@@ -176,6 +149,45 @@ static void tcp_sample(int fd, struct tcp_view *v)
 	v->pacing += (double)ti.tcpi_pacing_rate;
 	v->samples++;
 	v->last = ti;
+}
+
+/* Sends in (named name) to fd, half-closes and reads fd until the peer's EOF (so all of it
+ * reached the peer's program); samples TCP_INFO into v after every buffer when v is not
+ * NULL. Returns the bytes sent; exits 1 on an error. */
+static unsigned long long send_file(int in, const char *name, int fd, struct tcp_view *v)
+{
+	unsigned long long total = 0;
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof(buf));
+		if (r < 0)
+			fail(name);
+		if (r == 0)
+			break;
+		write_all(fd, buf, (size_t)r, "write to the peer");
+		total += (unsigned long long)r;
+		if (v)
+			tcp_sample(fd, v);
+	}
+	if (shutdown(fd, SHUT_WR) < 0)
+		fail("shutdown");
+	drain(fd, -1);
+	return total;
+}
+
+/* vsq send HOST PORT FILE */
+static int cmd_send(char **argv)
+{
+	int in = open(argv[2], O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		fail(argv[2]);
+	int fd = connect_retry(argv[0], argv[1]);
+	double t0 = now_ms();
+	unsigned long long total = send_file(in, argv[2], fd, NULL);
+	double t1 = now_ms();
+	close(fd);
+	close(in);
+	printf("%llu %.6f\n", total, (t1 - t0) / 1e3);
+	return 0;
 }
 
 /* The first connection to PORT on any address (the listening socket is closed). */
@@ -214,18 +226,7 @@ static int cmd_serve(char **argv)
 		fail(argv[1]);
 	int fd = accept_one(argv[0]);
 	struct tcp_view v = {0};
-	for (;;) {
-		ssize_t r = read(in, buf, sizeof(buf));
-		if (r < 0)
-			fail(argv[1]);
-		if (r == 0)
-			break;
-		write_all(fd, buf, (size_t)r, "write to the peer");
-		tcp_sample(fd, &v);
-	}
-	if (shutdown(fd, SHUT_WR) < 0)
-		fail("shutdown");
-	drain(fd, -1);
+	send_file(in, argv[1], fd, &v);
 	tcp_sample(fd, &v);
 	double k = v.samples ? (double)v.samples : 1;
 	printf("tcpinfo avg_rtt_us=%.0f avg_cwnd=%.1f avg_pacing_MBps=%.1f rtt_us=%u rttvar_us=%u "
