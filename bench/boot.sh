@@ -62,8 +62,7 @@ boot_table() {
 		name="exec -> VSQ-INIT on console"
 		[ "$key" = init_ms ] || name="exec -> VMM exit"
 		printf '%-12s %-30s %10s %10s %10s\n' "$1" "$name" "$k" "$q" "$(ratio "$k" "$q")"
-		for m in $VMMS; do
-			case $m in kiln | qemu) continue ;; esac
+		for m in $OTHER_KILNS; do
 			o=$(median "$1" "$m" "$key")
 			printf '%-12s %-30s %10s %10s %10s\n' "" "  kiln-$m" "$o" "$q" "$(ratio "$o" "$q")"
 		done
