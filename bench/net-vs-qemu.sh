@@ -103,7 +103,7 @@ net_run() {
 # gstat_deltas TEST VMM RUN FROM TO: the guest's counts (its "VSQ: gstat" lines) from FROM
 # to TO, per MiB, as "per_mib.guest.<name>" figures of a run that passed.
 gstat_deltas() {
-	[ "$(count_run "$1" "$2" "$3" mbps)" = 1 ] || return 0
+	[ -n "$(run_value "$1" "$2" "$3" mbps)" ] || return 0
 	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" -v mib="$mib" '
 		$1 == "VSQ:" && $2 == "gstat" && ($3 == from || $3 == to) {
 			for (i = 4; i <= NF; i++) { split($i, kv, "="); v[$3, kv[1]] = kv[2]; k[kv[1]] = 1 } }
@@ -115,24 +115,17 @@ gstat_deltas() {
 # tcpinfo_record TEST VMM RUN: the guest sender's TCP view (its "VSQ: tcpinfo" line) as
 # "tcp.<name>" figures of a run that passed.
 tcpinfo_record() {
-	[ "$(count_run "$1" "$2" "$3" mbps)" = 1 ] || return 0
+	[ -n "$(run_value "$1" "$2" "$3" mbps)" ] || return 0
 	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" '
 		$1 == "VSQ:" && $2 == "tcpinfo" {
 			for (i = 3; i <= NF; i++) { split($i, kv, "="); printf "%s %s %s tcp.%s %s\n", t, m, r, kv[1], kv[2] } }' \
 		>> "$records"
 }
 
-# count_run TEST VMM RUN KEY: 1 if the run has KEY, else 0.
-count_run() {
-	awk -v t="$1" -v m="$2" -v r="$3" -v k="$4" '$1 == t && $2 == m && $3 == r && $4 == k { n++ }
-		END { print n + 0 }' "$records"
-}
-
 # check TEST VMM RUN WANT GOT: a transfer with the same sha256 at both ends counts.
 check() {
 	if [ -n "$4" ] && [ "$4" = "$5" ]; then
-		mbps=$(awk -v t="$1" -v m="$2" -v r="$3" '$1 == t && $2 == m && $3 == r && $4 == "mbps_try" { print $5 }' "$records")
-		record "$1" "$2" "$3" mbps "$mbps"
+		record "$1" "$2" "$3" mbps "$(run_value "$1" "$2" "$3" mbps_try)"
 	else
 		fail_run "$1" "$2" "$3" "sha256 differs: sent ${4:-?}, received ${5:-?}"
 	fi
@@ -164,12 +157,4 @@ per_mib_table h2g g2h
 per_mib_table h2g-nc g2h-nc
 echo "the guest's TCP sender guest->host at the end of the transfer (TCP_INFO; avg_*: sampled"
 echo "every 256 KiB written; medians):"
-printf '%-30s' figure
-for m in $VMMS; do printf ' %13s' "$(vmm_label "$m")"; done
-echo
-tcp_keys=$(awk '$1 == "g2h" && $4 ~ /^tcp\./ { print $4 }' "$records" | sort -u)
-for key in $tcp_keys; do
-	printf '%-30s' "${key#tcp.}"
-	for m in $VMMS; do printf ' %13s' "$(median g2h "$m" "$key")"; done
-	echo
-done
+median_table tcp. figure g2h
