@@ -309,13 +309,6 @@ int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen)
 	return 0;
 }
 
-void kiln_snapshot_free(struct kiln *k)
-{
-	if (k->restore)
-		restore_free(k->restore);
-	k->restore = NULL;
-}
-
 int kiln_snapshot_describe_buf(const uint8_t *buf, size_t len, FILE *out, char *err, size_t errlen)
 {
 	struct snap_meta m;

@@ -62,9 +62,6 @@ int kiln_snapshot_prepare(struct kiln *k, struct snapshot_load_params *p, char *
  * with one line in err. */
 int kiln_snapshot_restore_state(struct kiln *k, char *err, size_t errlen);
 
-/* Frees the restore record and closes the memory file and uffd; after vm_destroy(). */
-void kiln_snapshot_free(struct kiln *k);
-
 /* --describe-snapshot: prints what the state file at path holds. 0, or -errno with one
  * line in err. */
 int kiln_snapshot_describe(const char *path, FILE *out, char *err, size_t errlen);
