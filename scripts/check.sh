@@ -4,7 +4,8 @@
 #      tests, not with SAN=1) (cmocka; each "[       OK ]" passes, each
 #      "[  FAILED  ]" fails, each "[  SKIPPED ]" is skipped; a binary that crashes or exits
 #      non-zero without a FAILED line is one failure), then the shell unit tests
-#      (tests/e2e/test-l1-classify.sh: which L1 console is the test host's own crash)
+#      (tests/e2e/test-l1-classify.sh: which L1 console is the test host's own crash;
+#      tests/e2e/test-run-cases.sh: which failed case runs once more in the test host)
 #   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on
 #      /dev/kvm) and tests/jailer/run.sh. On a host without a usable /dev/kvm
 #      (scripts/kvm-kind.sh) the KVM cases run inside the KVM test host (scripts/in-l1.sh
@@ -188,6 +189,7 @@ if stage_wanted unit; then
 	# SAN=1 builds ASan, which cannot run together with ThreadSanitizer: tsan only without.
 	[ "$SAN" = 1 ] || run_unit "$BUILD/tsan" "unit tests under ThreadSanitizer (races)"
 	run_listing "shell unit tests" unit sh tests/e2e/test-l1-classify.sh
+	run_listing "shell unit tests" unit sh tests/e2e/test-run-cases.sh
 fi
 ! stage_wanted host || run_host
 ! stage_wanted fuzz || run_fuzz
