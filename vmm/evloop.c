@@ -1,7 +1,9 @@
 #include "vmm/evloop.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -83,7 +85,10 @@ static void evloop_adapt(struct evloop *loop)
 	bool want = loop->batch ? f > 0 : f >= EVLOOP_FLOW_BATCH;
 	if (want == loop->batch)
 		return;
-	if (loop->set_batch(want)) {
+	int err = loop->set_batch(want);
+	if (err) {
+		log_warn("event loop: cannot switch to %s: %s; keeping the policy",
+			 want ? "SCHED_BATCH" : "SCHED_OTHER", strerror(-err));
 		loop->set_batch = NULL;
 		return;
 	}
