@@ -167,8 +167,8 @@ $(BUILD)/tsan/test_virtq_race: tests/unit/test_virtq_race.c virtio/virtq.c vmm/g
 
 TSAN_BINS += $(BUILD)/tsan/test_blk_race
 $(BUILD)/tsan/test_blk_race: tests/unit/test_blk_race.c virtio/virtq.c virtio/mmio.c virtio/blk.c \
-		virtio/blk_io.c virtio/blk_uring.c virtio/ratelimit.c vmm/guest_mem.c vmm/log.c \
-		$(wildcard virtio/*.h vmm/*.h tests/unit/*.h)
+		virtio/blk_io.c virtio/blk_uring.c virtio/ratelimit.c vmm/evloop.c vmm/guest_mem.c \
+		vmm/log.c $(wildcard virtio/*.h vmm/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(HOST_CC) $(BASE_CFLAGS) -Wno-error=tsan -Wno-tsan -O1 -g -fsanitize=thread -o $@ \
 		$(filter %.c,$^) -lcmocka -lpthread

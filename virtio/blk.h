@@ -23,6 +23,7 @@
 #include "virtio/ratelimit.h"
 #include "virtio/virtq.h"
 #include "vmm/config.h"
+#include "vmm/evloop.h"
 #include "vmm/log.h"
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
@@ -81,6 +82,8 @@ struct virtio_blk {
 	bool slots_full;    /* popping stopped for want of a slot */
 	unsigned nr_active; /* slots not FREE */
 	struct blk_uring ring;
+	/* Told the bytes each completion moved (evloop_note_flow); NULL: nobody. */
+	struct evloop *loop;
 	struct blk_slot slot[VIRTIO_BLK_SLOTS];
 	struct virtq_seg segs[VIRTQ_MAX_SEGS];
 };
@@ -130,8 +133,9 @@ int virtio_blk_claim(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 void virtio_blk_io(struct virtio_blk *b, bool wait);
 
 /* Step 2c, a virtio_work_fn (under the lock): completes every finished request of the
- * current generation (status byte, used ring) and frees the others; then, if popping had
- * stopped for want of a slot, pops again. Same return as virtio_blk_process(). */
+ * current generation (status byte, used ring) and frees the others, and tells b->loop the
+ * bytes they moved; then, if popping had stopped for want of a slot, pops again. Same
+ * return as virtio_blk_process(). */
 int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 
 /* A virtio_work_fn for virtio_mmio_run() when limiter.timer_fd fires: unblocks the limiter

@@ -40,7 +40,8 @@ int evloop_del(struct evloop *loop, struct ev_source *src);
 /* Lets the loop switch its thread's policy with set_batch (evloop_thread_batch, or a fake
  * in tests), which returns 0 or -errno; after a failure the policy is left alone. */
 void evloop_follow_flow(struct evloop *loop, int (*set_batch)(bool batch));
-/* Any thread: a device moved `to_host` bytes from the guest and `to_guest` bytes to it. */
+/* Any thread: a device moved `to_host` bytes from the guest and `to_guest` bytes to it
+ * (every device reports: net frames, blk data written and read, vsock payload). */
 void evloop_note_flow(struct evloop *loop, uint64_t to_host, uint64_t to_guest);
 /* The calling thread to SCHED_BATCH (true) or SCHED_OTHER. 0 or -errno. */
 int evloop_thread_batch(bool batch);
