@@ -83,3 +83,4 @@ mbps_row 28 "read (iflag=direct, cold)" read
 echo "L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd> (VM and vCPUs summed) between the"
 echo "guest's phase markers (1 s idle pause on each side included), kiln.* from kiln's metrics:"
 per_mib_table write read
+dump_records

@@ -76,15 +76,22 @@ from_guest() {
 net_run() {
 	m=$1 r=$2
 	vsq_net=1
+	# A new TAP for every VM: what one VMM set on it (QEMU: its send buffer, offloads)
+	# must not carry over to the next.
+	vsq_tap
 	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP"
 	if ! wait_line "VSQ: ready" 180; then
 		for t in $NET_TESTS; do fail_run "$t" "$m" "$r" "the guest never got ready"; done
 		vmm_kill
 		return
 	fi
+	record settle "$m" "$r" settle_s "$(settle)"
 	feat=$(sed -n 's/.*VSQ: features \([01]*\).*/\1/p' "$console" | head -n 1)
 	[ -e "$W/features.$m" ] || echo "$feat" > "$W/features.$m"
 	to_guest h2g "$m" "$r" 5002
+	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then).
+	record thp "$m" "$r" anon_huge_mib \
+		"$(awk '/^AnonHugePages:/ { print int($2 / 1024) }' "/proc/$vmm_pid/smaps_rollup")"
 	from_guest g2h "$m" "$r" 5001
 	to_guest h2g-nc "$m" "$r" 5004
 	from_guest g2h-nc "$m" "$r" 5003
@@ -97,7 +104,7 @@ net_run() {
 	tcpinfo_record g2h "$m" "$r"
 	line=
 	for t in $NET_TESTS; do line="$line, $t $(run_mbps "$t" "$m" "$r")"; done
-	echo "net run $r $m:${line#,}, exit $vmm_rc, at $(at)"
+	echo "net run $r $m:${line#,}, exit $vmm_rc, at $(at), L1 idle after $(run_value settle "$m" "$r" settle_s) s, $(run_value thp "$m" "$r" anon_huge_mib) MiB in huge pages"
 }
 
 # gstat_deltas TEST VMM RUN FROM TO: the guest's counts (its "VSQ: gstat" lines) from FROM
@@ -158,3 +165,4 @@ per_mib_table h2g-nc g2h-nc
 echo "the guest's TCP sender guest->host at the end of the transfer (TCP_INFO; avg_*: sampled"
 echo "every 256 KiB written; medians):"
 median_table tcp. figure g2h
+dump_records
