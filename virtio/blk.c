@@ -385,15 +385,6 @@ static uint8_t finish(struct virtio_blk *b, const struct blk_slot *s, uint32_t *
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Tells the loop how many bytes the guest wrote (to the host) and read (to the guest)
- * since the counts `written` and `read` (the loop adapts its thread's policy to it). */
-static void note_flow(const struct virtio_blk *b, uint64_t written, uint64_t read)
-{
-	uint64_t to_host = b->stats.write_bytes - written, to_guest = b->stats.read_bytes - read;
-	if (b->loop && (to_host || to_guest))
-		evloop_note_flow(b->loop, to_host, to_guest);
-}
-
 int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 {
 	struct virtio_blk *b = dev;
@@ -414,7 +405,8 @@ int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 		blk_set_state(s, BLK_FREE);
 		b->nr_active--;
 	}
-	note_flow(b, written, read);
+	/* What the guest wrote went to the host, what it read to the guest. */
+	evloop_note_flow(b->loop, b->stats.write_bytes - written, b->stats.read_bytes - read);
 	if (!err && vq && b->slots_full)
 		return virtio_blk_process(b, &vq[0], need_irq);
 	if (vq)

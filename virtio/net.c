@@ -275,13 +275,6 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 	return rx_read(n, rxq);
 }
 
-/* Tells the event loop which way the bytes went (it adapts its thread's policy to it). */
-static void net_note_flow(struct virtio_net *n, uint64_t to_host, uint64_t to_guest)
-{
-	if (n->loop && (to_host || to_guest))
-		evloop_note_flow(n->loop, to_host, to_guest);
-}
-
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
@@ -289,7 +282,8 @@ int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
 	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = rx_step(n, rxq);
-	net_note_flow(n, 0, n->stats.rx_bytes - bytes);
+	/* Which way the bytes went: the loop adapts its thread's policy to it. */
+	evloop_note_flow(n->loop, 0, n->stats.rx_bytes - bytes);
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);
@@ -426,7 +420,7 @@ int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq)
 	uint64_t bytes = n->stats.tx_bytes;
 	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = tx_step(n, txq);
-	net_note_flow(n, n->stats.tx_bytes - bytes, 0);
+	evloop_note_flow(n->loop, n->stats.tx_bytes - bytes, 0);
 	if (r == STEP_NEXT)
 		virtq_requeue(txq);
 	/* A full TAP: EPOLLOUT brings TX back. */

@@ -112,13 +112,10 @@ out:
 	return err;
 }
 
-/* Tells the loop the payload bytes moved each way since the counts tx (guest to host) and
- * rx (host to guest) were taken (the loop adapts its thread's policy to it). */
+/* Tells the loop the payload moved since the counts tx (guest to host) and rx were taken. */
 static void note_flow(const struct virtio_vsock *v, uint64_t tx, uint64_t rx)
 {
-	const struct vsock_stats *st = &v->mux.stats;
-	if (v->mux.loop && (st->tx_bytes != tx || st->rx_bytes != rx))
-		evloop_note_flow(v->mux.loop, st->tx_bytes - tx, st->rx_bytes - rx);
+	evloop_note_flow(v->mux.loop, v->mux.stats.tx_bytes - tx, v->mux.stats.rx_bytes - rx);
 }
 
 static int vsock_queue_notify(void *dev, struct virtq *q, unsigned idx, bool *need_irq)

@@ -52,6 +52,8 @@ void evloop_follow_flow(struct evloop *loop, int (*set_batch)(bool batch))
 
 void evloop_note_flow(struct evloop *loop, uint64_t to_host, uint64_t to_guest)
 {
+	if (!loop || (!to_host && !to_guest))
+		return;
 	if (to_host > EVLOOP_FLOW_MAX)
 		to_host = EVLOOP_FLOW_MAX;
 	if (to_guest > EVLOOP_FLOW_MAX)

@@ -41,7 +41,8 @@ int evloop_del(struct evloop *loop, struct ev_source *src);
  * in tests), which returns 0 or -errno; after a failure the policy is left alone. */
 void evloop_follow_flow(struct evloop *loop, int (*set_batch)(bool batch));
 /* Any thread: a device moved `to_host` bytes from the guest and `to_guest` bytes to it
- * (every device reports: net frames, blk data written and read, vsock payload). */
+ * (every device reports: net frames, blk data written and read, vsock payload). A NULL
+ * loop (a device not on one) or nothing moved: nothing to note. */
 void evloop_note_flow(struct evloop *loop, uint64_t to_host, uint64_t to_guest);
 /* The calling thread to SCHED_BATCH (true) or SCHED_OTHER. 0 or -errno. */
 int evloop_thread_batch(bool batch);
