@@ -139,7 +139,6 @@ check() {
 }
 
 vsq_debugfs
-vsq_tap
 : > "$records"
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
