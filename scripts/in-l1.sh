@@ -4,21 +4,24 @@
 #   scripts/in-l1.sh STAGE
 #
 # Stages (tests/e2e/l1/stage-STAGE.sh runs in L1 on a copy of what it needs):
-#   host   tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh and the jailer's
-#          kiln_in_jail case
+#   host   tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh, the jailer's
+#          kiln_in_jail case and the unit test binaries tests/unit/needs-kvm.txt names
+#          (from $HOST_DIR/tests, staged as unit-kvm/)
 #   bench  bench/startup and bench/snapshot (kiln on the tiny guest)
 #   vs-qemu  bench/net-vs-qemu.sh, blk-vs-qemu.sh and boot.sh: kiln vs QEMU microvm (the
 #          image also holds qemu-system-x86_64; bench/vs-qemu.sh gathers $BUILD/bench/vs-qemu-in)
 # Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
 # with the stage's exit code; 1 with the console's last lines when the test host did not
 # finish the stage. The build must be done (make all build/kiln-testhooks).
-# Environment: BUILD (default build), L1_TIMEOUT (default 900 s), E2E_VERBOSE=1 (console
+# Environment: BUILD (default build), HOST_DIR (default $BUILD/host: the unit tests' build,
+# $BUILD/san for SAN=1), L1_TIMEOUT (default 900 s), E2E_VERBOSE=1 (console
 # copied to stderr as it runs); BENCH_* variables reach the stage in /e2e/stage.env.
 set -u
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir" || exit 1
 stage=${1:?usage: in-l1.sh host|bench|vs-qemu}
 BUILD=${BUILD:-build}
+HOST_DIR=${HOST_DIR:-$BUILD/host}
 out=$BUILD/l1
 tree=$out/$stage-tree
 log=$out/$stage-console.log
@@ -58,14 +61,27 @@ for f in $(stage_files); do
 	cp -p "$f" "$tree/repo/$f"
 done
 [ "$BUILD" = build ] || ln -s "$BUILD" "$tree/repo/build"
+# kvm_units: the staged unit test binaries that need KVM (host stage), whose shared objects
+# the image gets too.
+kvm_units=
+if [ "$stage" = host ]; then
+	mkdir -p "$tree/repo/unit-kvm"
+	names=$(grep -v '^#' tests/unit/needs-kvm.txt)
+	for name in $names; do
+		[ -x "$HOST_DIR/tests/$name" ] || die "$HOST_DIR/tests/$name missing (run make unit first)"
+		cp -p "$HOST_DIR/tests/$name" "$tree/repo/unit-kvm/"
+		kvm_units="$kvm_units -l $tree/repo/unit-kvm/$name"
+	done
+fi
 env | sed -n "s/^\(BENCH_[A-Za-z0-9_]*\)=\([^']*\)\$/export \1='\2'/p" > "$tree/stage.env"
 bins=
 [ "$stage" != vs-qemu ] || bins="-b qemu-system-x86_64"
 kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*-cloud-amd64' -printf '%f\n' 2> /dev/null |
 	sed 's/^vmlinuz-//' | sort -V | tail -n 1)
 [ -n "$kver" ] || die "no /boot/vmlinuz-*-cloud-amd64 (run scripts/setup.sh)"
-# shellcheck disable=SC2086 # an option and its argument, or nothing
-tests/e2e/build-l1.sh -n -k "$BUILD/kiln" -v "$kver" -o "$out/L1-$stage.cpio.gz" -d "$tree" $bins >&2 ||
+# shellcheck disable=SC2086 # options and their arguments, or nothing
+tests/e2e/build-l1.sh -n -k "$BUILD/kiln" -v "$kver" -o "$out/L1-$stage.cpio.gz" -d "$tree" $bins \
+	$kvm_units >&2 ||
 	die "cannot build the L1 image"
 
 echo "in-l1: running the $stage stage in the KVM test host (QEMU $(qemu-system-x86_64 --version |

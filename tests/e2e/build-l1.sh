@@ -1,11 +1,14 @@
 #!/bin/sh
 # build-l1.sh: builds the initramfs of the L1 KVM test host: build/e2e/L1.cpio.gz.
 #
-#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]... [-n]
+#   tests/e2e/build-l1.sh [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]...
+#                         [-l BIN]... [-n]
 #
 #   -x FILE  also put FILE into /e2e;  -d DIR  also copy the tree DIR into /e2e;
 #   -b BIN   also the host program BIN with its shared objects, at their paths (e.g. QEMU for
 #            the vs-qemu bench stage; kept out of the e2e image, where it would weigh ~20 MB)
+#   -l BIN   also the shared objects BIN loads, not BIN itself (the unit tests that need KVM:
+#            the host stage copies them itself)
 #   -n       no guest fixtures (vmlinux, guest initramfs): for the host-test and bench stages
 #
 # Contents: busybox-static, bash, ip and socat with their libraries (host test scripts),
@@ -43,7 +46,8 @@ extras=
 trees=
 guest=yes
 extra_bins=
-while getopts k:v:o:x:d:b:n opt; do
+libs_of=
+while getopts k:v:o:x:d:b:l:n opt; do
 	case $opt in
 	k) kiln=$(abspath "$OPTARG") ;;
 	v) kver=$OPTARG ;;
@@ -60,8 +64,12 @@ while getopts k:v:o:x:d:b:n opt; do
 		b=$(command -v "$OPTARG") || die "-b $OPTARG: not found"
 		extra_bins="$extra_bins $b"
 		;;
+	l)
+		[ -x "$(abspath "$OPTARG")" ] || die "-l $OPTARG: no such program"
+		libs_of="$libs_of $(abspath "$OPTARG")"
+		;;
 	n) guest=no ;;
-	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]... [-n]" ;;
+	*) die "usage: $0 [-k KILN] [-v KVER] [-o OUT] [-x FILE]... [-d DIR] [-b BIN]... [-l BIN]... [-n]" ;;
 	esac
 done
 if [ -z "$kver" ]; then
@@ -100,7 +108,7 @@ for p in bash ip socat script curl; do
 done
 host_bins="$host_bins$extra_bins"
 # shellcheck disable=SC2086 # a list of paths without spaces
-host_libs=$(for b in $host_bins; do ldd "$b"; done |
+host_libs=$(for b in $host_bins $libs_of; do ldd "$b"; done |
 	awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 
 # virtio_pci and virtio_blk: disks given to L1 with scripts/l1-boot.sh -D.

@@ -3,7 +3,9 @@
 # /dev/kvm (scripts/in-l1.sh host). /e2e/repo holds the repository's test scripts and build/
 # (kiln, kiln-testhooks, kiln-jailer, tiny-guest.elf) as scripts/check.sh stages them.
 # Runs tests/host/run.sh, tests/host/seccomp.sh, tests/host/api.sh and the jailer's
-# kiln_in_jail case, exactly as they run on a host with KVM; exits non-zero if any of them did.
+# kiln_in_jail case, exactly as they run on a host with KVM, then the unit test binaries
+# staged in unit-kvm/ (tests/unit/needs-kvm.txt) with run-unit.sh; exits non-zero if any of
+# them failed.
 #
 # pivot_root refuses a process whose root is the initramfs, so the suites run chrooted in a
 # tmpfs "host root" whose directories are bind mounts of L1's own.
@@ -32,4 +34,7 @@ chroot "$hr" /bin/bash -c '
 	bash tests/host/seccomp.sh || rc=1
 	bash tests/host/api.sh || rc=1
 	JAILER_CASES=kiln_in_jail bash tests/jailer/run.sh || rc=1
+	if [ -n "$(ls unit-kvm 2> /dev/null)" ]; then
+		sh /e2e/run-unit.sh unit-kvm/* || rc=1
+	fi
 	exit $rc'
