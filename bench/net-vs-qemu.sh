@@ -14,10 +14,11 @@
 #                                            `make bench` -> scripts/in-l1.sh vs-qemu)
 #
 # Prints one line per run, then per direction the median MB/s (10^6 bytes/s) of each VMM and
-# kiln/QEMU (above 1: kiln faster), then the median counters per MiB moved (L1 KVM's, the
-# guest's own and kiln's) and the guest sender's TCP view guest->host.
-# Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64); the
-# rest as in bench/vs-qemu.inc.
+# kiln/QEMU (above 1: kiln faster) and the round trips per second, then the median counters
+# per MiB moved and per 1000 round trips (L1 KVM's, the guest's own and kiln's) and each
+# direction's TCP sender's view (the host's for host->guest, the guest's for guest->host).
+# Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64),
+# BENCH_NET_RR (round trips, 2000); the rest as in bench/vs-qemu.inc.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/vs-qemu.inc
@@ -25,24 +26,43 @@ here=$(cd "$(dirname "$0")" && pwd)
 runs=${BENCH_NET_RUNS:-${BENCH_VSQ_RUNS:-10}}
 mib=${BENCH_NET_MIB:-64}
 bytes=$((mib * 1048576))
+rr_n=${BENCH_NET_RR:-2000}
 # h2g/g2h: host->guest/guest->host with bulk I/O in the guest (vsq, 256 KiB), -nc: with
 # busybox nc (1 KiB).
 NET_TESTS="h2g g2h h2g-nc g2h-nc"
 
 # transfer TEST VMM RUN BEFORE AFTER VSQ-ARGS...: one timed transfer with vsq; records
-# MB/s and the counters per MiB; 1 if vsq failed.
+# MB/s, the counters per MiB and the host sender's TCP view (vsq send's "tcpinfo" line);
+# 1 if vsq failed.
 transfer() {
 	t=$1 m=$2 r=$3 before=$4 after=$5
 	shift 5
 	kvm_snap "$before"
 	out=$("$VSQ" "$@") || return 1
 	kvm_snap "$after"
-	# shellcheck disable=SC2086 # two words
+	printf '%s\n' "$out" | tcpinfo_record "$t" "$m" "$r"
+	# shellcheck disable=SC2086 # two words (and the tcpinfo line's)
 	set -- $out
 	[ "$1" = "$bytes" ] || return 1
 	mbps=$(awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f\n", b / s / 1e6 }')
 	record "$t" "$m" "$r" mbps_try "$mbps"
 	record_deltas "$t" "$m" "$r" "$before" "$after" "$mib"
+}
+
+# round_trips VMM RUN PORT: request/response with the guest's `vsq echo` on PORT: records
+# round trips per second and the counters per 1000 round trips.
+round_trips() {
+	m=$1 r=$2
+	kvm_snap "$W/s0"
+	if ! out=$("$VSQ" ping "$GUEST_IP" "$3" "$rr_n" 64); then
+		fail_run rr "$m" "$r" "the round trips did not complete"
+		return
+	fi
+	kvm_snap "$W/s1"
+	# shellcheck disable=SC2086 # two words
+	set -- $out
+	record rr "$m" "$r" rt_per_s "$(awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f\n", n / s }')"
+	record_deltas rr "$m" "$r" "$W/s0" "$W/s1" "$(awk -v n="$1" 'BEGIN { print n / 1000 }')" per_krt.
 }
 
 # to_guest TEST VMM RUN PORT: the host sends the file to the guest's PORT; the guest's
@@ -95,37 +115,43 @@ net_run() {
 	from_guest g2h "$m" "$r" 5001
 	to_guest h2g-nc "$m" "$r" 5004
 	from_guest g2h-nc "$m" "$r" 5003
+	round_trips "$m" "$r" 5005
 	wait_line "VSQ: end" 60 > /dev/null
 	vmm_end
 	gstat_deltas h2g "$m" "$r" start h2g
 	gstat_deltas g2h "$m" "$r" h2g g2h
 	gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
 	gstat_deltas g2h-nc "$m" "$r" h2g-nc g2h-nc
-	tcpinfo_record g2h "$m" "$r"
+	gstat_deltas rr "$m" "$r" g2h-nc rr "$(awk -v n="$rr_n" 'BEGIN { print n / 1000 }')" per_krt.
+	tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
 	line=
 	for t in $NET_TESTS; do line="$line, $t $(run_mbps "$t" "$m" "$r")"; done
+	rt=$(run_value rr "$m" "$r" rt_per_s)
+	line="$line, rr ${rt:-FAILED}${rt:+ round trips/s}"
 	echo "net run $r $m:${line#,}, exit $vmm_rc, at $(at), L1 idle after $(run_value settle "$m" "$r" settle_s) s, $(run_value thp "$m" "$r" anon_huge_mib) MiB in huge pages"
 }
 
-# gstat_deltas TEST VMM RUN FROM TO: the guest's counts (its "VSQ: gstat" lines) from FROM
-# to TO, per MiB, as "per_mib.guest.<name>" figures of a run that passed.
+# gstat_deltas TEST VMM RUN FROM TO [UNITS PREFIX]: the guest's counts (its "VSQ: gstat"
+# lines) from FROM to TO, per MiB (per unit of UNITS), as "per_mib.guest.<name>"
+# ("PREFIXguest.<name>") figures of a run that passed.
 gstat_deltas() {
-	[ -n "$(run_value "$1" "$2" "$3" mbps)" ] || return 0
-	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" -v mib="$mib" '
+	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || return 0
+	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" \
+		-v mib="${6:-$mib}" -v p="${7:-per_mib.}" '
 		$1 == "VSQ:" && $2 == "gstat" && ($3 == from || $3 == to) {
 			for (i = 4; i <= NF; i++) { split($i, kv, "="); v[$3, kv[1]] = kv[2]; k[kv[1]] = 1 } }
 		END { for (n in k) if ((from, n) in v && (to, n) in v)
-			printf "%s %s %s per_mib.guest.%s %.2f\n", t, m, r, n, (v[to, n] - v[from, n]) / mib }' \
+			printf "%s %s %s %sguest.%s %.2f\n", t, m, r, p, n, (v[to, n] - v[from, n]) / mib }' \
 		>> "$records"
 }
 
-# tcpinfo_record TEST VMM RUN: the guest sender's TCP view (its "VSQ: tcpinfo" line) as
-# "tcp.<name>" figures of a run that passed.
+# tcpinfo_record TEST VMM RUN: a TCP sender's view (a "tcpinfo name=value..." line on
+# stdin) as "tcp.<name>" figures of a run not failed.
 tcpinfo_record() {
-	[ -n "$(run_value "$1" "$2" "$3" mbps)" ] || return 0
-	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" '
-		$1 == "VSQ:" && $2 == "tcpinfo" {
-			for (i = 3; i <= NF; i++) { split($i, kv, "="); printf "%s %s %s tcp.%s %s\n", t, m, r, kv[1], kv[2] } }' \
+	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || return 0
+	awk -v t="$1" -v m="$2" -v r="$3" '
+		$1 == "tcpinfo" {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); printf "%s %s %s tcp.%s %s\n", t, m, r, kv[1], kv[2] } }' \
 		>> "$records"
 }
 
@@ -142,7 +168,7 @@ vsq_debugfs
 : > "$records"
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
-echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), $runs runs per VMM, alternating"
+echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating"
 vsq_header
 alternate "$runs" net_run
 "$VSQ_IN/mktap" -d "$TAP" 2> /dev/null
@@ -155,13 +181,15 @@ mbps_row 24 "host->guest" h2g
 mbps_row 24 "guest->host" g2h
 mbps_row 24 "host->guest, 1 KiB I/O" h2g-nc
 mbps_row 24 "guest->host, 1 KiB I/O" g2h-nc
+mbps_row 24 "round trips/s, 64 B" rr rt_per_s
 echo "virtio-net features the guest driver took (bit 0 first): kiln $(cat "$W/features.kiln" 2> /dev/null)"
 echo "                                                          QEMU $(cat "$W/features.qemu" 2> /dev/null)"
 echo "g2h = guest->host, h2g = host->guest; L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd>"
 echo "(VM and vCPUs summed), kiln.* from kiln's metrics (FlushMetrics before and after):"
 per_mib_table h2g g2h
 per_mib_table h2g-nc g2h-nc
-echo "the guest's TCP sender guest->host at the end of the transfer (TCP_INFO; avg_*: sampled"
-echo "every 256 KiB written; medians):"
-median_table tcp. figure g2h
+median_table per_krt. "counter per 1000 round trips" rr
+echo "the TCP sender at the end of the bulk transfer, the host's host->guest, the guest's"
+echo "guest->host (TCP_INFO; avg_*: sampled every 256 KiB written; medians):"
+median_table tcp. figure h2g g2h
 dump_records

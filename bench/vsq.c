@@ -4,18 +4,24 @@
  *   vsq recv HOST PORT FILE      connects to HOST:PORT (retrying up to 60 s while refused or
  *                                unreachable), reads until the peer's EOF into FILE
  *   vsq send HOST PORT FILE      connects the same way, sends FILE, half-closes, then waits
- *                                for the peer to close (so all of FILE reached its program)
+ *                                for the peer to close (so all of FILE reached its program);
+ *                                prints the sender's TCP view on a second line ("tcpinfo")
+ *   vsq ping HOST PORT N SIZE    connects the same way (TCP_NODELAY), then N times sends
+ *                                SIZE bytes and waits for the SIZE bytes the peer echoes
+ *                                (request/response: one round trip each)
  *   vsq sink PORT FILE           (in the guest) listens on PORT, stores what the first peer
  *                                sends in FILE until its EOF, then closes
  *   vsq serve PORT FILE          (in the guest) listens on PORT, sends FILE to the first
  *                                peer, half-closes and waits for its EOF; prints the
  *                                sender's TCP view (TCP_INFO) on one "tcpinfo" line
+ *   vsq echo PORT                (in the guest) listens on PORT and writes back what the
+ *                                first peer sends (TCP_NODELAY) until its EOF
  *   vsq boot SECS MARKER CONSOLE CMD [ARG...]
  *                                runs CMD with its stdout (the guest's serial console) on a
  *                                pipe copied to the file CONSOLE, killing it after SECS
  *
  * recv and send print "BYTES SECONDS", timed from the established connection to the peer's
- * EOF; boot prints "MARKER_MS EXIT_MS STATUS" (from just before the fork to the first
+ * EOF; ping "N SECONDS", from the established connection to the last echo; boot prints "MARKER_MS EXIT_MS STATUS" (from just before the fork to the first
  * MARKER on the console and to CMD's exit; MARKER_MS is -1 if it never came; STATUS is
  * the exit code, "sigN" or "timeout"). Exit 0 when the measurement was taken, 1 if not
  * (a peer silent for 60 s ends recv and send). */
@@ -41,6 +47,7 @@
 #define CONNECT_WAIT_MS 60000
 #define MARKER_MAX 128
 #define IO_TIMEOUT_S 60
+#define PING_MAX_SIZE 65536
 
 static char buf[BUF_BYTES];
 
@@ -97,7 +104,8 @@ static void write_all(int fd, const char *p, size_t n, const char *what)
 	}
 }
 
-/* Reads fd until EOF, into out (or discarded when out < 0); returns the bytes read. */
+/* Reads fd until EOF, into out (or discarded when out < 0; out may be fd itself: an echo);
+ * returns the bytes read. */
 static unsigned long long drain(int fd, int out)
 {
 	unsigned long long total = 0;
@@ -111,7 +119,7 @@ static unsigned long long drain(int fd, int out)
 			return total;
 		total += (unsigned long long)r;
 		if (out >= 0)
-			write_all(out, buf, (size_t)r, "write to the file");
+			write_all(out, buf, (size_t)r, out == fd ? "write to the peer" : "write to the file");
 	}
 }
 
@@ -151,6 +159,17 @@ static void tcp_sample(int fd, struct tcp_view *v)
 	v->last = ti;
 }
 
+/* Prints the sampled view as one "tcpinfo name=value..." line. */
+static void print_tcp_view(const struct tcp_view *v)
+{
+	double k = v->samples ? (double)v->samples : 1;
+	printf("tcpinfo avg_rtt_us=%.0f avg_cwnd=%.1f avg_pacing_MBps=%.1f rtt_us=%u rttvar_us=%u "
+	       "cwnd=%u ssthresh=%u mss=%u total_retrans=%u\n",
+	       v->rtt_us / k, v->cwnd / k, v->pacing / k / 1e6, v->last.tcpi_rtt,
+	       v->last.tcpi_rttvar, v->last.tcpi_snd_cwnd, v->last.tcpi_snd_ssthresh,
+	       v->last.tcpi_snd_mss, v->last.tcpi_total_retrans);
+}
+
 /* Sends in (named name) to fd, half-closes and reads fd until the peer's EOF (so all of it
  * reached the peer's program); samples TCP_INFO into v after every buffer when v is not
  * NULL. Returns the bytes sent; exits 1 on an error. */
@@ -181,12 +200,54 @@ static int cmd_send(char **argv)
 	if (in < 0)
 		fail(argv[2]);
 	int fd = connect_retry(argv[0], argv[1]);
+	struct tcp_view v = {0};
 	double t0 = now_ms();
-	unsigned long long total = send_file(in, argv[2], fd, NULL);
+	unsigned long long total = send_file(in, argv[2], fd, &v);
 	double t1 = now_ms();
 	close(fd);
 	close(in);
 	printf("%llu %.6f\n", total, (t1 - t0) / 1e3);
+	print_tcp_view(&v);
+	return 0;
+}
+
+/* Reads exactly n bytes from fd into p; exits 1 on an error or an early EOF. */
+static void read_exact(int fd, char *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = ECONNRESET;
+			fail("read the echo");
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+/* vsq ping HOST PORT N SIZE */
+static int cmd_ping(char **argv)
+{
+	long n = atol(argv[2]), size = atol(argv[3]);
+	int one = 1;
+	if (n <= 0 || size <= 0 || size > PING_MAX_SIZE) {
+		errno = EINVAL;
+		fail("ping N SIZE");
+	}
+	memset(buf, 'k', (size_t)size);
+	int fd = connect_retry(argv[0], argv[1]);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	double t0 = now_ms();
+	for (long i = 0; i < n; i++) {
+		write_all(fd, buf, (size_t)size, "write to the peer");
+		read_exact(fd, buf + PING_MAX_SIZE, (size_t)size);
+	}
+	double t1 = now_ms();
+	close(fd);
+	printf("%ld %.6f\n", n, (t1 - t0) / 1e3);
 	return 0;
 }
 
@@ -228,14 +289,19 @@ static int cmd_serve(char **argv)
 	struct tcp_view v = {0};
 	send_file(in, argv[1], fd, &v);
 	tcp_sample(fd, &v);
-	double k = v.samples ? (double)v.samples : 1;
-	printf("tcpinfo avg_rtt_us=%.0f avg_cwnd=%.1f avg_pacing_MBps=%.1f rtt_us=%u rttvar_us=%u "
-	       "cwnd=%u ssthresh=%u mss=%u total_retrans=%u\n",
-	       v.rtt_us / k, v.cwnd / k, v.pacing / k / 1e6, v.last.tcpi_rtt, v.last.tcpi_rttvar,
-	       v.last.tcpi_snd_cwnd, v.last.tcpi_snd_ssthresh, v.last.tcpi_snd_mss,
-	       v.last.tcpi_total_retrans);
+	print_tcp_view(&v);
 	close(fd);
 	close(in);
+	return 0;
+}
+
+/* vsq echo PORT */
+static int cmd_echo(char **argv)
+{
+	int fd = accept_one(argv[0]), one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	drain(fd, fd); /* what comes in goes straight back */
+	close(fd);
 	return 0;
 }
 
@@ -354,10 +420,16 @@ int main(int argc, char **argv)
 		return cmd_sink(argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return cmd_serve(argv + 2);
+	if (argc == 6 && !strcmp(argv[1], "ping"))
+		return cmd_ping(argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "echo"))
+		return cmd_echo(argv + 2);
 	if (argc >= 6 && !strcmp(argv[1], "boot"))
 		return cmd_boot(argv + 2);
 	fprintf(stderr, "usage: vsq recv|send HOST PORT FILE\n"
+			"       vsq ping HOST PORT N SIZE\n"
 			"       vsq sink|serve PORT FILE\n"
+			"       vsq echo PORT\n"
 			"       vsq boot SECS MARKER CONSOLE CMD [ARG...]\n");
 	return 2;
 }
