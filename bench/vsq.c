@@ -21,10 +21,10 @@
  *                                pipe copied to the file CONSOLE, killing it after SECS
  *
  * recv and send print "BYTES SECONDS", timed from the established connection to the peer's
- * EOF; ping "N SECONDS", from the established connection to the last echo; boot prints "MARKER_MS EXIT_MS STATUS" (from just before the fork to the first
- * MARKER on the console and to CMD's exit; MARKER_MS is -1 if it never came; STATUS is
- * the exit code, "sigN" or "timeout"). Exit 0 when the measurement was taken, 1 if not
- * (a peer silent for 60 s ends recv and send). */
+ * EOF; ping "N SECONDS", from the established connection to the last echo; boot prints
+ * "MARKER_MS EXIT_MS STATUS" (from just before the fork to the first MARKER on the console and to
+ * CMD's exit; MARKER_MS is -1 if it never came; STATUS is the exit code, "sigN" or "timeout"). Exit
+ * 0 when the measurement was taken, 1 if not (a peer silent for 60 s ends recv and send). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -119,7 +119,8 @@ static unsigned long long drain(int fd, int out)
 			return total;
 		total += (unsigned long long)r;
 		if (out >= 0)
-			write_all(out, buf, (size_t)r, out == fd ? "write to the peer" : "write to the file");
+			write_all(out, buf, (size_t)r,
+				  out == fd ? "write to the peer" : "write to the file");
 	}
 }
 
