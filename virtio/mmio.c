@@ -233,6 +233,8 @@ static void requeue_spent(struct virtio_mmio *t)
 
 static void process_queue(struct virtio_mmio *t, uint32_t idx)
 {
+	if (idx < t->ops->nr_queues)
+		t->vq[idx].counts.events++;
 	if (!live(t) || idx >= t->ops->nr_queues || !t->vq[idx].ready)
 		return;
 	bool need_irq = false;

@@ -58,8 +58,10 @@ static void mark_dirty(const struct virtq *q, uint64_t gpa, uint64_t len)
 void virtq_reset(struct virtq *q)
 {
 	uint16_t max = q->max_size;
+	struct virtq_counts counts = q->counts;
 	memset(q, 0, sizeof(*q));
 	q->max_size = max;
+	q->counts = counts;
 }
 
 /* The driver's QueueNum and ring addresses checked against gm: NULL with the rings' host
@@ -351,6 +353,7 @@ int virtq_push_used(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint16_t *)(q->used + USED_IDX), q->used_idx, __ATOMIC_RELEASE);
 	q->inflight--;
 	q->unsignalled = true;
+	q->counts.used++;
 	if (q->gm->dirty) {
 		/* The chain's buffers again: they may have been written after the dirty pages
 		 * were last taken (a net RX buffer held across a snapshot). */
@@ -378,6 +381,7 @@ bool virtq_should_notify(struct virtq *q)
 	}
 	q->signalled_used = q->used_idx;
 	q->unsignalled = false;
+	q->counts.notifies += notify;
 	return notify;
 }
 

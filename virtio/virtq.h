@@ -37,6 +37,13 @@ struct virtq_chain {
 	uint32_t write_len;
 };
 
+/* What a queue has done since the device was created (kept across resets), for metrics. */
+struct virtq_counts {
+	uint64_t events;   /* times the transport was told to look at it (kick or requeue) */
+	uint64_t used;	   /* chains returned to the driver */
+	uint64_t notifies; /* times its new used entries called for an interrupt */
+};
+
 struct virtq {
 	/* Programmed by the driver through the transport; checked by virtq_setup(). */
 	uint16_t max_size; /* QueueNumMax, set by the device, kept across resets */
@@ -59,6 +66,7 @@ struct virtq {
 	bool unsignalled;	 /* used entries added since the last interrupt */
 	uint32_t inflight;	 /* chains popped and not yet pushed */
 	bool requeue;		 /* budget spent with chains left: the transport runs it again */
+	struct virtq_counts counts;
 };
 
 /* A queue in a snapshot: what the driver programmed and, once ready, the device's ring

@@ -22,19 +22,36 @@ static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 	*len = (n < 0 || (size_t)n >= cap - *len) ? cap : *len + n;
 }
 
-static const char *const blk_names[BLK_NR_COUNTERS] = {"read_count", "write_count", "flush_count",
-						       "read_bytes", "write_bytes", "io_errors"};
-static const char *const net_names[NET_NR_COUNTERS] = {"rx_bytes_count",
-						       "rx_packets_count",
-						       "rx_dropped",
-						       "tx_bytes_count",
-						       "tx_packets_count",
-						       "tx_dropped",
-						       "rx_rate_limiter_throttled",
-						       "tx_rate_limiter_throttled"};
-static const char *const vsock_names[VSOCK_NR_COUNTERS] = {
-    "rx_packets_count", "tx_packets_count", "rx_bytes_count", "tx_bytes_count",
-    "conns_added",	"conns_removed",    "conns_refused",  "malformed"};
+/* The transport's counters as metrics_transport_counts() orders them, queue names first. */
+#define INTERRUPT_NAMES "interrupt_count", "interrupt_coalesced_count"
+static const char *const blk_names[BLK_NR_METRICS] = {
+    "read_count", "write_count",       "flush_count",	   "read_bytes",	 "write_bytes",
+    "io_errors",  "queue_event_count", "queue_used_count", "queue_notify_count", INTERRUPT_NAMES};
+static const char *const net_names[NET_NR_METRICS] = {"rx_bytes_count",
+						      "rx_packets_count",
+						      "rx_dropped",
+						      "tx_bytes_count",
+						      "tx_packets_count",
+						      "tx_dropped",
+						      "rx_rate_limiter_throttled",
+						      "tx_rate_limiter_throttled",
+						      "rx_queue_event_count",
+						      "tx_queue_event_count",
+						      "rx_queue_used_count",
+						      "tx_queue_used_count",
+						      "rx_queue_notify_count",
+						      "tx_queue_notify_count",
+						      INTERRUPT_NAMES};
+static const char *const vsock_names[VSOCK_NR_METRICS] = {
+    "rx_packets_count",	     "tx_packets_count",
+    "rx_bytes_count",	     "tx_bytes_count",
+    "conns_added",	     "conns_removed",
+    "conns_refused",	     "malformed",
+    "rx_queue_event_count",  "tx_queue_event_count",
+    "ev_queue_event_count",  "rx_queue_used_count",
+    "tx_queue_used_count",   "ev_queue_used_count",
+    "rx_queue_notify_count", "tx_queue_notify_count",
+    "ev_queue_notify_count", INTERRUPT_NAMES};
 
 static const char *const vcpu_names[VCPU_NR_COUNTS] = {
     [VCPU_EXIT_IO_IN] = "exit_io_in",
@@ -97,10 +114,10 @@ int metrics_format(const struct metrics_snapshot *s, char *buf, size_t cap)
 		put(buf, cap, &len, ",\"vmm\":{\"exit_reason\":\"%s\"}", s->exit_reason);
 	put(buf, cap, &len, ",\"uart\":{\"write_count\":%llu}",
 	    (unsigned long long)s->uart_write_count);
-	put_kind(buf, cap, &len, "block", s->blk, s->nr_blk, blk_names, BLK_NR_COUNTERS);
-	put_kind(buf, cap, &len, "net", s->net, s->nr_net, net_names, NET_NR_COUNTERS);
+	put_kind(buf, cap, &len, "block", s->blk, s->nr_blk, blk_names, BLK_NR_METRICS);
+	put_kind(buf, cap, &len, "net", s->net, s->nr_net, net_names, NET_NR_METRICS);
 	if (s->has_vsock)
-		put_counters(buf, cap, &len, "vsock", "", vsock_names, VSOCK_NR_COUNTERS,
+		put_counters(buf, cap, &len, "vsock", "", vsock_names, VSOCK_NR_METRICS,
 			     s->vsock.c);
 	put_counters(buf, cap, &len, "latencies_us", "", latency_names, LAT_NR, s->latency_us);
 	put_counters(buf, cap, &len, "vcpu", "", vcpu_names, VCPU_NR_COUNTS, s->vcpu);
@@ -117,6 +134,31 @@ static void slot_id(const struct virtio_slot *s, char *id, size_t cap)
 	snprintf(id, cap, "%s", sp ? sp + 1 : s->mmio.name);
 }
 
+/* How many counters a device of this type has before its transport's. */
+static unsigned kind_counters(enum virtio_kind_type type)
+{
+	switch (type) {
+	case VIRTIO_KIND_BLK:
+		return BLK_NR_COUNTERS;
+	case VIRTIO_KIND_NET:
+		return NET_NR_COUNTERS;
+	default:
+		return VSOCK_NR_COUNTERS;
+	}
+}
+
+void metrics_transport_counts(const struct virtio_mmio *t, uint64_t *c)
+{
+	unsigned nq = t->ops->nr_queues;
+	for (unsigned q = 0; q < nq; q++) {
+		c[q] = t->vq[q].counts.events;
+		c[nq + q] = t->vq[q].counts.used;
+		c[2 * nq + q] = t->vq[q].counts.notifies;
+	}
+	c[3 * nq] = t->interrupts;
+	c[3 * nq + 1] = t->coalesced;
+}
+
 static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 {
 	struct metrics_dev *d = NULL;
@@ -131,6 +173,7 @@ static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 		if (d != &snap->vsock)
 			slot_id(s, d->id, sizeof(d->id));
 		s->kind->counters(s->dev, d->c);
+		metrics_transport_counts(&s->mmio, d->c + kind_counters(s->kind->type));
 	}
 	pthread_mutex_unlock(&s->mmio.lock);
 }
@@ -168,12 +211,11 @@ int metrics_flush(struct metrics *m, const char *exit_reason)
 {
 	if (m->fd < 0)
 		return 0;
-	static const size_t cap = 16384;
 	struct metrics_snapshot snap;
-	char buf[16384];
+	char buf[METRICS_LINE_MAX];
 	metrics_snapshot_take(m, &snap);
 	snap.exit_reason = exit_reason;
-	int len = metrics_format(&snap, buf, cap);
+	int len = metrics_format(&snap, buf, sizeof(buf));
 	if (len < 0)
 		return len;
 	/* One write per line: a reader of a named pipe sees whole objects. */

@@ -15,6 +15,8 @@
 #include "vmm/vm.h"
 
 #define METRICS_PERIOD_S 60
+/* One flushed line at most: every device a VM can have, with the longest ids and values. */
+#define METRICS_LINE_MAX 32768
 #define METRICS_ID_MAX 80 /* a device id, as in the transport's name */
 
 /* A device's counters by index; the names below are the JSON keys, as in Firecracker. */
@@ -49,7 +51,14 @@ enum {
 	VSOCK_MALFORMED,
 	VSOCK_NR_COUNTERS
 };
-#define METRICS_MAX_COUNTERS 8
+/* After a device's own counters, its transport's (kiln's, not Firecracker's except
+ * <queue>queue_event_count): per queue events, chains used and interrupts asked for, then
+ * interrupts raised and coalesced. */
+#define METRICS_TRANSPORT_COUNTERS(nr_queues) (3 * (nr_queues) + 2)
+#define BLK_NR_METRICS (BLK_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(1))
+#define NET_NR_METRICS (NET_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(2))
+#define VSOCK_NR_METRICS (VSOCK_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(3))
+#define METRICS_MAX_COUNTERS VSOCK_NR_METRICS
 
 /* Firecracker's latencies_us: the last duration of each operation, in microseconds. */
 enum {
@@ -100,6 +109,11 @@ void metrics_latency(struct metrics *m, unsigned which, uint64_t start_ns);
 /* Formats `snap` as one JSON line (with its newline) into buf. Returns the length, or
  * -ENOSPC when it does not fit. */
 int metrics_format(const struct metrics_snapshot *snap, char *buf, size_t cap);
+
+/* Writes the transport's counters (METRICS_TRANSPORT_COUNTERS of its queues) to c: per
+ * queue the events, then chains used, then interrupts asked for, then interrupts raised and
+ * coalesced. The caller holds t->lock. */
+void metrics_transport_counts(const struct virtio_mmio *t, uint64_t *c);
 
 /* Copies the counters of the UART, every virtio device, the vCPUs and KVM into snap. */
 void metrics_snapshot_take(struct metrics *m, struct metrics_snapshot *snap);

@@ -184,6 +184,61 @@ static void test_overflow(void **state)
 	assert_int_equal(metrics_format(&s, buf, full + 1), full);
 }
 
+/* The most a VM can report still fits one flushed line: every device slot a net device
+ * (the kind with the most counters, after vsock) with the longest id, vsock, all of KVM's
+ * counters, every value at its widest. */
+static void test_worst_case_fits_a_line(void **state)
+{
+	(void)state;
+	static struct metrics_snapshot s; /* large: not on the stack */
+	static char buf[METRICS_LINE_MAX];
+	memset(&s, 0xff, sizeof(s));
+	s.exit_reason = "reboot";
+	s.nr_blk = 0;
+	s.nr_net = VIRTIO_DEVICES_MAX;
+	for (unsigned d = 0; d < VIRTIO_DEVICES_MAX; d++) {
+		memset(s.net[d].id, 'n', METRICS_ID_MAX - 1);
+		s.net[d].id[METRICS_ID_MAX - 1] = 0;
+	}
+	s.has_vsock = 1;
+	s.has_kvm = 1;
+	int len = metrics_format(&s, buf, sizeof(buf));
+	assert_true(len > 0);
+	print_message("worst case: %d of %d bytes\n", len, METRICS_LINE_MAX);
+}
+
+/* The transport's counters follow the device's: per queue events, used chains and
+ * interrupts asked for, then interrupts raised and coalesced. */
+static void test_transport_counts(void **state)
+{
+	(void)state;
+	static const struct virtio_dev_ops ops = {.nr_queues = 2};
+	static struct virtio_mmio t;
+	t.ops = &ops;
+	t.vq[0].counts = (struct virtq_counts){.events = 1, .used = 2, .notifies = 3};
+	t.vq[1].counts = (struct virtq_counts){.events = 4, .used = 5, .notifies = 6};
+	t.vq[2].counts = (struct virtq_counts){.events = 99}; /* past nr_queues */
+	t.interrupts = 7;
+	t.coalesced = 8;
+	uint64_t c[METRICS_TRANSPORT_COUNTERS(2) + 1];
+	memset(c, 0xee, sizeof(c));
+	metrics_transport_counts(&t, c);
+	const uint64_t want[] = {1, 4, 2, 5, 3, 6, 7, 8};
+	assert_int_equal(METRICS_TRANSPORT_COUNTERS(2), 8);
+	assert_memory_equal(c, want, sizeof(want));
+	assert_int_equal(c[8], 0xeeeeeeeeeeeeeeeeULL); /* nothing past them */
+
+	struct metrics_snapshot s;
+	char buf[8192];
+	fill(&s);
+	metrics_transport_counts(&t, s.net[0].c + NET_NR_COUNTERS);
+	assert_true(metrics_format(&s, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"rx_queue_event_count\":1,\"tx_queue_event_count\":4,"
+				    "\"rx_queue_used_count\":2,\"tx_queue_used_count\":5,"
+				    "\"rx_queue_notify_count\":3,\"tx_queue_notify_count\":6,"
+				    "\"interrupt_count\":7,\"interrupt_coalesced_count\":8}"));
+}
+
 static void test_flush_to_pipe(void **state)
 {
 	(void)state;
@@ -221,10 +276,16 @@ static void test_no_metrics_configured(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_format_shape),  cmocka_unit_test(test_running_has_no_exit_reason),
-	    cmocka_unit_test(test_latencies),	  cmocka_unit_test(test_vcpu_and_kvm),
-	    cmocka_unit_test(test_vcpu_sums),	  cmocka_unit_test(test_overflow),
-	    cmocka_unit_test(test_flush_to_pipe), cmocka_unit_test(test_no_metrics_configured),
+	    cmocka_unit_test(test_format_shape),
+	    cmocka_unit_test(test_running_has_no_exit_reason),
+	    cmocka_unit_test(test_latencies),
+	    cmocka_unit_test(test_vcpu_and_kvm),
+	    cmocka_unit_test(test_vcpu_sums),
+	    cmocka_unit_test(test_overflow),
+	    cmocka_unit_test(test_flush_to_pipe),
+	    cmocka_unit_test(test_no_metrics_configured),
+	    cmocka_unit_test(test_worst_case_fits_a_line),
+	    cmocka_unit_test(test_transport_counts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

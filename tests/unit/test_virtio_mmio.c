@@ -333,6 +333,9 @@ static void test_notify_and_interrupts(void **state)
 	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	virtio_mmio_notify(&e->t, 1); /* the ioeventfd path */
 	assert_int_equal(e->dev.notifies, 2);
+	/* Every notification of an existing queue counts as its event, served or not. */
+	assert_int_equal(e->t.vq[0].counts.events, 1);
+	assert_int_equal(e->t.vq[1].counts.events, 3);
 	virtio_mmio_config_changed(&e->t);
 	assert_int_equal(rd(e, VIRTIO_MMIO_CONFIG_GENERATION), 1);
 	assert_int_equal(rd(e, VIRTIO_MMIO_INTERRUPT_STATUS),

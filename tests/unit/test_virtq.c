@@ -331,7 +331,8 @@ static void test_indirect_bad_tables(void **state)
 	tring_free(&r);
 }
 
-/* used_event lets the driver ask for an interrupt only once a given entry is used. */
+/* used_event lets the driver ask for an interrupt only once a given entry is used. The
+ * metrics' counts follow: every used chain, every "yes", both kept across a reset. */
 static void test_event_idx_suppression(void **state)
 {
 	(void)state;
@@ -358,6 +359,12 @@ static void test_event_idx_suppression(void **state)
 	}
 	assert_true(virtq_should_notify(&r.q));
 	assert_false(virtq_should_notify(&r.q)); /* batch already signalled */
+	assert_int_equal(virtq_push_used(&r.q, 0, 8), -EINVAL); /* nothing in flight */
+	assert_int_equal(r.q.counts.used, 7);
+	assert_int_equal(r.q.counts.notifies, 2);
+	virtq_reset(&r.q);
+	assert_int_equal(r.q.counts.used, 7);
+	assert_int_equal(r.q.counts.notifies, 2);
 	tring_free(&r);
 }
 
