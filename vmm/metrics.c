@@ -173,7 +173,11 @@ static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 		if (d != &snap->vsock)
 			slot_id(s, d->id, sizeof(d->id));
 		s->kind->counters(s->dev, d->c);
-		metrics_transport_counts(&s->mmio, d->c + kind_counters(s->kind->type));
+		unsigned own = kind_counters(s->kind->type);
+		/* The names assume each kind's queue count; never write past c[]. */
+		if (own + METRICS_TRANSPORT_COUNTERS(s->mmio.ops->nr_queues) <=
+		    METRICS_MAX_COUNTERS)
+			metrics_transport_counts(&s->mmio, d->c + own);
 	}
 	pthread_mutex_unlock(&s->mmio.lock);
 }
