@@ -80,13 +80,15 @@ in_l1_unit() {
 
 # run_unit DIR TITLE: every cmocka binary in DIR.
 run_unit() {
-	echo "== $2 ($1)"
+	dir=$1
+	echo "== $2 ($dir)"
 	found=0
-	for bin in "$1"/*; do
+	for bin in "$dir"/*; do
 		{ [ -f "$bin" ] && [ -x "$bin" ]; } || continue
 		found=1
 		name=$(basename "$bin")
-		if [ "$1" = "$HOST_DIR/tests" ] && stage_wanted host && in_l1_unit "$name"; then
+		# (the loop's `set --` below reuses $1: DIR is in $dir)
+		if [ "$dir" = "$HOST_DIR/tests" ] && stage_wanted host && in_l1_unit "$name"; then
 			echo "LATER $name: needs /dev/kvm, runs in the host stage (KVM test host)"
 			continue
 		fi
