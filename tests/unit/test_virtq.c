@@ -358,7 +358,7 @@ static void test_event_idx_suppression(void **state)
 		assert_int_equal(virtq_push_used(&r.q, 0, 8), 0);
 	}
 	assert_true(virtq_should_notify(&r.q));
-	assert_false(virtq_should_notify(&r.q)); /* batch already signalled */
+	assert_false(virtq_should_notify(&r.q));		/* batch already signalled */
 	assert_int_equal(virtq_push_used(&r.q, 0, 8), -EINVAL); /* nothing in flight */
 	assert_int_equal(r.q.counts.used, 7);
 	assert_int_equal(r.q.counts.notifies, 2);
