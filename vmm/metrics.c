@@ -134,19 +134,6 @@ static void slot_id(const struct virtio_slot *s, char *id, size_t cap)
 	snprintf(id, cap, "%s", sp ? sp + 1 : s->mmio.name);
 }
 
-/* How many counters a device of this type has before its transport's. */
-static unsigned kind_counters(enum virtio_kind_type type)
-{
-	switch (type) {
-	case VIRTIO_KIND_BLK:
-		return BLK_NR_COUNTERS;
-	case VIRTIO_KIND_NET:
-		return NET_NR_COUNTERS;
-	default:
-		return VSOCK_NR_COUNTERS;
-	}
-}
-
 void metrics_transport_counts(const struct virtio_mmio *t, uint64_t *c)
 {
 	unsigned nq = t->ops->nr_queues;
@@ -162,19 +149,25 @@ void metrics_transport_counts(const struct virtio_mmio *t, uint64_t *c)
 static void snapshot_slot(struct metrics_snapshot *snap, struct virtio_slot *s)
 {
 	struct metrics_dev *d = NULL;
+	unsigned own = 0; /* the device's own counters, before its transport's */
 	pthread_mutex_lock(&s->mmio.lock);
-	if (s->kind->type == VIRTIO_KIND_BLK && snap->nr_blk < VIRTIO_DEVICES_MAX)
+	if (s->kind->type == VIRTIO_KIND_BLK && snap->nr_blk < VIRTIO_DEVICES_MAX) {
 		d = &snap->blk[snap->nr_blk++];
-	else if (s->kind->type == VIRTIO_KIND_NET && snap->nr_net < VIRTIO_DEVICES_MAX)
+		own = BLK_NR_COUNTERS;
+	} else if (s->kind->type == VIRTIO_KIND_NET && snap->nr_net < VIRTIO_DEVICES_MAX) {
 		d = &snap->net[snap->nr_net++];
-	else if (s->kind->type == VIRTIO_KIND_VSOCK)
-		d = (snap->has_vsock = 1, &snap->vsock);
+		own = NET_NR_COUNTERS;
+	} else if (s->kind->type == VIRTIO_KIND_VSOCK) {
+		snap->has_vsock = 1;
+		d = &snap->vsock;
+		own = VSOCK_NR_COUNTERS;
+	}
 	if (d) {
 		if (d != &snap->vsock)
 			slot_id(s, d->id, sizeof(d->id));
 		s->kind->counters(s->dev, d->c);
-		unsigned own = kind_counters(s->kind->type);
-		/* The names assume each kind's queue count; never write past c[]. */
+		/* The names assume each kind's queue count (test_metrics checks it); never write
+		 * past c[]. */
 		if (own + METRICS_TRANSPORT_COUNTERS(s->mmio.ops->nr_queues) <=
 		    METRICS_MAX_COUNTERS)
 			metrics_transport_counts(&s->mmio, d->c + own);

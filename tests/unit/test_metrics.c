@@ -14,6 +14,9 @@
 #define JSMN_STATIC
 #include <jsmn.h>
 
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "vmm/log.h"
 #include "vmm/metrics.h"
 
@@ -227,6 +230,14 @@ static void test_transport_counts(void **state)
 	assert_int_equal(METRICS_TRANSPORT_COUNTERS(2), 8);
 	assert_memory_equal(c, want, sizeof(want));
 	assert_int_equal(c[8], 0xeeeeeeeeeeeeeeeeULL); /* nothing past them */
+
+	/* Each kind's names cover exactly its device's queues. */
+	assert_int_equal(BLK_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(virtio_blk_ops.nr_queues),
+			 BLK_NR_METRICS);
+	assert_int_equal(NET_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(virtio_net_ops.nr_queues),
+			 NET_NR_METRICS);
+	assert_int_equal(VSOCK_NR_COUNTERS + METRICS_TRANSPORT_COUNTERS(virtio_vsock_ops.nr_queues),
+			 VSOCK_NR_METRICS);
 
 	struct metrics_snapshot s;
 	char buf[8192];
