@@ -257,6 +257,8 @@ static const uint8_t *patch_memory(struct fuzz *f, const uint8_t *p, const uint8
 static void exercise(struct fuzz *f, unsigned slot, bool after)
 {
 	struct virtio_slot *s = f->p->set.slot[slot];
+	if (!vs_regs_match(f->p, slot)) /* the guest reads the restored registers */
+		abort();
 	for (unsigned q = 0; q < s->mmio.ops->nr_queues; q++) {
 		const struct virtq *vq = &s->mmio.vq[q];
 		if (vq->ready && vq->inflight != (uint16_t)(vq->last_avail - vq->used_idx))
@@ -275,6 +277,8 @@ static void exercise(struct fuzz *f, unsigned slot, bool after)
 		virtio_mmio_notify(&s->mmio, q);
 	if (slot == 0)
 		blk_run(s);
+	if (!vs_regs_match(f->p, slot))
+		abort();
 }
 
 /* Back to the state between inputs: the device reset, the host sockets drained. */

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "virtio/persist.h"
@@ -33,6 +34,11 @@ static int kvm_irqfd(void *ctx, int efd, uint32_t gsi)
 	return ioctl(vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
 }
 
+static int kvm_map_readonly(void *ctx, uint64_t gpa, void *host, uint64_t size)
+{
+	return vm_map_readonly(ctx, gpa, host, size);
+}
+
 void virtio_set_init(struct virtio_set *set, const struct virtio_kvm_ops *kvm)
 {
 	memset(set, 0, sizeof(*set));
@@ -41,7 +47,9 @@ void virtio_set_init(struct virtio_set *set, const struct virtio_kvm_ops *kvm)
 	if (kvm)
 		set->kvm = *kvm;
 	else
-		set->kvm = (struct virtio_kvm_ops){.ioeventfd = kvm_ioeventfd, .irqfd = kvm_irqfd};
+		set->kvm = (struct virtio_kvm_ops){.ioeventfd = kvm_ioeventfd,
+						   .irqfd = kvm_irqfd,
+						   .map_readonly = kvm_map_readonly};
 }
 
 static int raise_irqfd(void *ctx)
@@ -210,6 +218,10 @@ static void slot_free(struct virtio_slot *s, struct evloop *loop)
 			close(s->kick[i].src.fd);
 	if (s->irq_efd >= 0)
 		close(s->irq_efd);
+	if (s->ack_efd >= 0)
+		close(s->ack_efd);
+	if (s->regs)
+		munmap(s->regs, VIRTIO_MMIO_WINDOW);
 	virtio_mmio_destroy(&s->mmio);
 	if (s->dev)
 		s->kind->destroy(s->dev);
@@ -249,6 +261,41 @@ static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t ba
 	return 0;
 }
 
+/* The guest's interrupt handler without exits to kiln: it reads InterruptStatus (and
+ * every other register) from a page KVM maps read-only over the window, and its
+ * acknowledgement of VRING signals an eventfd in KVM. Each read or acknowledgement that
+ * reached kiln cost a full exit and waited for the transport's lock, which the event loop
+ * holds while it fills or drains a queue. Writes still exit to the bus. */
+_Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW && VIRTIO_MMIO_WINDOW % 4096 == 0,
+	       "a device's window is whole pages, mapped as its register copy");
+
+static int wire_fast_regs(struct virtio_set *set, struct virtio_slot *s, uint64_t base)
+{
+	s->ack_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->ack_efd < 0)
+		return -errno;
+	int err = set->kvm.ioeventfd(set->kvm.ctx, s->ack_efd, base + VIRTIO_MMIO_INTERRUPT_ACK,
+				     VIRTIO_MMIO_INT_VRING);
+	if (err)
+		return err;
+	if (set->kvm.map_readonly) {
+		void *p = mmap(NULL, VIRTIO_MMIO_WINDOW, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		s->regs = p;
+		err = set->kvm.map_readonly(set->kvm.ctx, base, p, VIRTIO_MMIO_WINDOW);
+		if (err == -ENOTSUP) {
+			munmap(p, VIRTIO_MMIO_WINDOW);
+			s->regs = NULL;
+		} else if (err) {
+			return err;
+		}
+	}
+	virtio_mmio_set_fast_regs(&s->mmio, s->regs, s->ack_efd);
+	return 0;
+}
+
 /* Everything but the device model itself: window, GSI, eventfds, transport, bus. */
 static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 		      struct virtio_slot *s, const char *name)
@@ -268,6 +315,8 @@ static int add_device(struct virtio_set *set, struct vm *vm, struct evloop *loop
 	int err = virtio_mmio_init(&s->mmio, s->kind->dev_ops, s->dev, &vm->mem, &irq, name);
 	if (!err)
 		err = wire_kicks(set, s, base);
+	if (!err)
+		err = wire_fast_regs(set, s, base);
 	if (!err)
 		virtio_mmio_set_requeue(&s->mmio,
 					&(struct virtio_requeue){.kick = requeue_kick, .ctx = s});
@@ -322,7 +371,7 @@ static struct virtio_slot *slot_new(const struct virtio_kind *kind, size_t dev_s
 		return NULL;
 	}
 	s->kind = kind;
-	s->irq_efd = -1;
+	s->irq_efd = s->ack_efd = -1;
 	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
 		s->kick[i].src.fd = -1;
 	return s;

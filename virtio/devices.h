@@ -30,6 +30,9 @@ struct virtio_kvm_ops {
 	/* Inject `gsi` (edge) each time efd is written. */
 	int (*irqfd)(void *ctx, int efd, uint32_t gsi);
 	void *ctx;
+	/* Map `size` bytes at `host` read-only at `gpa` (vm_map_readonly). NULL, or -ENOTSUP
+	 * from it: the guest's register reads exit to the MMIO bus instead. */
+	int (*map_readonly)(void *ctx, uint64_t gpa, void *host, uint64_t size);
 };
 
 struct virtio_slot;
@@ -79,6 +82,8 @@ struct virtio_slot {
 	const struct virtio_kind *kind;
 	void *dev; /* the struct virtio_blk, virtio_net or virtio_vsock */
 	int irq_efd;
+	int ack_efd;	/* KVM signals it on InterruptACK = VRING */
+	uint32_t *regs; /* the window's registers as the guest reads them, or NULL */
 	struct virtio_kick kick[VIRTIO_MMIO_MAX_QUEUES];
 	unsigned nr_kicks;	      /* kick[0, nr_kicks) are watched by the loop */
 	struct ev_source limiter_src; /* the block device's rate-limiter timer */

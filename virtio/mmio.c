@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LOG_INTERVAL_NS 1000000000ULL
 
@@ -33,6 +34,7 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, vo
 	t->dev = dev;
 	t->gm = gm;
 	t->irq = *irq;
+	t->ack_fd = -1;
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	for (unsigned i = 0; i < ops->nr_queues; i++)
 		t->vq[i].max_size = ops->queue_max_size;
@@ -46,6 +48,35 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	t->ops = NULL;
 }
 
+static void regs_refresh(struct virtio_mmio *t);
+
+/* One word of the guest's read-only copy: a single aligned store, so a vCPU reading it
+ * concurrently sees the old value or the new one. */
+static void regs_store(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	if (t->regs)
+		__atomic_store_n(&t->regs[off / 4], v, __ATOMIC_RELEASE);
+}
+
+static void set_isr(struct virtio_mmio *t, uint32_t v)
+{
+	t->isr = v;
+	regs_store(t, VIRTIO_MMIO_INTERRUPT_STATUS, v);
+}
+
+/* Applies the acknowledgements KVM counted on ack_fd. KVM signals it before the writing
+ * vCPU goes on, so an acknowledgement not seen here comes after this point, and the
+ * driver's walk of the used rings after it will see whatever was used before. Only the
+ * event loop's thread calls it (vCPU threads may not read()): a late acknowledgement can
+ * only clear a bit already seen, since each VRING interrupt applies them before setting
+ * its bit, and a guest reads InterruptStatus when interrupted. */
+static void take_acks(struct virtio_mmio *t)
+{
+	uint64_t n;
+	if (t->ack_fd >= 0 && read(t->ack_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		set_isr(t, t->isr & ~(uint32_t)VIRTIO_MMIO_INT_VRING);
+}
+
 /* Sets `why` in InterruptStatus and interrupts the guest if that bit was clear. While it is
  * still set the driver has not acknowledged the last interrupt, and its handler (read the
  * status, acknowledge it, then walk the queues) will find what was just used: another edge
@@ -53,11 +84,13 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
  * line follows InterruptStatus != 0, coalesces the same way. */
 static void raise_irq(struct virtio_mmio *t, uint32_t why)
 {
+	if ((t->isr & why) == why && why == VIRTIO_MMIO_INT_VRING)
+		take_acks(t);
 	if ((t->isr & why) == why) {
 		t->coalesced++;
 		return;
 	}
-	t->isr |= why;
+	set_isr(t, t->isr | why);
 	t->interrupts++;
 	int err = t->irq.raise ? t->irq.raise(t->irq.ctx) : 0;
 	if (err && log_ratelimit_ok(&t->rl, LOG_INTERVAL_NS))
@@ -72,6 +105,7 @@ static void needs_reset(struct virtio_mmio *t, const char *what, int err)
 	if (t->status & S_NEEDS_RESET)
 		return;
 	t->status |= S_NEEDS_RESET;
+	regs_store(t, VIRTIO_MMIO_STATUS, t->status);
 	if (t->status & S_DRIVER_OK)
 		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
 }
@@ -104,13 +138,14 @@ static void reset(struct virtio_mmio *t)
 	t->status = 0;
 	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
 	t->driver_features = 0;
-	t->isr = 0;
+	set_isr(t, 0);
 	t->activated = false;
 }
 
 void virtio_mmio_reset_locked(struct virtio_mmio *t)
 {
 	reset(t);
+	regs_refresh(t);
 }
 
 static void activate(struct virtio_mmio *t)
@@ -181,9 +216,12 @@ static struct virtq *selected_queue(struct virtio_mmio *t)
 	return t->queue_sel < t->ops->nr_queues ? &t->vq[t->queue_sel] : NULL;
 }
 
-static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
+/* What a 4-byte read of register `off` returns; *known false for an offset with nothing to
+ * read (then 0). */
+static uint32_t reg_value(struct virtio_mmio *t, uint64_t off, bool *known)
 {
 	struct virtq *q = selected_queue(t);
+	*known = true;
 	switch (off) {
 	case VIRTIO_MMIO_MAGIC_VALUE:
 		return VIRTIO_MMIO_MAGIC;
@@ -206,9 +244,55 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_CONFIG_GENERATION:
 		return t->config_generation;
 	default:
-		guest_error(t, "read of unknown register %#x", (unsigned)off);
+		*known = false;
 		return 0;
 	}
+}
+
+static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
+{
+	bool known;
+	uint32_t v = reg_value(t, off, &known);
+	if (!known)
+		guest_error(t, "read of unknown register %#x", (unsigned)off);
+	return v;
+}
+
+/* Rewrites the guest's copy of the window from the registers and the config space, the
+ * config first and ConfigGeneration with the registers after it. A driver reading the
+ * config while it changes could still see it torn under the same generation, but a config
+ * change (PATCH /drives) interrupts the driver only once the copy is complete. */
+static void regs_refresh(struct virtio_mmio *t)
+{
+	if (!t->regs)
+		return;
+	uint8_t cfg[VIRTIO_MMIO_WINDOW - VIRTIO_MMIO_CONFIG] = {0};
+	for (uint32_t i = 0; t->ops->config_read && i < t->ops->config_size; i++)
+		t->ops->config_read(t->dev, i, &cfg[i], 1);
+	for (uint32_t off = 0; off < sizeof(cfg); off += 4) {
+		uint32_t v;
+		memcpy(&v, cfg + off, 4);
+		regs_store(t, VIRTIO_MMIO_CONFIG + off, v);
+	}
+	for (uint64_t off = 0; off < VIRTIO_MMIO_CONFIG; off += 4) {
+		bool known;
+		regs_store(t, off, reg_value(t, off, &known));
+	}
+}
+
+void virtio_mmio_set_fast_regs(struct virtio_mmio *t, uint32_t *regs, int ack_fd)
+{
+	pthread_mutex_lock(&t->lock);
+	t->regs = regs;
+	t->ack_fd = ack_fd;
+	regs_refresh(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_mmio_sync_regs_locked(struct virtio_mmio *t)
+{
+	take_acks(t);
+	regs_refresh(t);
 }
 
 void virtio_mmio_set_requeue(struct virtio_mmio *t, const struct virtio_requeue *r)
@@ -349,7 +433,7 @@ static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
 		process_queue(t, v);
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
-		t->isr &= ~v;
+		set_isr(t, t->isr & ~v);
 		break;
 	case VIRTIO_MMIO_STATUS:
 		write_status(t, v);
@@ -400,6 +484,7 @@ static void mmio_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t
 	} else {
 		guest_error(t, "bad write at offset %#x, %u bytes", (unsigned)off, len);
 	}
+	regs_refresh(t);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -436,6 +521,7 @@ void virtio_mmio_config_changed(struct virtio_mmio *t)
 {
 	pthread_mutex_lock(&t->lock);
 	t->config_generation++;
+	regs_refresh(t);
 	if (t->status & S_DRIVER_OK)
 		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
 	pthread_mutex_unlock(&t->lock);
@@ -444,6 +530,7 @@ void virtio_mmio_config_changed(struct virtio_mmio *t)
 void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl)
 {
 	pthread_mutex_lock(&t->lock);
+	take_acks(t);
 	log_msg(lvl, __FILE__, __LINE__,
 		"%s state: status=0x%x interrupt_status=0x%x activated=%d features=0x%llx "
 		"interrupts=%llu coalesced=%llu",

@@ -74,6 +74,8 @@ struct virtio_mmio {
 	uint32_t isr; /* InterruptStatus: VIRTIO_MMIO_INT_VRING | _CONFIG */
 	uint32_t config_generation;
 	bool activated;
+	uint32_t *regs;	     /* the guest's read-only copy of the window, or NULL */
+	int ack_fd;	     /* eventfd of the guest's InterruptACK of VRING, or -1 */
 	uint64_t interrupts; /* raised so far, for metrics and tests */
 	uint64_t coalesced;  /* not raised: the guest had yet to acknowledge the same reason */
 	uint64_t requeues;   /* queues run again after the device spent its budget */
@@ -111,6 +113,18 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
  * every device callback the transport calls r->kick for each such queue. Without it (the
  * default) such queues wait for the guest's next kick. */
 void virtio_mmio_set_requeue(struct virtio_mmio *t, const struct virtio_requeue *r);
+
+/* The guest's fast path to the registers (kiln: a read-only KVM memory slot over the
+ * window and an ioeventfd on InterruptACK): `regs` (VIRTIO_MMIO_WINDOW bytes, or NULL) is
+ * kept equal, word by word, to what a read at each offset returns (0 where nothing can be
+ * read), so the guest reads it without an exit; `ack_fd` (a non-blocking eventfd, or -1)
+ * counts the driver's writes of VIRTIO_MMIO_INT_VRING to InterruptACK, applied before
+ * InterruptStatus is next looked at. Both must outlive the transport. */
+void virtio_mmio_set_fast_regs(struct virtio_mmio *t, uint32_t *regs, int ack_fd);
+
+/* With t->lock held: applies pending acknowledgements and rewrites the guest's copy of the
+ * registers (after a snapshot restore put them in, before a save reads them). */
+void virtio_mmio_sync_regs_locked(struct virtio_mmio *t);
 
 /* Bus ops for the device's VIRTIO_MMIO_WINDOW; `dev` is the struct virtio_mmio. */
 extern const struct bus_dev_ops virtio_mmio_bus_ops;
@@ -173,8 +187,8 @@ int virtio_mmio_check_state(const struct virtio_mmio *t, const struct virtio_mmi
 void virtio_mmio_after_restore(struct virtio_mmio *t);
 
 /* The hang dump: under the lock, logs at `lvl` one line for the transport,
- * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N coalesced=N",
- * then "<name> queue <i>: <virtq_format_state line>" per queue. */
+ * "<name> state: status=0x.. interrupt_status=0x.. activated=0|1 features=0x.. interrupts=N
+ * coalesced=N", then "<name> queue <i>: <virtq_format_state line>" per queue. */
 void virtio_mmio_log_state(struct virtio_mmio *t, enum log_level lvl);
 
 #endif

@@ -25,6 +25,7 @@ void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&t->lock);
+	virtio_mmio_sync_regs_locked(t); /* acknowledged interrupts are not pending */
 	snprintf(st->name, sizeof(st->name), "%s", t->name);
 	st->device_id = t->ops->device_id;
 	st->nr_queues = t->ops->nr_queues;
@@ -163,6 +164,7 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 	int ret = apply(t, st, err, errlen);
 	if (ret)
 		virtio_mmio_reset_locked(t);
+	virtio_mmio_sync_regs_locked(t);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }

@@ -159,7 +159,8 @@ static int vm_check_ram(struct vm *vm, const char **what)
 		return err;
 	int slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 	/* Without the capability KVM has at least its historical 32 slots. */
-	vm->ram_limit = vm_ram_limit(vm_phys_bits(vm->supported_cpuid), slots > 0 ? slots : 32);
+	vm->nr_memslots = slots > 0 ? (unsigned)slots : 32;
+	vm->ram_limit = vm_ram_limit(vm_phys_bits(vm->supported_cpuid), (int)vm->nr_memslots);
 	*what = "machine-config.mem_size_mib";
 	return vm->mem.ram_size > vm->ram_limit ? -EFBIG : 0;
 }
@@ -205,6 +206,25 @@ fail_errno:
 fail:
 	vm_destroy(vm);
 	return err;
+}
+
+int vm_map_readonly(struct vm *vm, uint64_t gpa, void *host, uint64_t size)
+{
+	unsigned slot = vm->mem.nr_regions + vm->nr_ro_slots;
+	if (slot >= vm->nr_memslots ||
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0)
+		return -ENOTSUP;
+	struct kvm_userspace_memory_region r = {
+	    .slot = slot,
+	    .flags = KVM_MEM_READONLY,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uintptr_t)host,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	vm->nr_ro_slots++;
+	return 0;
 }
 
 int vm_irq_line(struct vm *vm, unsigned gsi, int level)

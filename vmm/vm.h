@@ -94,8 +94,10 @@ struct vm {
 	bool start_cpus_set;
 	unsigned nr_vcpus;
 	bool smt;
-	bool seccomp;	    /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
-	uint64_t ram_limit; /* bytes of RAM this host's KVM can map, from vm_create() */
+	bool seccomp;	      /* each vCPU thread loads the vcpu filter before its first KVM_RUN */
+	uint64_t ram_limit;   /* bytes of RAM this host's KVM can map, from vm_create() */
+	unsigned nr_memslots; /* KVM's memory slots, from vm_create() */
+	unsigned nr_ro_slots; /* read-only slots added by vm_map_readonly(), after the RAM's */
 	/* KVM_GET_SUPPORTED_CPUID, read once by vm_create(); each vCPU's CPUID starts from it. */
 	struct kvm_cpuid2 *supported_cpuid;
 	/* Set before vm_create(): every memslot logs dirty pages (KVM_MEM_LOG_DIRTY_PAGES) and
@@ -118,6 +120,12 @@ int vm_create(struct vm *vm, const char **what);
  * 2^phys_bits, a second slot is needed for any RAM above the MMIO gap, and one slot holds
  * at most VM_SLOT_MAX_BYTES; never more than guest_mem_init() maps. */
 uint64_t vm_ram_limit(unsigned phys_bits, int nr_memslots);
+
+/* Maps `size` bytes at `host` (page-aligned) read-only at guest-physical `gpa`, in the
+ * next memory slot after the RAM's: the guest's reads there do not exit, its writes exit as
+ * MMIO (or signal an ioeventfd). 0; -ENOTSUP when this KVM has no read-only slots or none
+ * left; -errno from KVM. */
+int vm_map_readonly(struct vm *vm, uint64_t gpa, void *host, uint64_t size);
 
 /* Drives an interrupt line of the in-kernel irqchip (level 1 or 0). */
 int vm_irq_line(struct vm *vm, unsigned gsi, int level);

@@ -324,7 +324,7 @@ static void test_devices_add_two_interfaces(void **state)
 	f->vm->mem = f->e->rx.gm;
 	assert_int_equal(evloop_init(&f->loop), 0);
 	uint32_t irqs[32] = {0};
-	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, irqs};
+	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, irqs, NULL};
 	f->set = calloc(1, sizeof(*f->set));
 	virtio_set_init(f->set, &ops);
 	struct net_cfg nets[3] = {{.id = "eth0"}, {.id = "eth1"}, {.id = "eth2"}};

@@ -35,6 +35,9 @@ struct fake_kvm {
 	uint64_t io_gpa[32];
 	uint32_t io_match[32], irq_gsi[32];
 	int io_efd[32], irq_efd[32];
+	unsigned nr_ro;
+	uint64_t ro_gpa[32];
+	void *ro_host[32];
 };
 
 struct denv {
@@ -65,6 +68,15 @@ static int fake_irqfd(void *ctx, int efd, uint32_t gsi)
 	return 0;
 }
 
+static int fake_map_readonly(void *ctx, uint64_t gpa, void *host, uint64_t size)
+{
+	struct fake_kvm *k = ctx;
+	assert_int_equal(size, LAYOUT_VIRTIO_MMIO_SIZE);
+	k->ro_gpa[k->nr_ro] = gpa;
+	k->ro_host[k->nr_ro++] = host;
+	return 0;
+}
+
 /* Three 64 KiB images; drive 1 is the read-only root. */
 static int denv_setup(void **state)
 {
@@ -73,7 +85,7 @@ static int denv_setup(void **state)
 	tring_layout(&e->r, RAM, QSIZE);
 	e->vm->mem = e->r.gm; /* shares the tring's mapping */
 	assert_int_equal(evloop_init(&e->loop), 0);
-	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, &e->kvm};
+	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, &e->kvm, fake_map_readonly};
 	virtio_set_init(&e->set, &ops);
 	for (int i = 0; i < 3; i++) {
 		snprintf(e->path[i], sizeof(e->path[i]), "/tmp/kiln-vdev-XXXXXX");
@@ -122,8 +134,13 @@ static void test_devices_layout(void **state)
 		assert_int_equal(e->set.acpi[i].base, base);
 		assert_int_equal(e->set.acpi[i].size, 0x1000);
 		assert_int_equal(e->set.acpi[i].gsi, LAYOUT_VIRTIO_IRQ_BASE + i);
-		assert_int_equal(e->kvm.io_gpa[i], base + VIRTIO_MMIO_QUEUE_NOTIFY);
-		assert_int_equal(e->kvm.io_match[i], 0);
+		/* Per device: its queue's notification, then the acknowledgement of VRING. */
+		assert_int_equal(e->kvm.io_gpa[2 * i], base + VIRTIO_MMIO_QUEUE_NOTIFY);
+		assert_int_equal(e->kvm.io_match[2 * i], 0);
+		assert_int_equal(e->kvm.io_gpa[2 * i + 1], base + VIRTIO_MMIO_INTERRUPT_ACK);
+		assert_int_equal(e->kvm.io_match[2 * i + 1], VIRTIO_MMIO_INT_VRING);
+		assert_int_equal(e->kvm.ro_gpa[i], base);
+		assert_ptr_equal(e->kvm.ro_host[i], e->set.slot[i]->regs);
 		assert_int_equal(e->kvm.irq_gsi[i], LAYOUT_VIRTIO_IRQ_BASE + i);
 		uint8_t v[4];
 		assert_int_equal(bus_read(&e->vm->mmio, base + VIRTIO_MMIO_DEVICE_ID, v, 4), 0);
@@ -194,6 +211,124 @@ static void bring_up_disk0(struct denv *e)
 	mmio_wr(e, VIRTIO_MMIO_QUEUE_USED_LOW, e->r.used_gpa);
 	mmio_wr(e, VIRTIO_MMIO_QUEUE_READY, 1);
 	mmio_wr(e, VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK);
+}
+
+/* The device's register copy says what a read through the bus says, at every readable
+ * register and config byte, and 0 where nothing can be read. */
+static void assert_copy_matches(struct denv *e, unsigned slot)
+{
+	static const uint32_t readable[] = {
+	    VIRTIO_MMIO_MAGIC_VALUE,	  VIRTIO_MMIO_VERSION,		VIRTIO_MMIO_DEVICE_ID,
+	    VIRTIO_MMIO_VENDOR_ID,	  VIRTIO_MMIO_DEVICE_FEATURES,	VIRTIO_MMIO_QUEUE_NUM_MAX,
+	    VIRTIO_MMIO_QUEUE_READY,	  VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_STATUS,
+	    VIRTIO_MMIO_CONFIG_GENERATION};
+	uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
+	const uint32_t *regs = e->set.slot[slot]->regs;
+	const uint8_t *bytes = (const uint8_t *)regs;
+	for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++) {
+		uint32_t v = 0;
+		assert_int_equal(bus_read(&e->vm->mmio, base + readable[i], (uint8_t *)&v, 4), 0);
+		assert_int_equal(regs[readable[i] / 4], v);
+	}
+	assert_int_equal(regs[VIRTIO_MMIO_QUEUE_NOTIFY / 4], 0);
+	uint32_t cfg = e->set.slot[slot]->mmio.ops->config_size;
+	for (uint32_t off = 0; off < cfg; off++) {
+		uint8_t b = 0;
+		assert_int_equal(bus_read(&e->vm->mmio, base + VIRTIO_MMIO_CONFIG + off, &b, 1), 0);
+		assert_int_equal(bytes[VIRTIO_MMIO_CONFIG + off], b);
+	}
+	assert_int_equal(bytes[VIRTIO_MMIO_CONFIG + cfg], 0);
+}
+
+/* The guest reads registers from the read-only copy: it follows every register write of a
+ * driver's bring-up, the selectors, a new backing file's capacity and a reset. */
+static void test_devices_register_copy(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_non_null(e->set.slot[i]->regs);
+		assert_int_equal(e->set.slot[i]->regs[0], VIRTIO_MMIO_MAGIC);
+		assert_copy_matches(e, i);
+	}
+	const uint32_t steps[][2] = {
+	    {VIRTIO_MMIO_STATUS, S_ACK},
+	    {VIRTIO_MMIO_STATUS, S_ACK | S_DRV},
+	    {VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1},
+	    {VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1},
+	    {VIRTIO_MMIO_DRIVER_FEATURES, 1},
+	    {VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK},
+	    {VIRTIO_MMIO_QUEUE_SEL, 3}, /* no such queue: QueueNumMax reads 0 */
+	    {VIRTIO_MMIO_QUEUE_SEL, 0},
+	    {VIRTIO_MMIO_QUEUE_NUM, QSIZE},
+	    {VIRTIO_MMIO_QUEUE_DESC_LOW, e->r.desc_gpa},
+	    {VIRTIO_MMIO_QUEUE_AVAIL_LOW, e->r.avail_gpa},
+	    {VIRTIO_MMIO_QUEUE_USED_LOW, e->r.used_gpa},
+	    {VIRTIO_MMIO_QUEUE_READY, 1},
+	    {VIRTIO_MMIO_STATUS, S_ACK | S_DRV | S_FOK | S_DOK},
+	};
+	uint32_t seen_max = 0;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		mmio_wr(e, steps[i][0], steps[i][1]);
+		assert_copy_matches(e, 0);
+		seen_max |= e->set.slot[0]->regs[VIRTIO_MMIO_QUEUE_NUM_MAX / 4];
+	}
+	assert_int_equal(seen_max, e->set.slot[0]->mmio.ops->queue_max_size);
+	assert_int_equal(e->set.slot[0]->regs[VIRTIO_MMIO_STATUS / 4],
+			 S_ACK | S_DRV | S_FOK | S_DOK);
+	assert_int_equal(e->set.slot[0]->regs[VIRTIO_MMIO_QUEUE_READY / 4], 1);
+	int fd = open(e->path[2], O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(virtio_set_blk_swap(&e->set, "disk1", fd, 2 << 20), 0);
+	uint64_t cap = 0;
+	memcpy(&cap, (uint8_t *)e->set.slot[0]->regs + VIRTIO_MMIO_CONFIG, 8);
+	assert_int_equal(cap, (2 << 20) / 512);
+	assert_int_equal(e->set.slot[0]->regs[VIRTIO_MMIO_CONFIG_GENERATION / 4], 1);
+	assert_copy_matches(e, 0);
+	mmio_wr(e, VIRTIO_MMIO_STATUS, 0);
+	assert_copy_matches(e, 0);
+	assert_int_equal(e->set.slot[0]->regs[VIRTIO_MMIO_STATUS / 4], 0);
+}
+
+/* GET_ID request `n` in descriptors 3n..3n+2, published and kicked through the queue's
+ * ioeventfd as KVM would; returns the number of interrupts raised through the irqfd. */
+static uint64_t get_id_request(struct denv *e, uint16_t n)
+{
+	uint64_t hdr = tring_alloc(&e->r, 16), id = tring_alloc(&e->r, 20);
+	uint64_t st = tring_alloc(&e->r, 1);
+	uint32_t type = VIRTIO_BLK_T_GET_ID;
+	memcpy(tring_host(&e->r, hdr, 4), &type, 4);
+	tring_desc(&e->r, 3 * n, hdr, 16, VRING_DESC_F_NEXT, 3 * n + 1);
+	tring_desc(&e->r, 3 * n + 1, id, 20, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 3 * n + 2);
+	tring_desc(&e->r, 3 * n + 2, st, 1, VRING_DESC_F_WRITE, 0);
+	tring_publish(&e->r, 3 * n);
+	uint64_t one = 1, cnt = 0;
+	assert_int_equal(write(e->kvm.io_efd[0], &one, 8), 8);
+	assert_int_equal(evloop_run_once(&e->loop, 1000), 1);
+	assert_int_equal(tring_used_idx(&e->r), n + 1);
+	return read(e->kvm.irq_efd[0], &cnt, 8) == 8 ? cnt : 0;
+}
+
+/* The driver's acknowledgement reaches kiln through the eventfd KVM signals: an interrupt
+ * after it is raised, one before it is coalesced, and the copy shows InterruptStatus. */
+static void test_devices_ack_through_eventfd(void **state)
+{
+	struct denv *e = *state;
+	assert_int_equal(add_all(e), 0);
+	bring_up_disk0(e);
+	const uint32_t *regs = e->set.slot[0]->regs;
+	assert_int_equal(get_id_request(e, 0), 1);
+	assert_int_equal(regs[VIRTIO_MMIO_INTERRUPT_STATUS / 4], VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(get_id_request(e, 1), 0); /* not acknowledged yet */
+	uint64_t one = 1;
+	assert_int_equal(write(e->kvm.io_efd[1], &one, 8), 8); /* the driver's InterruptACK */
+	assert_int_equal(get_id_request(e, 2), 1);
+	assert_int_equal(regs[VIRTIO_MMIO_INTERRUPT_STATUS / 4], VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(e->set.slot[0]->mmio.interrupts, 2);
+	assert_int_equal(e->set.slot[0]->mmio.coalesced, 1);
+	/* An acknowledgement through the bus (another value) clears the copy too. */
+	mmio_wr(e, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(regs[VIRTIO_MMIO_INTERRUPT_STATUS / 4], 0);
 }
 
 /* A GET_ID request kicked through the queue's ioeventfd and answered through the irqfd. */
@@ -322,6 +457,8 @@ int main(void)
 	    D(test_devices_partuuid_and_locks),
 	    D(test_devices_limit),
 	    D(test_devices_kick_and_irq),
+	    D(test_devices_register_copy),
+	    D(test_devices_ack_through_eventfd),
 	    D(test_devices_log_state),
 	    D(test_devices_read_outside_lock_sync),
 	    D(test_devices_read_outside_lock_async),

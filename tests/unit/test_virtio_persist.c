@@ -201,6 +201,7 @@ static void blk_round_trip(struct penv *e, enum io_engine engine)
 	assert_int_equal(vs_irqs(p, 0), 0); /* restore itself interrupts nobody */
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_STATUS), S_ALL);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	assert_true(vs_regs_match(p, 0));
 	virtio_set_after_restore(&p->set);
 	assert_int_equal(vs_irqs(p, 0), 1); /* not acknowledged yet: raised again */
 	blk_req(e, VIRTIO_BLK_T_IN, 3, 1024);
@@ -251,6 +252,33 @@ static void test_blk_broken_round_trip(void **state)
 	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	vs_run_until(p, q, 1);
 	assert_int_equal(vs_used_idx(&e->gm, q), 1);
+}
+
+/* An interrupt the driver acknowledged through KVM's eventfd is not pending in the
+ * snapshot: the restored device would otherwise coalesce every later one into it. */
+static void test_save_applies_eventfd_acks(void **state)
+{
+	struct penv *e = *state;
+	struct vs_proc *p = new_process(e);
+	assert_int_equal(add_blk(e), 0);
+	vs_up(p, &e->g, 0, F_V1 | F_EVENT_IDX, 1);
+	blk_req(e, VIRTIO_BLK_T_GET_ID, 0, 20);
+	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(vs_used_idx(&e->gm, &e->g.q[0][0]), 1);
+	assert_int_equal(vs_irqs(p, 0), 1);
+	uint64_t one = 1;
+	assert_int_equal(write(p->kvm.io_efd[1], &one, 8), 8); /* InterruptACK of VRING */
+	take_snapshot(e);
+	uint8_t *ram = ram_copy(e);
+	p = new_process(e);
+	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
+	free(ram);
+	assert_int_equal(add_blk(e), 0);
+	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
+	assert_true(vs_regs_match(p, 0));
+	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	virtio_set_after_restore(&p->set);
+	assert_int_equal(vs_irqs(p, 0), 0);
 }
 
 /* The section of another device, or a count that differs, is refused by name. */
@@ -545,6 +573,7 @@ int main(void)
 	    T(test_blk_round_trip_sync),
 	    T(test_blk_round_trip_async),
 	    T(test_blk_broken_round_trip),
+	    T(test_save_applies_eventfd_acks),
 	    T(test_restore_refuses_other_devices),
 	    T(test_restore_refuses_corrupt_state),
 	    T(test_vsock_transport_reset_after_restore),

@@ -60,7 +60,7 @@ static int setup(void **state)
 	e->vm = calloc(1, sizeof(*e->vm));
 	assert_int_equal(guest_mem_init(&e->vm->mem, 1 << 20), 0);
 	assert_int_equal(evloop_init(&e->loop), 0);
-	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, &e->kvm};
+	struct virtio_kvm_ops ops = {fake_ioeventfd, fake_irqfd, &e->kvm, NULL};
 	virtio_set_init(&e->set, &ops);
 	snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-vsockdev-XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
@@ -95,7 +95,7 @@ static void test_add_wires_the_device(void **state)
 	assert_int_equal(e->set.nr, 1);
 	assert_int_equal(e->set.acpi[0].base, LAYOUT_VIRTIO_MMIO_BASE);
 	assert_int_equal(e->set.acpi[0].gsi, LAYOUT_VIRTIO_IRQ_BASE);
-	assert_int_equal(e->kvm.nr_io, 3); /* rx, tx, event */
+	assert_int_equal(e->kvm.nr_io, 4); /* rx, tx, event, InterruptACK */
 	assert_int_equal(e->kvm.nr_irq, 1);
 	struct stat st;
 	assert_int_equal(stat(e->path, &st), 0);

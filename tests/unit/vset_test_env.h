@@ -76,13 +76,47 @@ static int vs_irqfd(void *ctx, int efd, uint32_t gsi)
 	return 0;
 }
 
+static int vs_map_readonly(void *ctx, uint64_t gpa, void *host, uint64_t size)
+{
+	(void)ctx, (void)gpa, (void)host, (void)size;
+	return 0;
+}
+
+/* Whether slot's register copy (what the guest reads without an exit) says what a read
+ * through the bus says, at every readable register and config byte. */
+static inline bool vs_regs_match(struct vs_proc *p, unsigned slot)
+{
+	static const uint32_t readable[] = {
+	    VIRTIO_MMIO_MAGIC_VALUE,	  VIRTIO_MMIO_VERSION,		VIRTIO_MMIO_DEVICE_ID,
+	    VIRTIO_MMIO_VENDOR_ID,	  VIRTIO_MMIO_DEVICE_FEATURES,	VIRTIO_MMIO_QUEUE_NUM_MAX,
+	    VIRTIO_MMIO_QUEUE_READY,	  VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_STATUS,
+	    VIRTIO_MMIO_CONFIG_GENERATION};
+	const struct virtio_slot *s = p->set.slot[slot];
+	uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
+	if (!s->regs)
+		return false;
+	for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++) {
+		uint32_t v = 0;
+		if (bus_read(&p->vm.mmio, base + readable[i], (uint8_t *)&v, 4) ||
+		    s->regs[readable[i] / 4] != v)
+			return false;
+	}
+	for (uint32_t off = 0; off < s->mmio.ops->config_size; off++) {
+		uint8_t b = 0;
+		if (bus_read(&p->vm.mmio, base + VIRTIO_MMIO_CONFIG + off, &b, 1) ||
+		    ((const uint8_t *)s->regs)[VIRTIO_MMIO_CONFIG + off] != b)
+			return false;
+	}
+	return true;
+}
+
 static inline struct vs_proc *vs_proc_new(const struct guest_mem *gm)
 {
 	struct vs_proc *p = calloc(1, sizeof(*p));
 	vs_check(p != NULL, "calloc");
 	p->vm.mem = *gm; /* the same mapping: the snapshot's RAM */
 	vs_check(evloop_init(&p->loop) == 0, "evloop_init");
-	struct virtio_kvm_ops ops = {vs_ioeventfd, vs_irqfd, &p->kvm};
+	struct virtio_kvm_ops ops = {vs_ioeventfd, vs_irqfd, &p->kvm, vs_map_readonly};
 	virtio_set_init(&p->set, &ops);
 	return p;
 }
