@@ -317,11 +317,14 @@ int virtio_set_restore_device(struct virtio_set *set, unsigned index, const void
 	if (!ret)
 		ret = check_inflight(&s->mmio, why, sizeof(why));
 out:
+	pthread_mutex_lock(&s->mmio.lock);
+	if (ret)
+		virtio_mmio_reset_locked(&s->mmio);
+	else /* the device's state may change its config space (net: the saved MAC) */
+		virtio_mmio_sync_regs_locked(&s->mmio);
+	pthread_mutex_unlock(&s->mmio.lock);
 	if (!ret)
 		return 0;
-	pthread_mutex_lock(&s->mmio.lock);
-	virtio_mmio_reset_locked(&s->mmio);
-	pthread_mutex_unlock(&s->mmio.lock);
 	snprintf(err, errlen, "virtio device %u (%s): %s", index, s->mmio.name, why);
 	return ret;
 }

@@ -495,6 +495,7 @@ static void test_net_held_chains(void **state)
 	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_CONFIG), mac[0]);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_CONFIG + 4) & 0xffff, mac[1] & 0xffff);
+	assert_true(vs_regs_match(p, 0));  /* what the guest reads without an exit too */
 	virtio_set_after_restore(&p->set); /* the new limiter has a token: the held chain goes */
 	vs_run_until(p, txq, 2);
 	peer_expect(e, 80, 0xb2);
