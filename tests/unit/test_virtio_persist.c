@@ -222,6 +222,19 @@ static void test_blk_round_trip_async(void **state)
 	blk_round_trip(*state, IO_ENGINE_ASYNC);
 }
 
+/* Snapshots e->p, then restores it into a new process with the same guest RAM. */
+static struct vs_proc *snapshot_to_new_blk_process(struct penv *e)
+{
+	take_snapshot(e);
+	uint8_t *ram = ram_copy(e);
+	struct vs_proc *p = new_process(e);
+	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
+	free(ram);
+	assert_int_equal(add_blk(e), 0);
+	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
+	return p;
+}
+
 /* A device the guest broke (NEEDS_RESET) comes back broken, its interrupt raised again,
  * and recovers the way a driver recovers it: reset and bring-up. */
 static void test_blk_broken_round_trip(void **state)
@@ -234,13 +247,7 @@ static void test_blk_broken_round_trip(void **state)
 	vs_publish(&e->gm, q, VS_QSIZE + 3); /* a head beyond the ring */
 	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_STATUS), S_ALL | VIRTIO_CONFIG_S_NEEDS_RESET);
-	take_snapshot(e);
-	uint8_t *ram = ram_copy(e);
-	p = new_process(e);
-	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
-	free(ram);
-	assert_int_equal(add_blk(e), 0);
-	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
+	p = snapshot_to_new_blk_process(e);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_STATUS), S_ALL | VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
 	virtio_set_after_restore(&p->set);
@@ -254,27 +261,28 @@ static void test_blk_broken_round_trip(void **state)
 	assert_int_equal(vs_used_idx(&e->gm, q), 1);
 }
 
-/* An interrupt the driver acknowledged through KVM's eventfd is not pending in the
- * snapshot: the restored device would otherwise coalesce every later one into it. */
-static void test_save_applies_eventfd_acks(void **state)
+/* A new process with a block device at DRIVER_OK that answered one GET_ID request. */
+static struct vs_proc *blk_answered_one(struct penv *e)
 {
-	struct penv *e = *state;
 	struct vs_proc *p = new_process(e);
 	assert_int_equal(add_blk(e), 0);
 	vs_up(p, &e->g, 0, F_V1 | F_EVENT_IDX, 1);
 	blk_req(e, VIRTIO_BLK_T_GET_ID, 0, 20);
 	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	return p;
+}
+
+/* An interrupt the driver acknowledged through KVM's eventfd is not pending in the
+ * snapshot: the restored device would otherwise coalesce every later one into it. */
+static void test_save_applies_eventfd_acks(void **state)
+{
+	struct penv *e = *state;
+	struct vs_proc *p = blk_answered_one(e);
 	assert_int_equal(vs_used_idx(&e->gm, &e->g.q[0][0]), 1);
 	assert_int_equal(vs_irqs(p, 0), 1);
 	uint64_t one = 1;
 	assert_int_equal(write(p->kvm.io_efd[1], &one, 8), 8); /* InterruptACK of VRING */
-	take_snapshot(e);
-	uint8_t *ram = ram_copy(e);
-	p = new_process(e);
-	memcpy(vs_host(&e->gm, 0, VS_RAM), ram, VS_RAM);
-	free(ram);
-	assert_int_equal(add_blk(e), 0);
-	assert_int_equal(virtio_set_restore(&p->set, &e->r, e->err, sizeof(e->err)), 0);
+	p = snapshot_to_new_blk_process(e);
 	assert_true(vs_regs_match(p, 0));
 	assert_int_equal(vs_rd(p, 0, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	virtio_set_after_restore(&p->set);
@@ -339,11 +347,7 @@ static void refuse(struct penv *e, const struct blk_section *s, size_t len, cons
 static void test_restore_refuses_corrupt_state(void **state)
 {
 	struct penv *e = *state;
-	struct vs_proc *p = new_process(e);
-	assert_int_equal(add_blk(e), 0);
-	vs_up(p, &e->g, 0, F_V1 | F_EVENT_IDX, 1);
-	blk_req(e, VIRTIO_BLK_T_GET_ID, 0, 20);
-	vs_wr(p, 0, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	struct vs_proc *p = blk_answered_one(e);
 	take_snapshot(e);
 	struct blk_section good;
 	size_t len;
