@@ -85,8 +85,8 @@ static const struct seccomp_rule seccomp_rules[] = {
 	  "FIFO space, virtio irqfd); vmm: log lines, eventfd signals; both: the SIGSYS line"),
     ALLOW(R_VMM | R_API, epoll_pwait, "the device event loop (musl's epoll_wait is epoll_pwait)"),
     ALLOW(R_VMM | R_API, read,
-	  "drains eventfds (exit request, ioeventfd kicks, console space), signalfd, stdin for "
-	  "the console, the rate limiter's timerfd"),
+	  "drains eventfds (exit request, ioeventfd kicks and interrupt acknowledgements, "
+	  "console space), signalfd, stdin for the console, the rate limiter's timerfd"),
     ALLOW_IF(R_ALL, ioctl, ARG32(1, KVM_IRQ_LINE),
 	     "8250 interrupt line: vcpu on register accesses, vmm when console input arrives"),
     ALLOW_IF(R_ALL | R_API, futex, ARG32(1, FUTEX_WAIT_PRIVATE),
