@@ -70,6 +70,9 @@ struct virtio_kind {
 	void (*after_restore)(struct virtio_slot *s);
 };
 
+/* One table per kind (virtio/kinds.c). */
+extern const struct virtio_kind virtio_kind_blk, virtio_kind_net, virtio_kind_vsock;
+
 /* The event-loop source of one queue's ioeventfd. */
 struct virtio_kick {
 	struct ev_source src;
