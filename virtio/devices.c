@@ -151,14 +151,14 @@ static int wire_kicks(struct virtio_set *set, struct virtio_slot *s, uint64_t ba
 	return 0;
 }
 
+_Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW && VIRTIO_MMIO_WINDOW % 4096 == 0,
+	       "a device's window is whole pages, mapped as its register copy");
+
 /* The guest's interrupt handler without exits to kiln: it reads InterruptStatus (and
  * every other register) from a page KVM maps read-only over the window, and its
  * acknowledgement of VRING signals an eventfd in KVM. Each read or acknowledgement that
  * reached kiln cost a full exit and waited for the transport's lock, which the event loop
  * holds while it fills or drains a queue. Writes still exit to the bus. */
-_Static_assert(LAYOUT_VIRTIO_MMIO_SIZE == VIRTIO_MMIO_WINDOW && VIRTIO_MMIO_WINDOW % 4096 == 0,
-	       "a device's window is whole pages, mapped as its register copy");
-
 static int wire_fast_regs(struct virtio_set *set, struct virtio_slot *s, uint64_t base)
 {
 	s->ack_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -259,19 +259,20 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
 }
 
 /* Rewrites the guest's copy of the window from the registers and the config space, the
- * config first and ConfigGeneration with the registers after it. A driver reading the
- * config while it changes could still see it torn under the same generation, but a config
- * change (PATCH /drives) interrupts the driver only once the copy is complete. */
+ * config first and ConfigGeneration with the registers after it. Past config_size the copy
+ * stays as mapped: zero. A driver reading the config while it changes could still see it
+ * torn under the same generation, but a config change (PATCH /drives) interrupts the
+ * driver only once the copy is complete. */
 static void regs_refresh(struct virtio_mmio *t)
 {
 	if (!t->regs)
 		return;
-	uint8_t cfg[VIRTIO_MMIO_WINDOW - VIRTIO_MMIO_CONFIG] = {0};
-	for (uint32_t i = 0; t->ops->config_read && i < t->ops->config_size; i++)
-		t->ops->config_read(t->dev, i, &cfg[i], 1);
-	for (uint32_t off = 0; off < sizeof(cfg); off += 4) {
+	for (uint32_t off = 0; t->ops->config_read && off < t->ops->config_size; off += 4) {
+		uint8_t w[4] = {0};
+		for (uint32_t i = 0; i < 4 && off + i < t->ops->config_size; i++)
+			t->ops->config_read(t->dev, off + i, &w[i], 1);
 		uint32_t v;
-		memcpy(&v, cfg + off, 4);
+		memcpy(&v, w, 4);
 		regs_store(t, VIRTIO_MMIO_CONFIG + off, v);
 	}
 	for (uint64_t off = 0; off < VIRTIO_MMIO_CONFIG; off += 4) {

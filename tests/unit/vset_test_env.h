@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "tests/unit/virtio_regs_check.h"
 #include "virtio/devices.h"
 #include "vmm/bus.h"
 #include "vmm/snapshot_file.h"
@@ -83,31 +84,13 @@ static int vs_map_readonly(void *ctx, uint64_t gpa, void *host, uint64_t size)
 }
 
 /* Whether slot's register copy (what the guest reads without an exit) says what a read
- * through the bus says, at every readable register and config byte. */
+ * through the bus says. */
 static inline bool vs_regs_match(struct vs_proc *p, unsigned slot)
 {
-	static const uint32_t readable[] = {
-	    VIRTIO_MMIO_MAGIC_VALUE,	  VIRTIO_MMIO_VERSION,		VIRTIO_MMIO_DEVICE_ID,
-	    VIRTIO_MMIO_VENDOR_ID,	  VIRTIO_MMIO_DEVICE_FEATURES,	VIRTIO_MMIO_QUEUE_NUM_MAX,
-	    VIRTIO_MMIO_QUEUE_READY,	  VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_STATUS,
-	    VIRTIO_MMIO_CONFIG_GENERATION};
 	const struct virtio_slot *s = p->set.slot[slot];
-	uint64_t base = LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE;
-	if (!s->regs)
-		return false;
-	for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++) {
-		uint32_t v = 0;
-		if (bus_read(&p->vm.mmio, base + readable[i], (uint8_t *)&v, 4) ||
-		    s->regs[readable[i] / 4] != v)
-			return false;
-	}
-	for (uint32_t off = 0; off < s->mmio.ops->config_size; off++) {
-		uint8_t b = 0;
-		if (bus_read(&p->vm.mmio, base + VIRTIO_MMIO_CONFIG + off, &b, 1) ||
-		    ((const uint8_t *)s->regs)[VIRTIO_MMIO_CONFIG + off] != b)
-			return false;
-	}
-	return true;
+	return virtio_regs_match(&p->vm.mmio,
+				 LAYOUT_VIRTIO_MMIO_BASE + slot * LAYOUT_VIRTIO_MMIO_SIZE, s->regs,
+				 s->mmio.ops->config_size);
 }
 
 static inline struct vs_proc *vs_proc_new(const struct guest_mem *gm)
