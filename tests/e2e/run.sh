@@ -280,8 +280,8 @@ for name in $cases; do
 		failed=$((failed + 1))
 	fi
 	awk -v n="$name" '$1 == "E2E-RETRY" && $2 == n ":"' "$clean" |
-		sed "s/^E2E-RETRY $name: /e2e: $name: run again, the first run failed in the test host: /" >&2
-	grep "^E2E-RETRY-LOG $name: " "$clean" | sed "s/^E2E-RETRY-LOG $name: /e2e: $name: first run | /" >&2
+		sed "s/^E2E-RETRY $name: /e2e: $name: run again, a run failed in the test host: /" >&2
+	grep "^E2E-RETRY-LOG $name: " "$clean" | sed "s/^E2E-RETRY-LOG $name: /e2e: $name: that run | /" >&2
 	[ -z "$t" ] || echo "e2e: $name took ${t% }s" >&2
 	awk -v n="$name" '$1 == "E2E-VMSTAT" && $2 == n' "$clean" |
 		sed "s/^E2E-VMSTAT $name/e2e: $name: pages moved in the test host during a run:/" >&2
