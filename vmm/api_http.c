@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -406,6 +407,7 @@ static void *api_thread(void *arg)
 {
 	struct api_server *s = arg;
 	struct epoll_event evs[API_MAX_CONNS + 2];
+	prctl(PR_SET_NAME, "kiln_api", 0, 0, 0); /* Firecracker's is "fc_api" */
 	while (!atomic_load(&s->stop)) {
 		load_filter(s);
 		int n = epoll_wait(s->epfd, evs, API_MAX_CONNS + 2, 1000);

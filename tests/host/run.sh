@@ -178,6 +178,15 @@ done
 # SIGUSR2 dumps every vCPU's registers (the APs never left wait-for-SIPI: the kick still
 # gets them out of KVM_RUN) and keeps the VM running; a SIGTERM afterwards dumps them again.
 start_waiting dump-sigusr2 2
+# The threads are named as Firecracker names its own ("fc_vcpu N"): the main thread keeps
+# the binary's name.
+names=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | sort | tr '\n' ',')
+want="$(basename "$KILN" | cut -c1-15),kiln_vcpu 0,kiln_vcpu 1,"
+if [ "$names" = "$want" ]; then
+	pass thread-names
+else
+	fail thread-names "threads named '$names', want '$want'"
+fi
 kill -USR2 "$pid"
 for _ in $(seq 100); do [ "$(state_lines "$T/dump-sigusr2.err")" -ge 2 ] && break; sleep 0.05; done
 sleep 0.3
