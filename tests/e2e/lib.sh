@@ -50,6 +50,17 @@ json_int() {
 	tr -d '\n' < "$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p"
 }
 
+# kill_dumped PID...: for a case's EXIT trap: each kiln still running logs its vCPUs' and
+# queues' state (SIGUSR2, README: signals) into its stderr, which a failed case shows and
+# run-cases.sh reads for the test host's own failures (nested_failure), then is killed.
+kill_dumped() {
+	for p in "$@"; do
+		kill -USR2 "$p" 2> /dev/null
+	done
+	sleep 1
+	kill -KILL "$@" 2> /dev/null
+}
+
 # bounded_kiln SECS CMD...: runs CMD (a kiln, redirected by the caller) for at most SECS
 # seconds. At the bound it sends SIGUSR2, on which kiln logs every vCPU's registers and every
 # virtqueue's indices (README: signals) so a hang can be diagnosed from its stderr, then

@@ -30,7 +30,7 @@ rm -f "$sock" "$fifo"
 mkfifo "$fifo" || fail "mkfifo $fifo"
 "$KILN" --api-sock "$sock" --id e2e-api > "$console" 2> "$stderr_log" <> "$fifo" &
 kpid=$!
-trap 'kill -KILL $kpid 2> /dev/null; net_cleanup' EXIT
+trap 'kill_dumped $kpid; net_cleanup' EXIT
 wait_api_socket "$sock" "$kpid"
 
 ticks() { grep -ac 'KILN-E2E: tick ' "$console"; }

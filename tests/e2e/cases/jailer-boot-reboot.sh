@@ -34,11 +34,12 @@ kpid=
 sr_pid=
 cg_added=
 
-# cleanup: kills what is left, removes the cgroups and the host root; silent (the last line
-# of the case's output must stay PASS) and idempotent.
+# cleanup: kills what is left (a kiln still running after its hang dump), removes the
+# cgroups and the host root; silent (the last line of the case's output must stay PASS) and
+# idempotent.
 cleanup() {
 	if [ -n "$kpid" ] && [ -d "/proc/$kpid" ]; then
-		kill -KILL "$kpid"
+		kill_dumped "$kpid"
 		sleep 0.5
 	fi
 	[ -z "$sr_pid" ] || kill -KILL "$sr_pid"
