@@ -91,6 +91,26 @@ from_guest() {
 	rm -f "$W/from-guest.bin"
 }
 
+# net_step FUNC TEST VMM RUN PORT: FUNC (to_guest, from_guest, round_trips) for TEST, unless
+# an earlier step of this VM failed (vm_failed names it): a VM that failed one transfer,
+# mostly a guest that stopped (the test host's failure, docs/testing.md), would only wait
+# out the next ones' timeouts; they count as failed without running.
+net_step() {
+	ns_f=$1
+	shift
+	if [ -n "$vm_failed" ]; then
+		record "$1" "$2" "$3" failed 1
+		echo "$1 run $3 $2: FAILED: not run, $vm_failed failed before in this VM"
+		return
+	fi
+	if [ "$ns_f" = round_trips ]; then
+		round_trips "$2" "$3" "$4"
+	else
+		"$ns_f" "$@"
+	fi
+	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || vm_failed=$1
+}
+
 # net_run VMM RUN: one VM; bulk I/O host->guest then guest->host (the guest sends back what
 # it got), then the same with small I/O; prints the run's line.
 net_run() {
@@ -108,16 +128,21 @@ net_run() {
 	record settle "$m" "$r" settle_s "$(settle)"
 	feat=$(sed -n 's/.*VSQ: features \([01]*\).*/\1/p' "$console" | head -n 1)
 	[ -e "$W/features.$m" ] || echo "$feat" > "$W/features.$m"
-	to_guest h2g "$m" "$r" 5002
+	vm_failed=
+	net_step to_guest h2g "$m" "$r" 5002
 	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then).
 	record thp "$m" "$r" anon_huge_mib \
 		"$(awk '/^AnonHugePages:/ { print int($2 / 1024) }' "/proc/$vmm_pid/smaps_rollup")"
-	from_guest g2h "$m" "$r" 5001
-	to_guest h2g-nc "$m" "$r" 5004
-	from_guest g2h-nc "$m" "$r" 5003
-	round_trips "$m" "$r" 5005
-	wait_line "VSQ: end" 60 > /dev/null
-	vmm_end
+	net_step from_guest g2h "$m" "$r" 5001
+	net_step to_guest h2g-nc "$m" "$r" 5004
+	net_step from_guest g2h-nc "$m" "$r" 5003
+	net_step round_trips rr "$m" "$r" 5005
+	if [ -z "$vm_failed" ]; then
+		wait_line "VSQ: end" 60 > /dev/null
+		vmm_end
+	else
+		vmm_kill
+	fi
 	gstat_deltas h2g "$m" "$r" start h2g
 	gstat_deltas g2h "$m" "$r" h2g g2h
 	gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
