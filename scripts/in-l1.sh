@@ -45,7 +45,7 @@ stage_files() {
 		;;
 	vs-qemu)
 		echo bench/vs-qemu.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh bench/blk-vs-qemu.sh \
-			bench/boot.sh
+			bench/boot.sh tests/e2e/l1-classify.sh
 		find "$BUILD/bench/vs-qemu-in" -type f
 		;;
 	*) die "unknown stage '$stage' (host, bench, vs-qemu)" ;;

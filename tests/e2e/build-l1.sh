@@ -17,7 +17,7 @@
 # /lib/modules/KVER (.ko, .ko.xz, .ko.zst and .ko.gz are handled; decompressed here), and
 # under /e2e: the kiln binary (static, it runs in L1), the guest kernels (bzImage =
 # /boot/vmlinuz-KVER, vmlinux extracted from it), the guest initramfs, the runner, lib.sh,
-# tests/e2e/cases/ and any extra file given with -x. The fixtures are (re)built with
+# l1-classify.sh, tests/e2e/cases/ and any extra file given with -x. The fixtures are (re)built with
 # scripts/extract-vmlinux.sh and tests/guest/build-initramfs.sh; the archive is rebuilt
 # only when an input changed. KILN defaults to build/kiln, KVER to the newest installed
 # *-cloud-amd64 kernel, which is also the L1 kernel.
@@ -137,7 +137,7 @@ inputs=$(
 		# shellcheck disable=SC2086 # a list of paths without spaces
 		# shellcheck disable=SC2086 # lists of paths without spaces
 		sha256sum "$busybox" "$kiln" $guest_files tests/e2e/l1/* tests/e2e/run-cases.sh \
-			tests/e2e/lib.sh $host_bins $host_libs $extras
+			tests/e2e/lib.sh tests/e2e/l1-classify.sh $host_bins $host_libs $extras
 		# shellcheck disable=SC2086 # a list of paths without spaces
 		find tests/e2e/cases $trees -type f | LC_ALL=C sort | xargs sha256sum
 		for m in $modules; do
@@ -185,6 +185,7 @@ if [ "$guest" = yes ]; then
 fi
 install -m 755 tests/e2e/run-cases.sh "$root/e2e/run-cases.sh"
 cp tests/e2e/lib.sh "$root/e2e/lib.sh"
+cp tests/e2e/l1-classify.sh "$root/e2e/l1-classify.sh"
 cp tests/e2e/cases/* "$root/e2e/cases/"
 for f in $extras; do
 	cp -p "$f" "$root/e2e/"

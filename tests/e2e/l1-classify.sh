@@ -1,6 +1,8 @@
 # shellcheck shell=sh
-# l1-classify.sh: how tests/e2e/run.sh reads the end of one L1 test host run; sourced by it
-# and tested by tests/e2e/test-l1-classify.sh (run by scripts/check.sh). POSIX sh.
+# l1-classify.sh: how tests/e2e/run.sh reads the end of one L1 test host run, and how
+# run-cases.sh and the vs-qemu benches tell the test host's own failures in a VMM's log;
+# sourced by them and tested by tests/e2e/test-l1-classify.sh (run by scripts/check.sh).
+# POSIX sh (busybox is enough).
 
 # l1_panic LOG: the L1 kernel's own panic line, if it panicked. Only the test host's kernel
 # prints it at the start of a console line: guest consoles reach L1's console only as E2E-LOG
@@ -16,4 +18,38 @@ l1_panic() {
 # E2E_L1_RETRIES (3) times.
 l1_retry_due() {
 	[ -n "$3" ] && [ -n "$2" ] && [ "$1" != 137 ] && [ "$4" -lt "${E2E_L1_RETRIES:-3}" ]
+}
+
+# nested_signature: reads a VMM's log (kiln's stderr with its hang dump, or the bench's
+# "dump: qemu:" lines) on stdin; prints which failure of the test host's emulated nested SVM
+# it shows (docs/testing.md) and returns 0, else returns 1:
+#   - a guest triple fault that left the vCPU in the INIT state (kiln's "triple fault: ...
+#     (the INIT state" line);
+#   - a vCPU with an instruction-fetch page fault (error code 0x10) being injected at a RIP
+#     equal to CR2 (kiln's hang dump), or, in QEMU's register dump, a vCPU at a RIP equal
+#     to CR2 (QEMU does not show the injected exception).
+nested_signature() {
+	awk '
+	function field(name,   i) {
+		for (i = 1; i <= NF; i++)
+			if (index($i, name "=") == 1)
+				return substr($i, length(name) + 2)
+		return ""
+	}
+	/triple fault: .*\(the INIT state/ {
+		print "a triple fault that left the vCPU in the INIT state"
+		found = 1
+		exit
+	}
+	/exception=injected nr=14 error_code=0x10/ && field("RIP") != "" && field("RIP") == field("CR2") {
+		print "an instruction fetch page fault re-injected at RIP = CR2 = " field("RIP")
+		found = 1
+		exit
+	}
+	/dump: qemu: CPU#/ && field("RIP") ~ /[1-9a-f]/ && field("RIP") == field("CR2") {
+		print "a QEMU vCPU stopped at RIP = CR2 = " field("RIP")
+		found = 1
+		exit
+	}
+	END { exit !found }'
 }

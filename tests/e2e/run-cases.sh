@@ -32,6 +32,8 @@ export KILN E2E_DIR E2E_WORK E2E_CASES E2E_LIB E2E_KILN_TIMEOUT
 mkdir -p "$E2E_WORK"
 # The case itself may need a little longer than its kiln run(s): a second, outer bound.
 case_timeout=$((E2E_KILN_TIMEOUT * 2 + 30))
+# shellcheck source=tests/e2e/l1-classify.sh
+. "$here/l1-classify.sh"
 
 uptime_cs() {
 	read -r up _ < /proc/uptime
@@ -134,27 +136,14 @@ report_run() {
 }
 
 # nested_failure NAME: for a failed run of NAME inside the L1 test host, the signature its
-# kiln's stderr shows of the test host's emulated nested SVM failing (docs/testing.md), which
-# it does to kiln's and QEMU's guests alike, at random, under interrupt and paging load:
-#   - a guest triple fault with the vCPU found in the INIT state (kiln's "triple fault: ...
-#     (the INIT state" line);
-#   - a hang whose dump shows a vCPU with an instruction fetch page fault (error code 0x10)
-#     being injected at a RIP equal to CR2: KVM re-delivering an exception whose delivery
-#     keeps failing on code the guest has mapped.
-# Prints nothing (status 1) otherwise, on a host with real KVM, and when E2E_REPEAT measures
-# how often a case fails.
+# kiln's stderr shows of the test host's emulated nested SVM failing (nested_signature in
+# l1-classify.sh: a triple fault into the INIT state, a hang dump with an instruction fetch
+# #PF re-injected at RIP = CR2; docs/testing.md), which it does to kiln's and QEMU's guests
+# alike, at random, under interrupt and paging load. Prints nothing (status 1) otherwise,
+# on a host with real KVM, and when E2E_REPEAT measures how often a case fails.
 nested_failure() {
 	[ "${E2E_NESTED:-0}" = 1 ] && [ "${E2E_REPEAT:-1}" = 1 ] && [ "$ok" = no ] || return 1
-	nf_err=$(cat "$E2E_WORK/$1".stderr "$E2E_WORK/$1".*.stderr 2> /dev/null)
-	if printf '%s\n' "$nf_err" | grep -q 'triple fault: .*(the INIT state'; then
-		echo "a triple fault that left the vCPU in the INIT state"
-		return 0
-	fi
-	nf_rip=$(printf '%s\n' "$nf_err" | grep 'exception=injected nr=14 error_code=0x10' |
-		sed -n 's/.* RIP=\(0x[0-9a-f]*\) .* CR2=\(0x[0-9a-f]*\) .*/\1 \2/p' |
-		awk '$1 == $2 { print $1; exit }')
-	[ -n "$nf_rip" ] || return 1
-	echo "an instruction fetch page fault re-injected at RIP = CR2 = $nf_rip"
+	cat "$E2E_WORK/$1".stderr "$E2E_WORK/$1".*.stderr 2> /dev/null | nested_signature
 }
 
 # E2E_NESTED_RETRIES (2): how many more runs a case gets after runs the test host failed

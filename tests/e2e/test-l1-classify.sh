@@ -2,7 +2,8 @@
 # test-l1-classify.sh: unit test of tests/e2e/l1-classify.sh on made-up L1 consoles. Only
 # the test host's own panic line (at the start of a console line) is an L1 crash that reruns
 # cases; a guest's panic copied onto L1's console inside E2E-LOG lines is not, and neither is
-# a QEMU killed by the overall timeout (rc 137), whatever its console says.
+# a QEMU killed by the overall timeout (rc 137), whatever its console says. nested_signature
+# finds the emulated SVM's own failures in made-up kiln logs and QEMU dumps.
 # Prints "PASS unit/l1-classify/<name>" or "FAIL unit/l1-classify/<name>: why"; exits 1 if
 # any failed.
 set -u
@@ -66,4 +67,35 @@ console overall-timeout-after-panic "$boot" "$ready" "$l1_line"
 expect overall-timeout-after-panic 137 "net-transfer" 0 "$l1_msg" no
 console all-done "$boot" "$ready" 'E2E-RESULT PASS net-transfer' "$l1_line"
 expect all-done 0 "" 0 "$l1_msg" no
+
+# signature NAME WANT LINE...: nested_signature on these log lines prints WANT ('' and
+# status 1 for none).
+signature() {
+	name=$1 want=$2
+	shift 2
+	got=$(printf '%s\n' "$@" | nested_signature)
+	st=$?
+	if [ "$got" != "$want" ] || { [ -z "$want" ] && [ "$st" = 0 ]; } ||
+		{ [ -n "$want" ] && [ "$st" != 0 ]; }; then
+		echo "FAIL unit/l1-classify/signature-$name: '$got' (status $st), want '$want'"
+		failed=1
+	else
+		echo "PASS unit/l1-classify/signature-$name"
+	fi
+}
+
+pf='kiln: [WARN] vCPU 0 state: RIP=0xffffffffc063ddcc RSP=0xffffca94804bba70 RFLAGS=0x10246 CR0=0x80050033 CR2=0xffffffffc063ddcc CR3=0x136df8000 CR4=0x3506b0 EFER=0xd01 exception=injected nr=14 error_code=0x10 exits=288'
+idle='kiln: [WARN] vCPU 1 state: RIP=0xffffffff8ae17a0b RSP=0xffffd48c400c8e30 RFLAGS=0x246 CR0=0x80050033 CR2=0x76b5730 CR3=0x268c000 exception=none exits=1729'
+init='kiln: [ERROR] vCPU 1 triple fault: RIP=0xfff0 RSP=0x0 RFLAGS=0x2 CR0=0x10 CR2=0x0 exception=none exits=1577 (the INIT state: this host'"'"'s KVM reset the vCPU, as AMD SVM does on a triple fault, so the faulting registers are lost)'
+signature pf-loop "an instruction fetch page fault re-injected at RIP = CR2 = 0xffffffffc063ddcc" "$idle" "$pf"
+signature init "a triple fault that left the vCPU in the INIT state" "$init"
+signature idle "" "$idle"
+signature pf-elsewhere "" "$(printf '%s' "$pf" | sed 's/CR2=0xffffffffc063ddcc/CR2=0x7f0000001000/')"
+signature pf-data "" "$(printf '%s' "$pf" | sed 's/error_code=0x10/error_code=0x0/')"
+signature registers "" 'kiln: [ERROR] vCPU 0 triple fault: RIP=0xffffffff81000000 RSP=0x1000'
+signature qemu-stuck "a QEMU vCPU stopped at RIP = CR2 = ffffffffc063ddcc" \
+	'  dump: qemu: CPU#0 RIP=ffffffff8ae17a0b CR2=000000000076b573 CR3=000000000268c000 HLT=1' \
+	'  dump: qemu: CPU#1 RIP=ffffffffc063ddcc CR2=ffffffffc063ddcc CR3=0000000136df8000 HLT=0'
+signature qemu-reset "" '  dump: qemu: CPU#1 EIP=0000fff0 CR2=00000000 CR3=00000000 HLT=0' \
+	'  dump: qemu: CPU#0 RIP=0000000000000000 CR2=0000000000000000 CR3=0000000000000000 HLT=1'
 exit $failed
