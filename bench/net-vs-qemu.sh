@@ -49,20 +49,20 @@ transfer() {
 	record_deltas "$t" "$m" "$r" "$before" "$after" "$mib"
 }
 
-# round_trips VMM RUN PORT: request/response with the guest's `vsq echo` on PORT: records
-# round trips per second and the counters per 1000 round trips.
+# round_trips TEST VMM RUN PORT: request/response with the guest's `vsq echo` on PORT:
+# records round trips per second and the counters per 1000 round trips under TEST (rr).
 round_trips() {
-	m=$1 r=$2
+	t=$1 m=$2 r=$3
 	kvm_snap "$W/s0"
-	if ! out=$("$VSQ" ping "$GUEST_IP" "$3" "$rr_n" 64); then
-		fail_run rr "$m" "$r" "the round trips did not complete"
+	if ! out=$("$VSQ" ping "$GUEST_IP" "$4" "$rr_n" 64); then
+		fail_run "$t" "$m" "$r" "the round trips did not complete"
 		return
 	fi
 	kvm_snap "$W/s1"
 	# shellcheck disable=SC2086 # two words
 	set -- $out
-	record rr "$m" "$r" rt_per_s "$(awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f\n", n / s }')"
-	record_deltas rr "$m" "$r" "$W/s0" "$W/s1" "$(awk -v n="$1" 'BEGIN { print n / 1000 }')" per_krt.
+	record "$t" "$m" "$r" rt_per_s "$(awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f\n", n / s }')"
+	record_deltas "$t" "$m" "$r" "$W/s0" "$W/s1" "$(awk -v n="$1" 'BEGIN { print n / 1000 }')" per_krt.
 }
 
 # to_guest TEST VMM RUN PORT: the host sends the file to the guest's PORT; the guest's
@@ -103,11 +103,7 @@ net_step() {
 		echo "$1 run $3 $2: FAILED: not run, $vm_failed failed before in this VM"
 		return
 	fi
-	if [ "$ns_f" = round_trips ]; then
-		round_trips "$2" "$3" "$4"
-	else
-		"$ns_f" "$@"
-	fi
+	"$ns_f" "$@"
 	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || vm_failed=$1
 }
 

@@ -135,6 +135,12 @@ report_run() {
 	done
 }
 
+# report_retry NAME: report_run for a run the test host failed: its lines as E2E-RETRY and
+# E2E-RETRY-LOG, so they never count as the case's result.
+report_retry() {
+	report_run "$1" | sed "s/^E2E-RESULT FAIL /E2E-RETRY /; s/^E2E-LOG /E2E-RETRY-LOG /"
+}
+
 # nested_failure NAME: for a failed run of NAME inside the L1 test host, the signature its
 # kiln's stderr shows of the test host's emulated nested SVM failing (nested_signature in
 # l1-classify.sh: a triple fault into the INIT state, a hang dump with an instruction fetch
@@ -163,12 +169,12 @@ for script in "$cases"/*.sh; do
 		run_case "$name" "$script"
 		tries=0
 		while host_failed=$(nested_failure "$name") && [ "$tries" -lt "$E2E_NESTED_RETRIES" ]; do
-			report_run "$name" | sed "s/^E2E-RESULT FAIL /E2E-RETRY /; s/^E2E-LOG /E2E-RETRY-LOG /"
+			report_retry "$name"
 			tries=$((tries + 1))
 			run_case "$name" "$script"
 		done
 		if [ -n "$host_failed" ]; then
-			report_run "$name" | sed "s/^E2E-RESULT FAIL /E2E-RETRY /; s/^E2E-LOG /E2E-RETRY-LOG /"
+			report_retry "$name"
 			echo "E2E-RESULT SKIP $name: the L1 test host failed all $((tries + 1)) runs ($host_failed)"
 			continue
 		fi
