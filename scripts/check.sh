@@ -8,6 +8,7 @@
 #      when that stage runs too), then the shell unit tests
 #      (tests/e2e/test-l1-classify.sh: which L1 console is the test host's own crash;
 #      tests/e2e/test-run-cases.sh: which failed case runs once more in the test host;
+#      tests/e2e/test-l1-boot.sh: a test host that stalled is stopped as such;
 #      tests/unit/test-needs-kvm.sh: tests/unit/needs-kvm.txt lists the tests opening /dev/kvm)
 #   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on
 #      /dev/kvm) and tests/jailer/run.sh. On a host without a usable /dev/kvm
@@ -208,6 +209,7 @@ if stage_wanted unit; then
 	[ "$SAN" = 1 ] || run_unit "$BUILD/tsan" "unit tests under ThreadSanitizer (races)"
 	run_listing "shell unit tests" unit sh tests/e2e/test-l1-classify.sh
 	run_listing "shell unit tests" unit sh tests/e2e/test-run-cases.sh
+	run_listing "shell unit tests" unit sh tests/e2e/test-l1-boot.sh
 	run_listing "shell unit tests" unit sh tests/unit/test-needs-kvm.sh
 fi
 ! stage_wanted host || run_host

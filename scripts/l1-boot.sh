@@ -5,8 +5,8 @@
 #   scripts/l1-boot.sh [-i] [-t SECS] [-l LOG] [-D DISK]... IMAGE [KERNEL-ARGS...]
 #
 #   -l LOG   the serial console goes to LOG (QEMU's own messages to LOG.stderr), stdin is
-#            /dev/null; without -l, or with -i, the console is this terminal (interactive;
-#            Ctrl-A x quits QEMU)
+#            /dev/null, and a watchdog stops a test host that stalled (below); without -l, or
+#            with -i, the console is this terminal (interactive; Ctrl-A x quits QEMU)
 #   -t SECS  QEMU is killed after SECS (default 900)
 #   -D DISK  a raw image file attached as a virtio disk (/dev/vda, /dev/vdb, ... in L1)
 # L1 neither compacts memory nor makes or splits transparent huge pages (QEMU's TCG does not
@@ -14,8 +14,15 @@
 # leaves the kernel's defaults, to reproduce that. L1_THP=always|madvise (default never)
 # lets L1 back memory with huge pages, still without compaction: the benches against QEMU
 # run so, as a host would (scripts/in-l1.sh vs-qemu).
+# A stalled test host: seen on these machines, L1 whose vCPUs stopped running for good (QEMU
+# took no CPU time, nothing more on the console) in the middle of a stage. A live L1 runs
+# its vCPUs every few seconds even when idle (its timers), so with -l, once QEMU's vCPU
+# threads (the whole process if it does not name them) have had no CPU time for
+# L1_STALL_SECS (default 60), l1-boot.sh asks QEMU's monitor for their registers, kills it
+# and appends "l1-boot: the test host stalled: ..." to LOG (tests/e2e/l1-classify.sh,
+# l1_panic, tells it apart), exit status 124.
 # The kernel is the newest /boot/vmlinuz-*-cloud-amd64 (KVER= overrides). Exits with QEMU's
-# status (137 when the timeout killed it). QEMU 10 (bookworm-backports) is required: older
+# status (137 when the timeout killed it, 124 when it stalled). QEMU 10 (bookworm-backports) is required: older
 # TCG ignores the SVM XSETBV intercept and L2 guests lose XSAVE.
 set -eu
 timeout=900
@@ -54,7 +61,75 @@ set -- -accel tcg,thread=multi -M q35 -cpu EPYC,+svm,+npt -smp 2 -m 4096 -displa
 for d in $disks; do
 	set -- "$@" -drive "file=$d,format=raw,if=virtio,cache=unsafe"
 done
-if [ -n "$log" ]; then
-	exec timeout -s KILL "$timeout" qemu-system-x86_64 "$@" < /dev/null > "$log" 2> "$log.stderr"
+[ -n "$log" ] || exec timeout -s KILL --foreground "$timeout" qemu-system-x86_64 "$@"
+
+# vcpu_ns PID: nanoseconds on a CPU so far of PID's vCPU threads ("CPU N/TCG"), or of all
+# its threads if none is named so; nothing if no thread's schedstat could be read.
+vcpu_ns() {
+	v=0 all=0 seen=
+	for d in /proc/"$1"/task/*; do
+		read -r ns _ 2> /dev/null < "$d/schedstat" || continue
+		seen=1 all=$((all + ns))
+		read -r comm 2> /dev/null < "$d/comm" || continue
+		case $comm in "CPU "[0-9]*) v=$((v + ns)) ;; esac
+	done
+	[ -z "$seen" ] || echo "$((v > 0 ? v : all))"
+}
+
+# registers: QEMU's vCPUs as "CPU#N RIP=... RFL=... HLT=N" (monitor: info registers -a).
+registers() {
+	# Bounded: a FIFO nobody holds open would block the writer.
+	timeout 2 sh -c 'printf "info registers -a\n" > "$1"' sh "$mon.in" || return
+	sleep 1
+	timeout 2 cat "$mon.out" 2> /dev/null | tr -d '\r' | awk '
+		/^CPU#/ { c = $1 }
+		/^[RE]IP=/ { printf "%s%s %s %s %s", sep, c, $1, $2, $NF; sep = "; " }'
+}
+
+# watchdog PID: kills QEMU (PID) at the timeout, or once it stalled, and then says so in
+# $log.why.
+watchdog() {
+	start=$(date +%s)
+	last=$start last_ns=$(vcpu_ns "$1")
+	while sleep 5 && kill -0 "$1" 2> /dev/null; do
+		now=$(date +%s) ns=$(vcpu_ns "$1")
+		if [ $((now - start)) -ge "$timeout" ]; then
+			kill -KILL "$1"
+			return
+		fi
+		if [ "$ns" != "$last_ns" ] || [ -z "$ns" ]; then
+			last=$now last_ns=$ns
+		elif [ $((now - last)) -ge "${L1_STALL_SECS:-60}" ]; then
+			regs=$(registers)
+			echo "the test host stalled: its vCPUs ran for no time in $((now - last)) s (${regs:-no registers}); stopped" > "$log.why"
+			kill -KILL "$1"
+			return
+		fi
+	done
+}
+
+set +e
+mon=$log.mon
+rm -f "$mon.in" "$mon.out" "$log.why"
+mkfifo "$mon.in" "$mon.out" || exit 2
+qemu-system-x86_64 "$@" -name l1,debug-threads=on -chardev "pipe,id=l1mon,path=$mon" \
+	-mon chardev=l1mon,mode=readline < /dev/null > "$log" 2> "$log.stderr" &
+qpid=$!
+# Whoever stops l1-boot.sh stops QEMU (as timeout(1) passed the signal on before).
+trap 'kill -TERM "$qpid" 2> /dev/null' TERM INT HUP
+watchdog "$qpid" &
+wpid=$!
+while :; do
+	wait "$qpid"
+	rc=$?
+	kill -0 "$qpid" 2> /dev/null || break
+done
+kill "$wpid" 2> /dev/null
+wait "$wpid"
+rm -f "$mon.in" "$mon.out"
+if [ -s "$log.why" ]; then
+	echo "l1-boot: $(cat "$log.why")" | tee -a "$log" >&2
+	rc=124
 fi
-exec timeout -s KILL --foreground "$timeout" qemu-system-x86_64 "$@"
+rm -f "$log.why"
+exit "$rc"
