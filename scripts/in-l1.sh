@@ -12,7 +12,7 @@
 #          image also holds qemu-system-x86_64; bench/vs-qemu.sh gathers $BUILD/bench/vs-qemu-in)
 # Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
 # with the stage's exit code; 1 with the console's last lines when the test host did not
-# finish the stage. The build must be done (make all build/kiln-testhooks).
+# finish the stage (the host and bench stages run once more when the test host crashed). The build must be done (make all build/kiln-testhooks).
 # Environment: BUILD (default build), HOST_DIR (default $BUILD/host: the unit tests' build,
 # $BUILD/san for SAN=1), L1_TIMEOUT (default 900 s), E2E_VERBOSE=1 (console
 # copied to stderr as it runs); BENCH_* variables reach the stage in /e2e/stage.env.
@@ -90,17 +90,32 @@ echo "in-l1: running the $stage stage in the KVM test host (QEMU $(qemu-system-x
 # (QEMU asks for them; both VMMs' RAM is 2 MiB-aligned), the test stages without
 # (l1-boot.sh).
 case $stage in bench | vs-qemu) export L1_THP="${L1_THP:-always}" ;; esac
-scripts/l1-boot.sh -t "${L1_TIMEOUT:-900}" -l "$log" "$out/L1-$stage.cpio.gz" "l1.stage=$stage" &
-qpid=$!
-[ "${E2E_VERBOSE:-0}" != 1 ] || tail -f "$log" --pid="$qpid" >&2 &
-wait "$qpid"
-qrc=$?
-clean=$(tr -d '\r' < "$log")
+# The test host's own crash (its kernel's panic, or it stalled: tests/e2e/l1-classify.sh)
+# runs a short stage once more in a new L1, as tests/e2e/run.sh reruns the cases it cut
+# short; the vs-qemu benches, which take an hour, are not run again.
+# shellcheck source=tests/e2e/l1-classify.sh
+. tests/e2e/l1-classify.sh
+retries=1
+[ "$stage" != vs-qemu ] || retries=0
+attempt=0
+while :; do
+	scripts/l1-boot.sh -t "${L1_TIMEOUT:-900}" -l "$log" "$out/L1-$stage.cpio.gz" "l1.stage=$stage" &
+	qpid=$!
+	[ "${E2E_VERBOSE:-0}" != 1 ] || tail -f "$log" --pid="$qpid" >&2 &
+	wait "$qpid"
+	qrc=$?
+	clean=$(tr -d '\r' < "$log")
+	rc=$(printf '%s\n' "$clean" | sed -n 's/^.*E2E-STAGE-EXIT \([0-9]*\).*/\1/p' | tail -n 1)
+	crash=$(l1_panic "$log")
+	[ -z "$rc" ] && [ -n "$crash" ] && [ "$qrc" != 137 ] && [ "$attempt" -lt "$retries" ] || break
+	cp "$log" "$log.$attempt"
+	attempt=$((attempt + 1))
+	echo "in-l1: the test host crashed ($crash; console $log.$((attempt - 1))): running the $stage stage again in a new L1" >&2
+done
 printf '%s\n' "$clean" | sed -n 's/^.*E2E-OUT //p'
 printf '%s\n' "$clean" | sed -n 's/^.*E2E-ERR //p' >&2
-rc=$(printf '%s\n' "$clean" | sed -n 's/^.*E2E-STAGE-EXIT \([0-9]*\).*/\1/p' | tail -n 1)
 if [ -z "$rc" ]; then
-	echo "in-l1: the test host did not finish the $stage stage (QEMU exit $qrc); console $log:" >&2
+	echo "in-l1: the test host did not finish the $stage stage (QEMU exit $qrc${crash:+: $crash}); console $log:" >&2
 	printf '%s\n' "$clean" | tail -n 30 | sed 's/^/  | /' >&2
 	exit 1
 fi

@@ -4,12 +4,14 @@
 # sourced by them and tested by tests/e2e/test-l1-classify.sh (run by scripts/check.sh).
 # POSIX sh (busybox is enough).
 
-# l1_panic LOG: the L1 kernel's own panic line, if it panicked. Only the test host's kernel
-# prints it at the start of a console line: guest consoles reach L1's console only as E2E-LOG
-# lines.
+# l1_panic LOG: the L1 kernel's own panic line, if it panicked, or scripts/l1-boot.sh's line
+# that the test host stalled (its vCPUs stopped running for good). Only the test host's
+# kernel and l1-boot.sh print those at the start of a console line: guest consoles reach
+# L1's console only as E2E-LOG lines.
 l1_panic() {
-	tr -d '\r' < "$1" | grep -m1 -E '^(\[ *[0-9]+\.[0-9]+\] )?Kernel panic - not syncing' |
-		sed 's/^\[[^]]*\] //'
+	tr -d '\r' < "$1" |
+		grep -m1 -E '^((\[ *[0-9]+\.[0-9]+\] )?Kernel panic - not syncing|l1-boot: the test host stalled)' |
+		sed 's/^\[[^]]*\] //; s/^l1-boot: //'
 }
 
 # l1_retry_due RC CRASH TODO ATTEMPT: whether the cases without a result (TODO) run again in a

@@ -1,7 +1,7 @@
 #!/bin/sh
 # test-l1-classify.sh: unit test of tests/e2e/l1-classify.sh on made-up L1 consoles. Only
-# the test host's own panic line (at the start of a console line) is an L1 crash that reruns
-# cases; a guest's panic copied onto L1's console inside E2E-LOG lines is not, and neither is
+# the test host's own panic line (at the start of a console line) and scripts/l1-boot.sh's
+# line that it stalled are an L1 crash that reruns cases; a guest's panic copied onto L1's console inside E2E-LOG lines is not, and neither is
 # a QEMU killed by the overall timeout (rc 137), whatever its console says. nested_signature
 # finds the emulated SVM's own failures in made-up kiln logs and QEMU dumps.
 # Prints "PASS unit/l1-classify/<name>" or "FAIL unit/l1-classify/<name>: why"; exits 1 if
@@ -59,6 +59,12 @@ expect guest-panic-copied 0 "net-transfer" 0 "" no
 console guest-panic-indented "$boot" "$ready" \
 	'E2E-LOG blk-rootfs:   | [    1.912345] Kernel panic - not syncing: Attempted to kill init!'
 expect guest-panic-indented 0 "net-transfer" 0 "" no
+# scripts/l1-boot.sh stopped a test host whose vCPUs no longer ran (rc 124): as a crash.
+stall_msg='the test host stalled: its vCPUs ran for no time in 60 s (CPU#0 RIP=ffffffff81e0f4ae RFL=00000246 HLT=1; CPU#1 RIP=ffffffff81e0f4ae RFL=00000246 HLT=1); stopped'
+console l1-stalled "$boot" "$ready" 'E2E-RESULT PASS vmlinux-1cpu-poweroff' "l1-boot: $stall_msg"
+expect l1-stalled 124 "net-transfer vsock-bulk" 0 "$stall_msg" yes
+console l1-stalled-quoted "$boot" "$ready" "E2E-LOG net-transfer: console: l1-boot: $stall_msg"
+expect l1-stalled-quoted 0 "net-transfer" 0 "" no
 # The overall timeout killed QEMU (rc 137): never a rerun, with or without a panic line.
 console overall-timeout "$boot" "$ready" 'E2E-RESULT PASS vmlinux-1cpu-poweroff' \
 	'[ 1799.000000] kvm [2068]: vcpu0, guest rIP: 0xffffffff81073744 Unhandled WRMSR(0xc0010007) = 0xffff'
