@@ -75,12 +75,4 @@ vsq_header
 alternate "$runs" blk_run
 rm -f "$W/drive.img"
 
-echo
-echo "blk-vs-qemu summary: medians, MB/s = 10^6 bytes/s as timed in the guest, kiln/QEMU above 1 = kiln faster"
-printf '%-28s %10s %10s %10s   %s\n' phase "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
-mbps_row 28 "write (conv=fsync)" write
-mbps_row 28 "read (iflag=direct, cold)" read
-echo "L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd> (VM and vCPUs summed) between the"
-echo "guest's phase markers (1 s idle pause on each side included), kiln.* from kiln's metrics:"
-per_mib_table write read
-dump_records
+blk_summary

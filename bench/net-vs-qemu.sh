@@ -117,13 +117,17 @@ net_run() {
 	vsq_tap
 	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP"
 	if ! wait_line "VSQ: ready" 180; then
+		nr_alive=exited
+		! kill -0 "$vmm_pid" 2> /dev/null || nr_alive="still running"
 		for t in $NET_TESTS; do fail_run "$t" "$m" "$r" "the guest never got ready"; done
 		vmm_kill
+		# QEMU runs with -no-reboot: a guest that reset (a triple fault) ends it quietly.
+		[ "$nr_alive" != exited ] || echo "  $m had exited by then, status $vmm_rc"
 		return
 	fi
 	record settle "$m" "$r" settle_s "$(settle)"
 	feat=$(sed -n 's/.*VSQ: features \([01]*\).*/\1/p' "$console" | head -n 1)
-	[ -e "$W/features.$m" ] || echo "$feat" > "$W/features.$m"
+	record features "$m" "$r" bits "${feat:--}"
 	vm_failed=
 	net_step to_guest h2g "$m" "$r" 5002
 	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then).
@@ -163,7 +167,7 @@ gstat_deltas() {
 			for (i = 4; i <= NF; i++) { split($i, kv, "="); v[$3, kv[1]] = kv[2]; k[kv[1]] = 1 } }
 		END { for (n in k) if ((from, n) in v && (to, n) in v)
 			printf "%s %s %s %sguest.%s %.2f\n", t, m, r, p, n, (v[to, n] - v[from, n]) / mib }' \
-		>> "$records"
+		| records_add
 }
 
 # tcpinfo_record TEST VMM RUN: a TCP sender's view (a "tcpinfo name=value..." line on
@@ -173,7 +177,7 @@ tcpinfo_record() {
 	awk -v t="$1" -v m="$2" -v r="$3" '
 		$1 == "tcpinfo" {
 			for (i = 2; i <= NF; i++) { split($i, kv, "="); printf "%s %s %s tcp.%s %s\n", t, m, r, kv[1], kv[2] } }' \
-		>> "$records"
+		| records_add
 }
 
 # check TEST VMM RUN WANT GOT: a transfer with the same sha256 at both ends counts.
@@ -195,22 +199,4 @@ alternate "$runs" net_run
 "$VSQ_IN/mktap" -d "$TAP" 2> /dev/null
 rm -f "$W/to-guest.bin"
 
-echo
-echo "net-vs-qemu summary: medians, MB/s = 10^6 bytes/s, kiln/QEMU above 1 = kiln faster"
-printf '%-24s %10s %10s %10s   %s\n' direction "kiln MB/s" "QEMU MB/s" kiln/QEMU runs
-mbps_row 24 "host->guest" h2g
-mbps_row 24 "guest->host" g2h
-mbps_row 24 "host->guest, 1 KiB I/O" h2g-nc
-mbps_row 24 "guest->host, 1 KiB I/O" g2h-nc
-mbps_row 24 "round trips/s, 64 B" rr rt_per_s
-echo "virtio-net features the guest driver took (bit 0 first): kiln $(cat "$W/features.kiln" 2> /dev/null)"
-echo "                                                          QEMU $(cat "$W/features.qemu" 2> /dev/null)"
-echo "g2h = guest->host, h2g = host->guest; L1 KVM's counters from /sys/kernel/debug/kvm/<pid>-<fd>"
-echo "(VM and vCPUs summed), kiln.* from kiln's metrics (FlushMetrics before and after):"
-per_mib_table h2g g2h
-per_mib_table h2g-nc g2h-nc
-median_table per_krt. "counter per 1000 round trips" rr
-echo "the TCP sender at the end of the bulk transfer, the host's host->guest, the guest's"
-echo "guest->host (TCP_INFO; avg_*: sampled every 256 KiB written; medians):"
-median_table tcp. figure h2g g2h
-dump_records
+net_summary

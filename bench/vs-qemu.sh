@@ -16,8 +16,9 @@
 # (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
 # (L1's console on stderr as it runs), BENCH_KILN_OTHER="NAME=PATH[,Async] ..." (more kiln
 # binaries, e.g. before=/tmp/kiln-before, each run alongside kiln and QEMU in every bench;
-# ",Async": its drive with io_engine Async), BENCH_RECORDS=1 (net and blk also print every
-# run's figures, "record TEST VMM RUN KEY VALUE").
+# ",Async": its drive with io_engine Async), BENCH_RECORDS=1 (the benches also print every
+# run's figures as they measure them, "record TEST VMM RUN KEY VALUE": bench/vs-qemu-summary.sh
+# rebuilds the tables from them, over several sessions or one the test host cut short).
 set -eu
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir"

@@ -9,6 +9,7 @@
 #      (tests/e2e/test-l1-classify.sh: which L1 console is the test host's own crash;
 #      tests/e2e/test-run-cases.sh: which failed case runs once more in the test host;
 #      tests/e2e/test-l1-boot.sh: a test host that stalled is stopped as such;
+#      tests/unit/test-vs-qemu-summary.sh: the bench tables rebuilt from session logs;
 #      tests/unit/test-needs-kvm.sh: tests/unit/needs-kvm.txt lists the tests opening /dev/kvm)
 #   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on
 #      /dev/kvm) and tests/jailer/run.sh. On a host without a usable /dev/kvm
@@ -210,6 +211,7 @@ if stage_wanted unit; then
 	run_listing "shell unit tests" unit sh tests/e2e/test-l1-classify.sh
 	run_listing "shell unit tests" unit sh tests/e2e/test-run-cases.sh
 	run_listing "shell unit tests" unit sh tests/e2e/test-l1-boot.sh
+	run_listing "shell unit tests" unit sh tests/unit/test-vs-qemu-summary.sh
 	run_listing "shell unit tests" unit sh tests/unit/test-needs-kvm.sh
 fi
 ! stage_wanted host || run_host

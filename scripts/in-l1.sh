@@ -44,7 +44,7 @@ stage_files() {
 			"$BUILD/bench/snapshot"
 		;;
 	vs-qemu)
-		echo bench/vs-qemu.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh bench/blk-vs-qemu.sh \
+		echo bench/vs-qemu.inc bench/vs-qemu-table.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh bench/blk-vs-qemu.sh \
 			bench/boot.sh tests/e2e/l1-classify.sh
 		find "$BUILD/bench/vs-qemu-in" -type f
 		;;
