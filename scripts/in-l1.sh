@@ -12,7 +12,8 @@
 #          image also holds qemu-system-x86_64; bench/vs-qemu.sh gathers $BUILD/bench/vs-qemu-in)
 # Prints the stage's stdout on stdout and its stderr on stderr as they were in L1, and exits
 # with the stage's exit code; 1 with the console's last lines when the test host did not
-# finish the stage (the host and bench stages run once more when the test host crashed). The build must be done (make all build/kiln-testhooks).
+# finish the stage (the host and bench stages run once more when the test host crashed).
+# The build must be done (make all build/kiln-testhooks).
 # Environment: BUILD (default build), HOST_DIR (default $BUILD/host: the unit tests' build,
 # $BUILD/san for SAN=1), L1_TIMEOUT (default 900 s), E2E_VERBOSE=1 (console
 # copied to stderr as it runs); BENCH_* variables reach the stage in /e2e/stage.env.
@@ -44,8 +45,8 @@ stage_files() {
 			"$BUILD/bench/snapshot"
 		;;
 	vs-qemu)
-		echo bench/vs-qemu.inc bench/vs-qemu-table.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh bench/blk-vs-qemu.sh \
-			bench/boot.sh tests/e2e/l1-classify.sh
+		echo bench/vs-qemu.inc bench/vs-qemu-table.inc bench/vs-qemu-run.sh bench/net-vs-qemu.sh \
+			bench/blk-vs-qemu.sh bench/boot.sh tests/e2e/l1-classify.sh
 		find "$BUILD/bench/vs-qemu-in" -type f
 		;;
 	*) die "unknown stage '$stage' (host, bench, vs-qemu)" ;;

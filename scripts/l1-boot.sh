@@ -48,6 +48,10 @@ command -v qemu-system-x86_64 > /dev/null ||
 qver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p')
 [ "${qver:-0}" -ge 10 ] || { echo "l1-boot: QEMU ${qver:-?} found, the test host needs QEMU 10 (run scripts/setup.sh)" >&2 && exit 2; }
 
+# qemu_registers, for a stalled test host's report.
+# shellcheck source=tests/e2e/l1-classify.sh
+. "$(dirname "$0")/../tests/e2e/l1-classify.sh"
+
 pin=
 [ "${L1_PAGE_MIGRATION:-0}" = 1 ] ||
 	pin="transparent_hugepage=${L1_THP:-never} sysctl.vm.compaction_proactiveness=0 sysctl.vm.extfrag_threshold=1000"
@@ -76,14 +80,9 @@ vcpu_ns() {
 	[ -z "$seen" ] || echo "$((v > 0 ? v : all))"
 }
 
-# registers: QEMU's vCPUs as "CPU#N RIP=... RFL=... HLT=N" (monitor: info registers -a).
+# registers: QEMU's vCPUs on one line, "CPU#N RIP=... CR2=... CR3=... HLT=N; ...".
 registers() {
-	# Bounded: a FIFO nobody holds open would block the writer.
-	timeout 2 sh -c 'printf "info registers -a\n" > "$1"' sh "$mon.in" || return
-	sleep 1
-	timeout 2 cat "$mon.out" 2> /dev/null | tr -d '\r' | awk '
-		/^CPU#/ { c = $1 }
-		/^[RE]IP=/ { printf "%s%s %s %s %s", sep, c, $1, $2, $NF; sep = "; " }'
+	qemu_registers "$mon" | awk '{ printf "%s%s", sep, $0; sep = "; " }'
 }
 
 # watchdog PID: kills QEMU (PID) at the timeout, or once it stalled, and then says so in

@@ -22,6 +22,20 @@ l1_retry_due() {
 	[ -n "$3" ] && [ -n "$2" ] && [ "$1" != 137 ] && [ "$4" -lt "${E2E_L1_RETRIES:-3}" ]
 }
 
+# qemu_registers MON: a running QEMU's vCPUs, one "CPU#N RIP=... CR2=... CR3=... HLT=N" line
+# each, asked of its monitor on the FIFO pair MON.in/MON.out (-chardev pipe,path=MON;
+# `info registers -a`): the state nested_signature reads for QEMU, and what l1-boot.sh
+# reports of a stalled test host. Nothing if the monitor does not answer within a few
+# seconds; the write is bounded too, as a FIFO nobody holds open would block it.
+qemu_registers() {
+	timeout 2 sh -c 'printf "info registers -a\n" > "$1"' sh "$1.in" || return 0
+	sleep 1
+	timeout 2 cat "$1.out" 2> /dev/null | tr -d '\r' | awk '
+		/^CPU#/ { c = $1 }
+		/^[RE]IP=/ { rip = $1; hlt = $NF }
+		/^CR0=/ { print c, rip, $2, $3, hlt }'
+}
+
 # nested_signature: reads a VMM's log (kiln's stderr with its hang dump, or the bench's
 # "dump: qemu:" lines) on stdin; prints which failure of the test host's emulated nested SVM
 # it shows (docs/testing.md) and returns 0, else returns 1:
