@@ -120,7 +120,7 @@ run_unit() {
 			awk '/^\[==========\] [0-9]+ test\(s\) run/ { s = 1 }
 				!s && /^\[  SKIPPED \]/ { print "    skipped:" substr($0, 14) }' "$log"
 		else
-			echo "FAIL $name: $ok passed, $bad failed$extra"
+			echo "FAIL $name: $ok passed, $bad failed$extra" | tee -a "$tmp/failures"
 			grep '^\[  FAILED  \]' "$log" | grep -v 'test(s)' | sort -u | sed 's/^/    /'
 			show_tail "$log"
 		fi
@@ -156,7 +156,7 @@ run_fuzz() {
 			failed=$((failed + 1))
 			how="exit $rc"
 			[ "$rc" != 137 ] || how="killed after ${FUZZ_TIMEOUT}s"
-			echo "FAIL $name: $how (artifacts in $artifacts/)"
+			echo "FAIL $name: $how (artifacts in $artifacts/)" | tee -a "$tmp/failures"
 			show_tail "$log" 40
 		fi
 	done
@@ -177,9 +177,10 @@ run_listing() {
 	ok=$(grep -Ec "^PASS ($tags)/" "$log")
 	bad=$(grep -Ec "^FAIL ($tags)/" "$log")
 	skip=$(grep -Ec "^SKIP ($tags)/" "$log")
+	grep -E "^FAIL ($tags)/" "$log" >> "$tmp/failures"
 	grep -E "^($tags|in-l1|e2e): " "$tmp/listing.err" | sed 's/^/    /'
 	if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
-		echo "FAIL $1: exited $rc without a failed case"
+		echo "FAIL $1: exited $rc without a failed case" | tee -a "$tmp/failures"
 		show_tail "$tmp/listing.err"
 		bad=1
 	fi
@@ -218,5 +219,10 @@ fi
 ! stage_wanted fuzz || run_fuzz
 ! stage_wanted e2e || run_listing "end-to-end" e2e tests/e2e/run.sh
 ! stage_wanted e2e || run_listing "power cut (in the KVM test host)" e2e tests/e2e/powercut.sh
+# The failures once more, next to the count: a CI log shown only in part keeps its end.
+if [ -s "$tmp/failures" ]; then
+	echo "== the failures above, again"
+	cut -c1-400 "$tmp/failures"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

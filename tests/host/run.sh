@@ -180,9 +180,17 @@ done
 start_waiting dump-sigusr2 2
 # The threads are named as Firecracker names its own ("fc_vcpu N"): the main thread keeps
 # the binary's name. KVM's own worker in the process (kvm-nx-lpage-recovery, on some
-# hosts) is not kiln's.
-names=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -v '^kvm-' | sort | tr '\n' ',')
+# hosts) is not kiln's. vCPU 0 may print before vCPU 1's thread exists or has named itself
+# (seen on a PVM host, where the tiny guest runs at once): the names get 5 s to settle.
+thread_names() {
+	cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -v '^kvm-' | sort | tr '\n' ','
+}
 want="$(basename "$KILN" | cut -c1-15),kiln_vcpu 0,kiln_vcpu 1,"
+for _ in $(seq 100); do
+	names=$(thread_names)
+	[ "$names" = "$want" ] && break
+	sleep 0.05
+done
 if [ "$names" = "$want" ]; then
 	pass thread-names
 else
