@@ -177,7 +177,9 @@ run_listing() {
 	ok=$(grep -Ec "^PASS ($tags)/" "$log")
 	bad=$(grep -Ec "^FAIL ($tags)/" "$log")
 	skip=$(grep -Ec "^SKIP ($tags)/" "$log")
-	grep -E "^FAIL ($tags)/" "$log" >> "$tmp/failures"
+	# with the first lines of the log a case printed under its FAIL line (e2e: "  | ...")
+	awk -v t="^FAIL ($tags)/" '$0 ~ t { print; n = 12; next }
+		n > 0 && /^  / { print; n--; next } { n = 0 }' "$log" >> "$tmp/failures"
 	grep -E "^($tags|in-l1|e2e): " "$tmp/listing.err" | sed 's/^/    /'
 	if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
 		echo "FAIL $1: exited $rc without a failed case" | tee -a "$tmp/failures"
@@ -222,7 +224,7 @@ fi
 # The failures once more, next to the count: a CI log shown only in part keeps its end.
 if [ -s "$tmp/failures" ]; then
 	echo "== the failures above, again"
-	cut -c1-400 "$tmp/failures"
+	cut -c1-300 "$tmp/failures"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
