@@ -163,6 +163,25 @@ run_fuzz() {
 	[ "$found" = 1 ] || echo "(no fuzz harnesses)"
 }
 
+# failure_blocks TAGS: the FAIL lines of a listing with some of the log a case printed under
+# each ("  | ..." in e2e): its first 20 lines other than the guest's console, then the
+# console's last 8.
+failure_blocks() {
+	awk -v t="^FAIL ($1)/" '
+		function flush(   i) {
+			for (i = 1; i <= nc && i <= 8; i++) print con[(nc - 8 > 0 ? nc - 8 : 0) + i]
+			nc = 0
+		}
+		$0 ~ t { flush(); print; inblock = 1; n = 0; next }
+		inblock && /^  / {
+			if ($0 ~ /console: /) con[++nc] = $0
+			else if (++n <= 20) print
+			next
+		}
+		{ flush(); inblock = 0 }
+		END { flush() }'
+}
+
 # run_listing TITLE TAGS COMMAND...: runs a script that prints "PASS tag/...", "FAIL tag/..."
 # and "SKIP tag/..." lines for tag in TAGS ("a|b"); counts them, and one failure if it exits
 # non-zero without a FAIL line.
@@ -177,9 +196,7 @@ run_listing() {
 	ok=$(grep -Ec "^PASS ($tags)/" "$log")
 	bad=$(grep -Ec "^FAIL ($tags)/" "$log")
 	skip=$(grep -Ec "^SKIP ($tags)/" "$log")
-	# with the first lines of the log a case printed under its FAIL line (e2e: "  | ...")
-	awk -v t="^FAIL ($tags)/" '$0 ~ t { print; n = 12; next }
-		n > 0 && /^  / { print; n--; next } { n = 0 }' "$log" >> "$tmp/failures"
+	failure_blocks "$tags" < "$log" >> "$tmp/failures"
 	grep -E "^($tags|in-l1|e2e): " "$tmp/listing.err" | sed 's/^/    /'
 	if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
 		echo "FAIL $1: exited $rc without a failed case" | tee -a "$tmp/failures"
