@@ -67,17 +67,32 @@ for d in $disks; do
 done
 [ -n "$log" ] || exec timeout -s KILL --foreground "$timeout" qemu-system-x86_64 "$@"
 
-# vcpu_ns PID: nanoseconds on a CPU so far of PID's vCPU threads ("CPU N/TCG"), or of all
-# its threads if none is named so; nothing if no thread's schedstat could be read.
-vcpu_ns() {
-	v=0 all=0 seen=
+# vcpu_times PID: a line "NAME NS" per vCPU thread of PID (NAME "CPU_N" for QEMU's "CPU N/TCG",
+# NS its nanoseconds on a CPU so far), or "threads NS" for all its threads together if none
+# is named so; nothing if no thread's schedstat could be read.
+vcpu_times() {
+	all=0 seen='' cpus=''
 	for d in /proc/"$1"/task/*; do
 		read -r ns _ 2> /dev/null < "$d/schedstat" || continue
 		seen=1 all=$((all + ns))
 		read -r comm 2> /dev/null < "$d/comm" || continue
-		case $comm in "CPU "[0-9]*) v=$((v + ns)) ;; esac
+		case $comm in "CPU "[0-9]*) cpus="${cpus}CPU_${comm#CPU } $ns " ;; esac
 	done
-	[ -z "$seen" ] || echo "$((v > 0 ? v : all))"
+	[ -z "$seen" ] || echo "${cpus:-threads $all}" | sed 's|/[^ ]*||g' | xargs -n 2
+}
+
+# stall_check NOW STATE: reads vcpu_times' lines on stdin; STATE holds "NAME NS SINCE" of each
+# from the last poll (SINCE: when NS last changed) and is rewritten. Prints "SECS NAME" of the
+# one that has gone longest without running.
+stall_check() {
+	awk -v now="$1" -v state="$2" '
+		FILENAME == state { ns[$1] = $2; since[$1] = $3; next }
+		{
+			s = ($1 in ns && ns[$1] == $2) ? since[$1] : now
+			out = out $1 " " $2 " " s "\n"
+			if (now - s >= worst) { worst = now - s; who = $1 }
+		}
+		END { printf "%s", out > state; print worst + 0, who }' "$2" -
 }
 
 # registers: QEMU's vCPUs on one line, "CPU#N RIP=... CR2=... CR3=... HLT=N; ...".
@@ -85,22 +100,26 @@ registers() {
 	qemu_registers "$mon" | awk '{ printf "%s%s", sep, $0; sep = "; " }'
 }
 
-# watchdog PID: kills QEMU (PID) at the timeout, or once it stalled, and then says so in
-# $log.why.
+# watchdog PID: kills QEMU (PID) at the timeout, or once one of its vCPUs stalled: QEMU's
+# thread for it took no CPU time for L1_STALL_SECS (60; an L1 CPU, even an idle one, runs
+# its timers every few seconds). Then says so in $log.why. Seen: both vCPUs stopped; and one
+# halted for good with interrupts enabled and pending in its local APIC while the other ran
+# on, the test host's tasks queued on the halted one never running again.
 watchdog() {
 	start=$(date +%s)
-	last=$start last_ns=$(vcpu_ns "$1")
+	: > "$log.stall"
 	while sleep 5 && kill -0 "$1" 2> /dev/null; do
-		now=$(date +%s) ns=$(vcpu_ns "$1")
+		now=$(date +%s)
 		if [ $((now - start)) -ge "$timeout" ]; then
 			kill -KILL "$1"
 			return
 		fi
-		if [ "$ns" != "$last_ns" ] || [ -z "$ns" ]; then
-			last=$now last_ns=$ns
-		elif [ $((now - last)) -ge "${L1_STALL_SECS:-60}" ]; then
+		# shellcheck disable=SC2046 # two words: seconds, name
+		set -- "$1" $(vcpu_times "$1" | stall_check "$now" "$log.stall")
+		if [ "${2:-0}" -ge "${L1_STALL_SECS:-60}" ]; then
+			who=$(echo "$3" | sed 's/^CPU_/its vCPU /; s/^threads$/its threads/')
 			regs=$(registers)
-			echo "the test host stalled: its vCPUs ran for no time in $((now - last)) s (${regs:-no registers}); stopped" > "$log.why"
+			echo "the test host stalled: $who ran for no time in $2 s (${regs:-no registers}); stopped" > "$log.why"
 			kill -KILL "$1"
 			return
 		fi
@@ -109,7 +128,7 @@ watchdog() {
 
 set +e
 mon=$log.mon
-rm -f "$mon.in" "$mon.out" "$log.why"
+rm -f "$mon.in" "$mon.out" "$log.why" "$log.stall"
 mkfifo "$mon.in" "$mon.out" || exit 2
 qemu-system-x86_64 "$@" -name l1,debug-threads=on -chardev "pipe,id=l1mon,path=$mon" \
 	-mon chardev=l1mon,mode=readline < /dev/null > "$log" 2> "$log.stderr" &
@@ -130,5 +149,5 @@ if [ -s "$log.why" ]; then
 	echo "l1-boot: $(cat "$log.why")" | tee -a "$log" >&2
 	rc=124
 fi
-rm -f "$log.why"
+rm -f "$log.why" "$log.stall"
 exit "$rc"

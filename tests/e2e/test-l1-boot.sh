@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-l1-boot.sh: unit test of scripts/l1-boot.sh's watchdog with a fake qemu-system-x86_64
-# (a shell script first on PATH): a QEMU that takes no CPU time is stopped as a stalled test
-# host (exit 124, the "l1-boot: the test host stalled" line at the end of the log), one that
+# (a shell script first on PATH): a QEMU that takes no CPU time, or one of whose vCPU threads
+# takes none, is stopped as a stalled test host (exit 124, the "l1-boot: the test host
+# stalled" line at the end of the log), one that
 # keeps running is not (the overall timeout stops it: 137), QEMU's own exit status and
 # console pass through, and stopping l1-boot.sh stops QEMU.
 # Prints "PASS unit/l1-boot/<name>" or "FAIL unit/l1-boot/<name>: why"; exits 1 if any
@@ -22,10 +23,39 @@ echo $$ > "$FAKE_DIR/qemu.pid"
 case $FAKE_QEMU in
 idle) exec sleep 60 ;;
 busy) while :; do :; done ;;
+onecpu) exec "$FAKE_DIR/two-vcpus" ;;
 exit3) echo "console line"; exit 3 ;;
 esac
 EOF
 chmod +x "$T/bin/qemu-system-x86_64"
+# onecpu: threads named as QEMU's vCPU threads, "CPU 0/TCG" running now and then, "CPU 1/TCG"
+# never (the test host's CPU halted with its interrupts lost).
+cat > "$T/two-vcpus.c" << 'EOF'
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static void *vcpu(void *arg)
+{
+	prctl(PR_SET_NAME, arg ? "CPU 0/TCG" : "CPU 1/TCG", 0, 0, 0);
+	for (;;) {
+		if (!arg)
+			pause();
+		for (volatile long i = 0; i < 2000000; i++)
+			;
+		usleep(100000);
+	}
+	return NULL;
+}
+int main(void)
+{
+	pthread_t a, b;
+	pthread_create(&a, NULL, vcpu, "0");
+	pthread_create(&b, NULL, vcpu, NULL);
+	pause();
+	return 0;
+}
+EOF
+cc -pthread -o "$T/two-vcpus" "$T/two-vcpus.c" || echo "FAIL unit/l1-boot/build-fake: cannot build it"
 : > "$T/image"
 
 # boot NAME MODE [ARGS...]: runs l1-boot.sh on the fake in MODE; sets rc and log.
@@ -50,10 +80,14 @@ check() {
 }
 
 boot stalled idle -t 60
-check stalled '[ "$rc" = 124 ] && tail -n 1 "$log" | grep -q "^l1-boot: the test host stalled: its vCPUs ran for no time in [0-9]* s (no registers); stopped$"' \
+check stalled '[ "$rc" = 124 ] && tail -n 1 "$log" | grep -q "^l1-boot: the test host stalled: its threads ran for no time in [0-9]* s (no registers); stopped$"' \
 	"exit $rc, log: $(tail -n 1 "$log")"
 check stalled-fifos-removed '[ ! -e "$log.mon.in" ] && [ ! -e "$log.mon.out" ] && [ ! -e "$log.why" ]' \
 	"left $(ls "$T")"
+
+boot onecpu onecpu -t 60
+check one-vcpu-stalled '[ "$rc" = 124 ] && tail -n 1 "$log" | grep -q "^l1-boot: the test host stalled: its vCPU 1 ran for no time in [0-9]* s (no registers); stopped$"' \
+	"exit $rc, log: $(tail -n 1 "$log")"
 
 boot busy busy -t 12
 check busy-not-stalled '[ "$rc" = 137 ] && ! grep -q stalled "$log"' "exit $rc, log: $(cat "$log")"
