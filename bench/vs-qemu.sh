@@ -16,7 +16,8 @@
 # (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
 # (L1's console on stderr as it runs), BENCH_KILN_OTHER="NAME=PATH[,Async] ..." (more kiln
 # binaries, e.g. before=/tmp/kiln-before, each run alongside kiln and QEMU in every bench;
-# ",Async": its drive with io_engine Async), BENCH_RECORDS=1 (the benches also print every
+# ",Async": its drive with io_engine Async), BENCH_VSQ_ORDER="qemu kiln ..." (the VMMs'
+# order in the first run, default kiln, qemu, then BENCH_KILN_OTHER's), BENCH_RECORDS=1 (the benches also print every
 # run's figures as they measure them, "record TEST VMM RUN KEY VALUE": bench/vs-qemu-summary.sh
 # rebuilds the tables from them, over several sessions or one the test host cut short).
 set -eu
@@ -50,6 +51,16 @@ for other in ${BENCH_KILN_OTHER:-}; do
 	cp "$path" "$in/kiln-$name"
 	echo "$name $engine" >> "$in/kilns"
 done
+# The first run's order of the VMMs (vmm_order rotates it): each VMM always follows the same
+# one, so which follows QEMU is a choice to make.
+rm -f "$in/order"
+if [ -n "${BENCH_VSQ_ORDER:-}" ]; then
+	want=$({ echo kiln && echo qemu && cut -d' ' -f1 "$in/kilns"; } | sort | tr '\n' ' ')
+	# shellcheck disable=SC2086 # its words, one per line
+	got=$(printf '%s\n' $BENCH_VSQ_ORDER | sort | tr '\n' ' ')
+	[ "$got" = "$want" ] || die "BENCH_VSQ_ORDER: '$BENCH_VSQ_ORDER' is not an order of: $want"
+	echo $BENCH_VSQ_ORDER > "$in/order"
+fi
 cmp -s "/boot/vmlinuz-$kver" "$in/vmlinuz" || cp "/boot/vmlinuz-$kver" "$in/vmlinuz"
 tests/guest/build-initramfs.sh -k "$kver" -i bench/vsq-guest-init -b "$BUILD/bench/vsq" \
 	-o "$in/vsq-initramfs.cpio.gz" virtio_mmio virtio_net virtio_blk >&2
