@@ -17,9 +17,10 @@
 # (L1's console on stderr as it runs), BENCH_KILN_OTHER="NAME=PATH[,Async] ..." (more kiln
 # binaries, e.g. before=/tmp/kiln-before, each run alongside kiln and QEMU in every bench;
 # ",Async": its drive with io_engine Async), BENCH_VSQ_ORDER="qemu kiln ..." (the VMMs'
-# order in the first run, default kiln, qemu, then BENCH_KILN_OTHER's), BENCH_RECORDS=1 (the benches also print every
-# run's figures as they measure them, "record TEST VMM RUN KEY VALUE": bench/vs-qemu-summary.sh
-# rebuilds the tables from them, over several sessions or one the test host cut short).
+# order in the first run, default kiln, qemu, then BENCH_KILN_OTHER's), BENCH_RECORDS=1
+# (the benches also print every run's figures as they measure them, "record TEST VMM RUN
+# KEY VALUE": bench/vs-qemu-summary.sh rebuilds the tables from them, over several sessions
+# or one the test host cut short).
 set -eu
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir"

@@ -14,10 +14,10 @@
 # leaves the kernel's defaults, to reproduce that. L1_THP=always|madvise (default never)
 # lets L1 back memory with huge pages, still without compaction: the benches against QEMU
 # run so, as a host would (scripts/in-l1.sh vs-qemu).
-# A stalled test host: seen on these machines, L1 whose vCPUs stopped running for good (QEMU
-# took no CPU time, nothing more on the console) in the middle of a stage. A live L1 runs
-# its vCPUs every few seconds even when idle (its timers), so with -l, once QEMU's vCPU
-# threads (the whole process if it does not name them) have had no CPU time for
+# A stalled test host: seen on these machines, L1 with a vCPU that stopped running for good
+# (one or both; nothing more on the console) in the middle of a stage. A live L1 runs each
+# of its vCPUs every few seconds even when idle (its timers), so with -l, once one of QEMU's
+# vCPU threads (the whole process if it does not name them) has had no CPU time for
 # L1_STALL_SECS (default 60), l1-boot.sh asks QEMU's monitor for their registers, kills it
 # and appends "l1-boot: the test host stalled: ..." to LOG (tests/e2e/l1-classify.sh,
 # l1_panic, tells it apart), exit status 124.
@@ -67,7 +67,7 @@ for d in $disks; do
 done
 [ -n "$log" ] || exec timeout -s KILL --foreground "$timeout" qemu-system-x86_64 "$@"
 
-# vcpu_times PID: a line "NAME NS" per vCPU thread of PID (NAME "CPU_N" for QEMU's "CPU N/TCG",
+# vcpu_times PID: a line "NAME NS" per vCPU thread of PID (NAME "vCPU_N" for QEMU's "CPU N/TCG",
 # NS its nanoseconds on a CPU so far), or "threads NS" for all its threads together if none
 # is named so; nothing if no thread's schedstat could be read.
 vcpu_times() {
@@ -76,9 +76,10 @@ vcpu_times() {
 		read -r ns _ 2> /dev/null < "$d/schedstat" || continue
 		seen=1 all=$((all + ns))
 		read -r comm 2> /dev/null < "$d/comm" || continue
-		case $comm in "CPU "[0-9]*) cpus="${cpus}CPU_${comm#CPU } $ns " ;; esac
+		case $comm in "CPU "[0-9]*) n=${comm#CPU } && cpus="$cpus vCPU_${n%%/*} $ns" ;; esac
 	done
-	[ -z "$seen" ] || echo "${cpus:-threads $all}" | sed 's|/[^ ]*||g' | xargs -n 2
+	# shellcheck disable=SC2086 # NAME NS pairs, one a line
+	[ -z "$seen" ] || printf '%s %s\n' ${cpus:-threads $all}
 }
 
 # stall_check NOW STATE: reads vcpu_times' lines on stdin; STATE holds "NAME NS SINCE" of each
@@ -114,12 +115,11 @@ watchdog() {
 			kill -KILL "$1"
 			return
 		fi
-		# shellcheck disable=SC2046 # two words: seconds, name
-		set -- "$1" $(vcpu_times "$1" | stall_check "$now" "$log.stall")
-		if [ "${2:-0}" -ge "${L1_STALL_SECS:-60}" ]; then
-			who=$(echo "$3" | sed 's/^CPU_/its vCPU /; s/^threads$/its threads/')
+		stall=$(vcpu_times "$1" | stall_check "$now" "$log.stall")
+		secs=${stall%% *} who=${stall#* }
+		if [ "$secs" -ge "${L1_STALL_SECS:-60}" ]; then
 			regs=$(registers)
-			echo "the test host stalled: $who ran for no time in $2 s (${regs:-no registers}); stopped" > "$log.why"
+			echo "the test host stalled: its $(echo "$who" | tr _ ' ') ran for no time in $secs s (${regs:-no registers}); stopped" > "$log.why"
 			kill -KILL "$1"
 			return
 		fi

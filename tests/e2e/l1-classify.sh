@@ -5,7 +5,7 @@
 # POSIX sh (busybox is enough).
 
 # l1_panic LOG: the L1 kernel's own panic line, if it panicked, or scripts/l1-boot.sh's line
-# that the test host stalled (its vCPUs stopped running for good). Only the test host's
+# that the test host stalled (a vCPU of it stopped running for good). Only the test host's
 # kernel and l1-boot.sh print those at the start of a console line: guest consoles reach
 # L1's console only as E2E-LOG lines.
 l1_panic() {

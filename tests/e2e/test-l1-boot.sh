@@ -2,9 +2,9 @@
 # test-l1-boot.sh: unit test of scripts/l1-boot.sh's watchdog with a fake qemu-system-x86_64
 # (a shell script first on PATH): a QEMU that takes no CPU time, or one of whose vCPU threads
 # takes none, is stopped as a stalled test host (exit 124, the "l1-boot: the test host
-# stalled" line at the end of the log), one that
-# keeps running is not (the overall timeout stops it: 137), QEMU's own exit status and
-# console pass through, and stopping l1-boot.sh stops QEMU.
+# stalled" line at the end of the log), one that keeps running is not (the overall timeout
+# stops it: 137), QEMU's own exit status and console pass through, and stopping l1-boot.sh
+# stops QEMU.
 # Prints "PASS unit/l1-boot/<name>" or "FAIL unit/l1-boot/<name>: why"; exits 1 if any
 # failed.
 set -u

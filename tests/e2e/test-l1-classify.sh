@@ -59,8 +59,8 @@ expect guest-panic-copied 0 "net-transfer" 0 "" no
 console guest-panic-indented "$boot" "$ready" \
 	'E2E-LOG blk-rootfs:   | [    1.912345] Kernel panic - not syncing: Attempted to kill init!'
 expect guest-panic-indented 0 "net-transfer" 0 "" no
-# scripts/l1-boot.sh stopped a test host whose vCPUs no longer ran (rc 124): as a crash.
-stall_msg='the test host stalled: its vCPUs ran for no time in 60 s (CPU#0 RIP=ffffffff81e0f4ae CR2=00007f3a1c2b4000 CR3=0000000105e3c000 HLT=1; CPU#1 RIP=ffffffff81e0f4ae CR2=0000000000000000 CR3=0000000105e3c000 HLT=1); stopped'
+# scripts/l1-boot.sh stopped a test host whose vCPU no longer ran (rc 124): as a crash.
+stall_msg='the test host stalled: its vCPU 1 ran for no time in 60 s (CPU#0 RIP=ffffffff81e0f4ae CR2=00007f3a1c2b4000 CR3=0000000105e3c000 HLT=1; CPU#1 RIP=ffffffff81e0f4ae CR2=0000000000000000 CR3=0000000105e3c000 HLT=1); stopped'
 console l1-stalled "$boot" "$ready" 'E2E-RESULT PASS vmlinux-1cpu-poweroff' "l1-boot: $stall_msg"
 expect l1-stalled 124 "net-transfer vsock-bulk" 0 "$stall_msg" yes
 console l1-stalled-quoted "$boot" "$ready" "E2E-LOG net-transfer: console: l1-boot: $stall_msg"
