@@ -18,7 +18,8 @@
 # per MiB moved and per 1000 round trips (L1 KVM's, the guest's own and kiln's) and each
 # direction's TCP sender's view (the host's for host->guest, the guest's for guest->host).
 # Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64),
-# BENCH_NET_RR (round trips, 2000); the rest as in bench/vs-qemu.inc.
+# BENCH_NET_RR (round trips, 2000), BENCH_NET_ONLY=h2g (the bulk host->guest transfer
+# alone); the rest as in bench/vs-qemu.inc.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/vs-qemu.inc
@@ -28,8 +29,15 @@ mib=${BENCH_NET_MIB:-64}
 bytes=$((mib * 1048576))
 rr_n=${BENCH_NET_RR:-2000}
 # h2g/g2h: host->guest/guest->host with bulk I/O in the guest (vsq, 256 KiB), -nc: with
-# busybox nc (1 KiB).
+# busybox nc (1 KiB). BENCH_NET_ONLY=h2g: only the first, so a session has room for more
+# VMs (each boots, takes the 64 MiB and powers off).
 NET_TESTS="h2g g2h h2g-nc g2h-nc"
+only=
+case ${BENCH_NET_ONLY:-} in
+'') ;;
+h2g) NET_TESTS=h2g only=" vsq.only=h2g" ;;
+*) vsq_die "BENCH_NET_ONLY=$BENCH_NET_ONLY: only h2g can run alone" ;;
+esac
 
 # transfer TEST VMM RUN BEFORE AFTER VSQ-ARGS...: one timed transfer with vsq; records
 # MB/s, the counters per MiB and the host sender's TCP view (vsq send's "tcpinfo" line);
@@ -40,6 +48,10 @@ transfer() {
 	kvm_snap "$before"
 	out=$("$VSQ" "$@") || return 1
 	kvm_snap "$after"
+	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then),
+	# after the run's first transfer, while the VM still runs.
+	[ -n "$(run_value thp "$m" "$r" anon_huge_mib)" ] || record thp "$m" "$r" anon_huge_mib \
+		"$(awk '/^AnonHugePages:/ { print int($2 / 1024) }' "/proc/$vmm_pid/smaps_rollup")"
 	printf '%s\n' "$out" | tcpinfo_record "$t" "$m" "$r"
 	# shellcheck disable=SC2086 # two words (and the tcpinfo line's)
 	set -- $out
@@ -115,7 +127,7 @@ net_run() {
 	# A new TAP for every VM: what one VMM set on it (QEMU: its send buffer, offloads)
 	# must not carry over to the next.
 	vsq_tap
-	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP"
+	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP$only"
 	if ! wait_line "VSQ: ready" 180; then
 		nr_alive=exited
 		! kill -0 "$vmm_pid" 2> /dev/null || nr_alive="still running"
@@ -130,13 +142,12 @@ net_run() {
 	record features "$m" "$r" bits "${feat:--}"
 	vm_failed=
 	net_step to_guest h2g "$m" "$r" 5002
-	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then).
-	record thp "$m" "$r" anon_huge_mib \
-		"$(awk '/^AnonHugePages:/ { print int($2 / 1024) }' "/proc/$vmm_pid/smaps_rollup")"
-	net_step from_guest g2h "$m" "$r" 5001
-	net_step to_guest h2g-nc "$m" "$r" 5004
-	net_step from_guest g2h-nc "$m" "$r" 5003
-	net_step round_trips rr "$m" "$r" 5005
+	if [ -z "$only" ]; then
+		net_step from_guest g2h "$m" "$r" 5001
+		net_step to_guest h2g-nc "$m" "$r" 5004
+		net_step from_guest g2h-nc "$m" "$r" 5003
+		net_step round_trips rr "$m" "$r" 5005
+	fi
 	if [ -z "$vm_failed" ]; then
 		wait_line "VSQ: end" 60 > /dev/null
 		vmm_end
@@ -144,15 +155,17 @@ net_run() {
 		vmm_kill
 	fi
 	gstat_deltas h2g "$m" "$r" start h2g
-	gstat_deltas g2h "$m" "$r" h2g g2h
-	gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
-	gstat_deltas g2h-nc "$m" "$r" h2g-nc g2h-nc
-	gstat_deltas rr "$m" "$r" g2h-nc rr "$(awk -v n="$rr_n" 'BEGIN { print n / 1000 }')" per_krt.
-	tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
 	line=
 	for t in $NET_TESTS; do line="$line, $t $(run_mbps "$t" "$m" "$r")"; done
-	rt=$(run_value rr "$m" "$r" rt_per_s)
-	line="$line, rr ${rt:-FAILED}${rt:+ round trips/s}"
+	if [ -z "$only" ]; then
+		gstat_deltas g2h "$m" "$r" h2g g2h
+		gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
+		gstat_deltas g2h-nc "$m" "$r" h2g-nc g2h-nc
+		gstat_deltas rr "$m" "$r" g2h-nc rr "$(awk -v n="$rr_n" 'BEGIN { print n / 1000 }')" per_krt.
+		tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
+		rt=$(run_value rr "$m" "$r" rt_per_s)
+		line="$line, rr ${rt:-FAILED}${rt:+ round trips/s}"
+	fi
 	echo "net run $r $m:${line#,}, exit $vmm_rc, at $(at), L1 idle after $(run_value settle "$m" "$r" settle_s) s, $(run_value thp "$m" "$r" anon_huge_mib) MiB in huge pages"
 }
 
@@ -193,7 +206,11 @@ vsq_debugfs
 : > "$records"
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
-echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating"
+if [ -n "$only" ]; then
+	echo "net-vs-qemu: $mib MiB TCP host->guest over TAP $TAP, bulk I/O (vsq in the guest), only that (BENCH_NET_ONLY=h2g), $runs runs per VMM, alternating"
+else
+	echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating"
+fi
 vsq_header
 alternate "$runs" net_run
 "$VSQ_IN/mktap" -d "$TAP" 2> /dev/null

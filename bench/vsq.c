@@ -164,11 +164,17 @@ static void tcp_sample(int fd, struct tcp_view *v)
 static void print_tcp_view(const struct tcp_view *v)
 {
 	double k = v->samples ? (double)v->samples : 1;
+	/* The sender's busy time and how much of it the receiver's window or the send
+	 * buffer held it back: what the transfer waited for. */
 	printf("tcpinfo avg_rtt_us=%.0f avg_cwnd=%.1f avg_pacing_MBps=%.1f rtt_us=%u rttvar_us=%u "
-	       "cwnd=%u ssthresh=%u mss=%u total_retrans=%u\n",
+	       "cwnd=%u ssthresh=%u mss=%u total_retrans=%u busy_us=%llu rwnd_limited_us=%llu "
+	       "sndbuf_limited_us=%llu\n",
 	       v->rtt_us / k, v->cwnd / k, v->pacing / k / 1e6, v->last.tcpi_rtt,
 	       v->last.tcpi_rttvar, v->last.tcpi_snd_cwnd, v->last.tcpi_snd_ssthresh,
-	       v->last.tcpi_snd_mss, v->last.tcpi_total_retrans);
+	       v->last.tcpi_snd_mss, v->last.tcpi_total_retrans,
+	       (unsigned long long)v->last.tcpi_busy_time,
+	       (unsigned long long)v->last.tcpi_rwnd_limited,
+	       (unsigned long long)v->last.tcpi_sndbuf_limited);
 }
 
 /* Sends in (named name) to fd, half-closes and reads fd until the peer's EOF (so all of it
