@@ -29,7 +29,6 @@
 #include <linux/futex.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/file.h>
@@ -109,10 +108,6 @@ static const struct seccomp_rule seccomp_rules[] = {
     ALLOW(R_VMM, fdatasync, "virtio-blk flush (cache_type Writeback)"),
     ALLOW(R_VMM, io_uring_enter,
 	  "virtio-blk io_engine Async: submit and reap (the ring is set up before the filter)"),
-    ALLOW_IF2(R_VMM, sched_setscheduler, ARG32(0, 0), ARG32(1, SCHED_BATCH),
-	      "event loop: its own thread to SCHED_BATCH while the guest mostly sends"),
-    ALLOW_IF2(R_VMM, sched_setscheduler, ARG32(0, 0), ARG32(1, SCHED_OTHER),
-	      "event loop: and back to SCHED_OTHER"),
     ALLOW(R_VMM, timerfd_settime,
 	  "rate limiters arm their retry timer; vsock arms its handshake/shutdown deadlines"),
     ALLOW(R_VMM, writev, "musl stdio (dprintf of the metrics line); virtio-net TX to the TAP"),

@@ -389,7 +389,6 @@ int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 {
 	struct virtio_blk *b = dev;
 	int err = 0;
-	uint64_t written = b->stats.write_bytes, read = b->stats.read_bytes;
 	(void)arg;
 	for (unsigned i = 0; i < VIRTIO_BLK_SLOTS && !err; i++) {
 		struct blk_slot *s = &b->slot[i];
@@ -405,8 +404,6 @@ int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 		blk_set_state(s, BLK_FREE);
 		b->nr_active--;
 	}
-	/* What the guest wrote went to the host, what it read to the guest. */
-	evloop_note_flow(b->loop, b->stats.write_bytes - written, b->stats.read_bytes - read);
 	if (!err && vq && b->slots_full)
 		return virtio_blk_process(b, &vq[0], need_irq);
 	if (vq)

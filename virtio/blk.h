@@ -23,7 +23,6 @@
 #include "virtio/ratelimit.h"
 #include "virtio/virtq.h"
 #include "vmm/config.h"
-#include "vmm/evloop.h"
 #include "vmm/log.h"
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
@@ -82,8 +81,6 @@ struct virtio_blk {
 	bool slots_full;    /* popping stopped for want of a slot */
 	unsigned nr_active; /* slots not FREE */
 	struct blk_uring ring;
-	/* Told the bytes each completion moved (evloop_note_flow); NULL: nobody. */
-	struct evloop *loop;
 	struct blk_slot slot[VIRTIO_BLK_SLOTS];
 	struct virtq_seg segs[VIRTQ_MAX_SEGS];
 };
@@ -106,7 +103,6 @@ int virtio_blk_open_backing(const struct drive_cfg *d, int *fd, uint64_t *bytes,
  * Call with the transport's lock held (config reads) on the thread that runs the queue,
  * then virtio_mmio_config_changed() so the guest rereads the capacity. */
 int virtio_blk_swap_backing(struct virtio_blk *b, int fd, uint64_t bytes);
-
 
 /* Closes the backing file (dropping the lock), io_efd and the ring; safe on an unopened or
  * closed device. Requests still in flight in io_uring are cancelled by closing it. */
@@ -133,9 +129,8 @@ int virtio_blk_claim(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 void virtio_blk_io(struct virtio_blk *b, bool wait);
 
 /* Step 2c, a virtio_work_fn (under the lock): completes every finished request of the
- * current generation (status byte, used ring) and frees the others, and tells b->loop the
- * bytes they moved; then, if popping had stopped for want of a slot, pops again. Same
- * return as virtio_blk_process(). */
+ * current generation (status byte, used ring) and frees the others; then, if popping had
+ * stopped for want of a slot, pops again. Same return as virtio_blk_process(). */
 int virtio_blk_complete(void *dev, struct virtq *vq, void *arg, bool *need_irq);
 
 /* A virtio_work_fn for virtio_mmio_run() when limiter.timer_fd fires: unblocks the limiter

@@ -310,7 +310,6 @@ int virtio_blk_add(struct virtio_set *set, struct vm *vm, struct evloop *loop,
 	int ret = virtio_blk_open(s->dev, d, err, errlen);
 	if (ret)
 		goto fail;
-	virtio_slot_blk(s)->loop = loop;
 	char name[CONFIG_ID_MAX + 16];
 	snprintf(name, sizeof(name), "virtio-blk %s", d->id);
 	if (d->is_root_device && (ret = record_root(set, d, err, errlen)))

@@ -278,12 +278,9 @@ static int rx_step(struct virtio_net *n, struct virtq *rxq)
 int virtio_net_rx(struct virtio_net *n, struct virtq *rxq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	uint64_t bytes = n->stats.rx_bytes;
 	/* Frames per call, as for chains on every queue: then the loop serves other sources. */
 	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = rx_step(n, rxq);
-	/* Which way the bytes went: the loop adapts its thread's policy to it. */
-	evloop_note_flow(n->loop, 0, n->stats.rx_bytes - bytes);
 	/* Out of budget with work left: stay on the TAP so the loop comes back. */
 	n->rx_want_tap = r == STEP_NEXT || r == STEP_WAIT_TAP;
 	virtio_net_watch_tap(n);
@@ -417,10 +414,8 @@ static int tx_step(struct virtio_net *n, struct virtq *txq)
 int virtio_net_tx(struct virtio_net *n, struct virtq *txq, bool *need_irq)
 {
 	int r = STEP_NEXT;
-	uint64_t bytes = n->stats.tx_bytes;
 	for (unsigned i = 0; i < VIRTQ_BUDGET && r == STEP_NEXT; i++)
 		r = tx_step(n, txq);
-	evloop_note_flow(n->loop, n->stats.tx_bytes - bytes, 0);
 	if (r == STEP_NEXT)
 		virtq_requeue(txq);
 	/* A full TAP: EPOLLOUT brings TX back. */

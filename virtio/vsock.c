@@ -112,24 +112,16 @@ out:
 	return err;
 }
 
-/* Tells the loop the payload moved since the counts tx (guest to host) and rx were taken. */
-static void note_flow(const struct virtio_vsock *v, uint64_t tx, uint64_t rx)
-{
-	evloop_note_flow(v->mux.loop, v->mux.stats.tx_bytes - tx, v->mux.stats.rx_bytes - rx);
-}
-
 static int vsock_queue_notify(void *dev, struct virtq *q, unsigned idx, bool *need_irq)
 {
 	struct virtio_vsock *v = dev;
 	struct virtq *vq = q - idx; /* q is &vq[idx] of the transport's queue array */
-	uint64_t tx = v->mux.stats.tx_bytes, rx = v->mux.stats.rx_bytes;
 	int err = 0;
 	if (idx == VIRTIO_VSOCK_TXQ)
 		err = process_tx(v, vq, need_irq);
 	/* New rx buffers, or answers to what the guest just sent. */
 	if (!err && idx != VIRTIO_VSOCK_EVQ)
 		err = process_rx(v, vq, need_irq);
-	note_flow(v, tx, rx);
 	return err;
 }
 
@@ -141,12 +133,9 @@ static int host_work(void *dev, struct virtq *vq, void *arg, bool *need_irq)
 		vsock_uds_quiesce(&v->mux, e->src);
 		return 0;
 	}
-	uint64_t tx = v->mux.stats.tx_bytes, rx = v->mux.stats.rx_bytes;
 	/* A writable host socket takes buffered guest data (tx), a readable one gives rx. */
 	vsock_uds_on_event(&v->mux, e->src, e->events);
-	int err = process_rx(v, vq, need_irq);
-	note_flow(v, tx, rx);
-	return err;
+	return process_rx(v, vq, need_irq);
 }
 
 /* The event-loop handler of every host socket and the timer (ctx: its struct vsock_src). */

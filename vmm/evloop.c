@@ -1,9 +1,7 @@
 #include "vmm/evloop.h"
-#include "vmm/log.h"
 
 #include <errno.h>
 #include <sched.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -45,56 +43,13 @@ int evloop_del(struct evloop *loop, struct ev_source *src)
 	return evloop_ctl(loop, EPOLL_CTL_DEL, src, 0);
 }
 
-void evloop_follow_flow(struct evloop *loop, int (*set_batch)(bool batch))
-{
-	loop->set_batch = set_batch;
-}
-
-void evloop_note_flow(struct evloop *loop, uint64_t to_host, uint64_t to_guest)
-{
-	if (!loop || (!to_host && !to_guest))
-		return;
-	if (to_host > EVLOOP_FLOW_MAX)
-		to_host = EVLOOP_FLOW_MAX;
-	if (to_guest > EVLOOP_FLOW_MAX)
-		to_guest = EVLOOP_FLOW_MAX;
-	int64_t d = (int64_t)to_host - (int64_t)to_guest;
-	int64_t old = atomic_load_explicit(&loop->flow, memory_order_relaxed), next;
-	do {
-		next = old + d;
-		next = next > EVLOOP_FLOW_MAX ? EVLOOP_FLOW_MAX : next;
-		next = next < -EVLOOP_FLOW_MAX ? -EVLOOP_FLOW_MAX : next;
-	} while (!atomic_compare_exchange_weak_explicit(
-	    &loop->flow, &old, next, memory_order_relaxed, memory_order_relaxed));
-}
-
-int evloop_thread_batch(bool batch)
+int evloop_thread_batch(void)
 {
 	/* musl's sched_setscheduler() is a stub (ENOSYS): the syscall acts on this thread. */
 	struct sched_param p = {0};
-	if (syscall(SYS_sched_setscheduler, 0, batch ? SCHED_BATCH : SCHED_OTHER, &p))
+	if (syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &p))
 		return -errno;
 	return 0;
-}
-
-/* Switches the thread's policy when the flow crossed a threshold (with hysteresis: to
- * BATCH at EVLOOP_FLOW_BATCH, back at 0, so a steady stream does not flap). */
-static void evloop_adapt(struct evloop *loop)
-{
-	if (!loop->set_batch)
-		return;
-	int64_t f = atomic_load_explicit(&loop->flow, memory_order_relaxed);
-	bool want = loop->batch ? f > 0 : f >= EVLOOP_FLOW_BATCH;
-	if (want == loop->batch)
-		return;
-	int err = loop->set_batch(want);
-	if (err) {
-		log_warn("event loop: cannot switch to %s: %s; keeping the policy",
-			 want ? "SCHED_BATCH" : "SCHED_OTHER", strerror(-err));
-		loop->set_batch = NULL;
-		return;
-	}
-	loop->batch = want;
 }
 
 int evloop_run_once(struct evloop *loop, int timeout_ms)
@@ -107,6 +62,5 @@ int evloop_run_once(struct evloop *loop, int timeout_ms)
 		struct ev_source *src = evs[i].data.ptr;
 		src->handle(src->ctx, evs[i].events);
 	}
-	evloop_adapt(loop);
 	return n;
 }

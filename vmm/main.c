@@ -353,8 +353,12 @@ static int run_vm(struct kiln *k)
 		    (unsigned long long)atomic_load(&k->metrics.latency_us[LAT_LOAD_SNAPSHOT]));
 	}
 	kiln_api_vm_started(k, err);
-	/* After the vCPU threads exist: they stay SCHED_OTHER whatever this thread runs as. */
-	evloop_follow_flow(&k->loop, evloop_thread_batch);
+	/* After the vCPU threads exist (they stay SCHED_OTHER) and before the filter, which
+	 * does not let the policy change again. */
+	int perr = err ? 0 : evloop_thread_batch();
+	if (perr)
+		log_warn("event loop: cannot run SCHED_BATCH: %s; left SCHED_OTHER",
+			 strerror(-perr));
 	/* After the vCPU and API threads exist, so they do not inherit this thread's filter. */
 	if (k->vm.seccomp) {
 		err = seccomp_install(SECCOMP_ROLE_VMM);

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -247,30 +246,6 @@ static void test_write_and_flush(void **state)
 	close(fd);
 	for (int i = 0; i < 512; i++)
 		assert_int_equal(buf[i], 0x5a);
-}
-
-/* Each completion tells the loop what it moved: writes toward the host, reads toward the
- * guest; a flush moves nothing. */
-static void test_completions_report_flow(void **state)
-{
-	struct env *e = *state;
-	static struct evloop loop;
-	atomic_store(&loop.flow, 0);
-	open_blk(e);
-	e->blk.loop = &loop;
-	struct req w = submit(e, VIRTIO_BLK_T_OUT, 2, 1536, false);
-	assert_int_equal(complete(e, &w, 1), VIRTIO_BLK_S_OK);
-	assert_int_equal(atomic_load(&loop.flow), 1536);
-	struct req r = submit(e, VIRTIO_BLK_T_IN, 0, 512, true);
-	assert_int_equal(complete(e, &r, 513), VIRTIO_BLK_S_OK);
-	assert_int_equal(atomic_load(&loop.flow), 1024);
-	struct req f = submit(e, VIRTIO_BLK_T_FLUSH, 0, 0, false);
-	assert_int_equal(complete(e, &f, 1), VIRTIO_BLK_S_OK);
-	assert_int_equal(atomic_load(&loop.flow), 1024);
-	/* A request that fails moves nothing. */
-	struct req bad = submit(e, VIRTIO_BLK_T_OUT, IMG_SECTORS, 512, false);
-	assert_int_equal(complete(e, &bad, 1), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(atomic_load(&loop.flow), 1024);
 }
 
 static void test_flush_unsafe_is_unsupported(void **state)
@@ -586,7 +561,6 @@ int main(void)
 	    BOTH(test_open_errors_and_locks),
 	    BOTH(test_read),
 	    BOTH(test_write_and_flush),
-	    BOTH(test_completions_report_flow),
 	    BOTH(test_flush_unsafe_is_unsupported),
 	    BOTH(test_indirect_multi_segment),
 	    BOTH(test_merged_descriptors),
