@@ -124,6 +124,9 @@ report_run() {
 	log_file "$1" "$E2E_WORK/$1.out" ""
 	log_file "$1" "$E2E_WORK/$1.stuck" "stuck: "
 	log_file "$1" "$E2E_WORK/$1.stderr" "kiln: "
+	# A case that gives kiln a log file (the API's PUT /logger) finds kiln's lines there,
+	# its hang dump included, not on its stderr.
+	log_file "$1" "$E2E_WORK/$1.log" "kiln log: "
 	log_file "$1" "$E2E_WORK/$1.console" "console: "
 	# A case with several kiln runs names their logs <case>.<run>.stderr / .console.
 	for f in "$E2E_WORK/$1".*.stderr; do
@@ -149,7 +152,8 @@ report_retry() {
 # on a host with real KVM, and when E2E_REPEAT measures how often a case fails.
 nested_failure() {
 	[ "${E2E_NESTED:-0}" = 1 ] && [ "${E2E_REPEAT:-1}" = 1 ] && [ "$ok" = no ] || return 1
-	cat "$E2E_WORK/$1".stderr "$E2E_WORK/$1".*.stderr 2> /dev/null | nested_signature
+	cat "$E2E_WORK/$1".stderr "$E2E_WORK/$1".*.stderr "$E2E_WORK/$1".log 2> /dev/null |
+		nested_signature
 }
 
 # E2E_NESTED_RETRIES (2): how many more runs a case gets after runs the test host failed
