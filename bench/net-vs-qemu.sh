@@ -52,7 +52,7 @@ transfer() {
 	kvm_snap "$after"
 	# How much of the VMM's memory L1 backs with huge pages (guest RAM touched by then),
 	# after the run's first transfer, while the VM still runs.
-	[ -n "$(run_value thp "$m" "$r" anon_huge_mib)" ] || record thp "$m" "$r" anon_huge_mib \
+	[ "$t" != h2g ] || record thp "$m" "$r" anon_huge_mib \
 		"$(awk '/^AnonHugePages:/ { print int($2 / 1024) }' "/proc/$vmm_pid/smaps_rollup")"
 	printf '%s\n' "$out" | tcpinfo_record "$t" "$m" "$r"
 	# shellcheck disable=SC2086 # two words (and the tcpinfo line's)
@@ -121,6 +121,16 @@ net_step() {
 	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || vm_failed=$1
 }
 
+# net_test TEST VMM RUN: the transfer TEST (of NET_TESTS) with the guest's port for it.
+net_test() {
+	case $1 in
+	h2g) net_step to_guest "$@" 5002 ;;
+	g2h) net_step from_guest "$@" 5001 ;;
+	h2g-nc) net_step to_guest "$@" 5004 ;;
+	g2h-nc) net_step from_guest "$@" 5003 ;;
+	esac
+}
+
 # net_run VMM RUN: one VM; bulk I/O host->guest then guest->host (the guest sends back what
 # it got), then the same with small I/O; prints the run's line.
 net_run() {
@@ -143,28 +153,24 @@ net_run() {
 	feat=$(sed -n 's/.*VSQ: features \([01]*\).*/\1/p' "$console" | head -n 1)
 	record features "$m" "$r" bits "${feat:--}"
 	vm_failed=
-	net_step to_guest h2g "$m" "$r" 5002
-	case $NET_TESTS in *g2h*) net_step from_guest g2h "$m" "$r" 5001 ;; esac
-	if [ -z "$only" ]; then
-		net_step to_guest h2g-nc "$m" "$r" 5004
-		net_step from_guest g2h-nc "$m" "$r" 5003
-		net_step round_trips rr "$m" "$r" 5005
-	fi
+	for nt in $NET_TESTS; do net_test "$nt" "$m" "$r"; done
+	[ -n "$only" ] || net_step round_trips rr "$m" "$r" 5005
 	if [ -z "$vm_failed" ]; then
 		wait_line "VSQ: end" 60 > /dev/null
 		vmm_end
 	else
 		vmm_kill
 	fi
-	gstat_deltas h2g "$m" "$r" start h2g
-	gstat_deltas g2h "$m" "$r" h2g g2h
 	tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
-	line=
-	for t in $NET_TESTS; do line="$line, $t $(run_mbps "$t" "$m" "$r")"; done
+	# The guest's counts of each transfer: from its gstat line before to the one after.
+	prev=start line=
+	for nt in $NET_TESTS; do
+		gstat_deltas "$nt" "$m" "$r" "$prev" "$nt"
+		line="$line, $nt $(run_mbps "$nt" "$m" "$r")"
+		prev=$nt
+	done
 	if [ -z "$only" ]; then
-		gstat_deltas h2g-nc "$m" "$r" g2h h2g-nc
-		gstat_deltas g2h-nc "$m" "$r" h2g-nc g2h-nc
-		gstat_deltas rr "$m" "$r" g2h-nc rr "$(awk -v n="$rr_n" 'BEGIN { print n / 1000 }')" per_krt.
+		gstat_deltas rr "$m" "$r" "$prev" rr "$(awk -v n="$rr_n" 'BEGIN { print n / 1000 }')" per_krt.
 		rt=$(run_value rr "$m" "$r" rt_per_s)
 		line="$line, rr ${rt:-FAILED}${rt:+ round trips/s}"
 	fi
