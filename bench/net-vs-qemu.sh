@@ -18,8 +18,10 @@
 # per MiB moved and per 1000 round trips (L1 KVM's, the guest's own and kiln's) and each
 # direction's TCP sender's view (the host's for host->guest, the guest's for guest->host).
 # Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64),
-# BENCH_NET_RR (round trips, 2000), BENCH_NET_ONLY=h2g or bulk (the bulk
-# host->guest transfer alone, or both bulk transfers); the rest as in bench/vs-qemu.inc.
+# BENCH_NET_RR (round trips, 2000), BENCH_NET_ONLY=h2g, bulk, nc or h2g-nc (the bulk
+# host->guest transfer alone, both bulk transfers, both 1 KiB transfers, or the 1 KiB
+# host->guest one alone), BENCH_NET_PIN (1: the guest's programs pinned, below); the rest as
+# in bench/vs-qemu.inc.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/vs-qemu.inc
@@ -30,15 +32,26 @@ bytes=$((mib * 1048576))
 rr_n=${BENCH_NET_RR:-2000}
 # h2g/g2h: host->guest/guest->host with bulk I/O in the guest (vsq, 256 KiB), -nc: with
 # busybox nc (1 KiB). BENCH_NET_ONLY=h2g: only the first; =bulk: the first two (both bulk
-# transfers): a session has room for more VMs, and the 1 KiB transfers are where the test
-# host fails most (docs/testing.md). The guest powers off after the last one (vsq.only).
+# transfers); =nc: the two 1 KiB ones (the issue's first method), =h2g-nc: its first: a
+# session has room for more VMs, and the 1 KiB transfers are where the test host fails
+# most (docs/testing.md). The guest powers off after the last one (vsq.only).
+# BENCH_NET_PIN=1 (the default): the guest's transfer programs on its CPU 1, eth0's
+# interrupts on CPU 0 (vsq.pin, bench/vsq-guest-init); 0: wherever the guest puts them.
+pin=
+case ${BENCH_NET_PIN:-1} in
+1) pin=" vsq.pin=1" ;;
+0) ;;
+*) vsq_die "BENCH_NET_PIN=$BENCH_NET_PIN: 1 or 0" ;;
+esac
 NET_TESTS="h2g g2h h2g-nc g2h-nc"
 only=
 case ${BENCH_NET_ONLY:-} in
 '') ;;
 h2g) NET_TESTS=h2g only=" vsq.only=h2g" ;;
 bulk) NET_TESTS="h2g g2h" only=" vsq.only=g2h" ;;
-*) vsq_die "BENCH_NET_ONLY=$BENCH_NET_ONLY: h2g or bulk" ;;
+nc) NET_TESTS="h2g-nc g2h-nc" only=" vsq.only=g2h-nc" ;;
+h2g-nc) NET_TESTS=h2g-nc only=" vsq.only=h2g-nc" ;;
+*) vsq_die "BENCH_NET_ONLY=$BENCH_NET_ONLY: h2g, bulk, nc or h2g-nc" ;;
 esac
 
 # transfer TEST VMM RUN BEFORE AFTER VSQ-ARGS...: one timed transfer with vsq; records
@@ -139,7 +152,7 @@ net_run() {
 	# A new TAP for every VM: what one VMM set on it (QEMU: its send buffer, offloads)
 	# must not carry over to the next.
 	vsq_tap
-	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP$only"
+	vmm_start "$m" 2 512 "$CMDLINE vsq.mode=net vsq.ip=$GUEST_IP/24 vsq.peer=$HOST_IP$only$pin"
 	if ! wait_line "VSQ: ready" 180; then
 		nr_alive=exited
 		! kill -0 "$vmm_pid" 2> /dev/null || nr_alive="still running"
@@ -215,9 +228,9 @@ vsq_debugfs
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
 if [ -n "$only" ]; then
-	echo "net-vs-qemu: $mib MiB TCP over TAP $TAP, bulk I/O (vsq in the guest), only $NET_TESTS (BENCH_NET_ONLY=$BENCH_NET_ONLY), $runs runs per VMM, alternating"
+	echo "net-vs-qemu: $mib MiB TCP over TAP $TAP, only $NET_TESTS (BENCH_NET_ONLY=$BENCH_NET_ONLY), $runs runs per VMM, alternating${pin:+, the guest's programs on its CPU 1 and eth0's interrupts on CPU 0}"
 else
-	echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating"
+	echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating${pin:+, the guest's programs on its CPU 1 and eth0's interrupts on CPU 0}"
 fi
 vsq_header
 alternate "$runs" net_run

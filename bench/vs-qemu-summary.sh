@@ -35,7 +35,8 @@ VMMS="kiln qemu $OTHER_KILNS"
 . "$here/vs-qemu-table.inc"
 
 echo "vs-qemu-summary: $# session log(s), $(wc -l < "$records" | tr -d ' ') records"
-if grep -q '^h2g ' "$records"; then
+# Any transfer of bench/net-vs-qemu.sh (BENCH_NET_ONLY sessions have only some).
+if grep -Eq '^(h2g|g2h|h2g-nc|g2h-nc) ' "$records"; then
 	net_summary
 fi
 if grep -q '^write ' "$records"; then

@@ -20,7 +20,8 @@
 # order in the first run, default kiln, qemu, then BENCH_KILN_OTHER's), BENCH_RECORDS=1
 # (the benches also print every run's figures as they measure them, "record TEST VMM RUN
 # KEY VALUE": bench/vs-qemu-summary.sh rebuilds the tables from them, over several sessions
-# or one the test host cut short), BENCH_NET_ONLY=h2g|bulk (bench/net-vs-qemu.sh).
+# or one the test host cut short), BENCH_NET_ONLY=h2g|bulk|nc|h2g-nc and BENCH_NET_PIN=1|0
+# (bench/net-vs-qemu.sh).
 set -eu
 root_dir=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root_dir"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # test-vs-qemu-summary.sh: unit test of bench/vs-qemu-summary.sh on made-up session logs: the
 # records of a session's output and of a test host's console (a session cut short) pool
-# into one table (medians over both, runs kept apart), the other kilns get their rows, and
-# a log without records is refused.
+# into one table (medians over both, runs kept apart), the other kilns get their rows, a
+# session of some transfers gets only theirs, and a log without records is refused.
 # Prints "PASS unit/vs-qemu-summary/<name>" or "FAIL unit/vs-qemu-summary/<name>: why";
 # exits 1 if any failed.
 set -u
@@ -64,6 +64,19 @@ check per-mib 'printf "%s\n" "$out" | grep -Eq "^exits +22 +32 +"' \
 	"$(printf '%s\n' "$out" | grep '^exits')"
 check features 'printf "%s\n" "$out" | grep -q "took (bit 0 first): kiln 0101$" && printf "%s\n" "$out" | grep -Eq "QEMU 0111$"' \
 	"$(printf '%s\n' "$out" | grep -A1 'features the guest')"
+
+# A session of the 1 KiB transfers alone (BENCH_NET_ONLY=nc): its table, without rows for
+# the transfers it did not run.
+cat > "$T/nc.log" << 'EOF'
+record order kiln 1 after_self 0
+record h2g-nc kiln 1 mbps 40.0
+record order qemu 1 after_self 0
+record h2g-nc qemu 1 mbps 50.0
+EOF
+out=$(sh "$root_dir/bench/vs-qemu-summary.sh" "$T/nc.log" 2>&1)
+check only-run-rows 'printf "%s\n" "$out" | grep -Eq "^host->guest, 1 KiB I/O +40(\.0)? +50(\.0)? +0\.80 " &&
+	! printf "%s\n" "$out" | grep -Eq "^(host->guest|guest->host|round trips/s, 64 B) +[-0-9]"' \
+	"$(printf '%s\n' "$out" | grep -E '^(host|guest|round)')"
 
 : > "$T/empty.log"
 sh "$root_dir/bench/vs-qemu-summary.sh" "$T/session1.log" "$T/empty.log" > "$T/out" 2>&1
