@@ -13,7 +13,8 @@
 # in qemu/, and the minimal guest kernel as min-vmlinuz when `make guest-kernel` built it.
 # Environment: BENCH_VSQ="net blk boot" (which benches), BENCH_VSQ_RUNS (10; per bench:
 # BENCH_NET_RUNS, BENCH_BLK_RUNS, BENCH_BOOT_RUNS), BENCH_NET_MIB (64), BENCH_BLK_MIB
-# (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), E2E_VERBOSE=1
+# (256), BENCH_QEMU_ARGS (more QEMU arguments), L1_TIMEOUT (default 5400 s), L1_SILENT_SECS
+# (600: a test host with no console output that long is stopped), E2E_VERBOSE=1
 # (L1's console on stderr as it runs), BENCH_KILN_OTHER="NAME=PATH[,Async] ..." (more kiln
 # binaries, e.g. before=/tmp/kiln-before, each run alongside kiln and QEMU in every bench;
 # ",Async": its drive with io_engine Async), BENCH_VSQ_ORDER="qemu kiln ..." (the VMMs'
@@ -85,5 +86,8 @@ if [ "$(scripts/kvm-kind.sh)" = real ]; then
 	exec sh bench/vs-qemu-run.sh
 fi
 L1_TIMEOUT=${L1_TIMEOUT:-5400}
-export L1_TIMEOUT
+# A session prints at least a line per VM, and its watchdog stops a VM after 300 s
+# (VSQ_VM_TIMEOUT): a test host silent for twice that has hung (scripts/l1-boot.sh).
+L1_SILENT_SECS=${L1_SILENT_SECS:-600}
+export L1_TIMEOUT L1_SILENT_SECS
 exec scripts/in-l1.sh vs-qemu

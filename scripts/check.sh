@@ -8,7 +8,7 @@
 #      when that stage runs too), then the shell unit tests
 #      (tests/e2e/test-l1-classify.sh: which L1 console is the test host's own crash;
 #      tests/e2e/test-run-cases.sh: which failed case runs once more in the test host;
-#      tests/e2e/test-l1-boot.sh: a test host that stalled is stopped as such;
+#      tests/e2e/test-l1-boot.sh: a test host that stalled or went silent is stopped as such;
 #      tests/unit/test-vs-qemu-summary.sh: the bench tables rebuilt from session logs;
 #      tests/unit/test-needs-kvm.sh: tests/unit/needs-kvm.txt lists the tests opening /dev/kvm)
 #   2. host tests: tests/host/run.sh and tests/host/seccomp.sh (kiln with a tiny guest on

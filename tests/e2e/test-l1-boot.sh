@@ -3,8 +3,10 @@
 # (a shell script first on PATH): a QEMU that takes no CPU time, or one of whose vCPU threads
 # takes none, is stopped as a stalled test host (exit 124, the "l1-boot: the test host
 # stalled" line at the end of the log), one that keeps running is not (the overall timeout
-# stops it: 137), QEMU's own exit status and console pass through, and stopping l1-boot.sh
-# stops QEMU.
+# stops it: 137), one that runs but prints nothing more for L1_SILENT_SECS is stopped as a
+# silent test host (124, "l1-boot: the test host went silent") while one that keeps printing
+# is not, QEMU's own exit status and console pass through, and stopping l1-boot.sh stops
+# QEMU.
 # Prints "PASS unit/l1-boot/<name>" or "FAIL unit/l1-boot/<name>: why"; exits 1 if any
 # failed.
 set -u
@@ -14,8 +16,9 @@ trap 'rm -rf "$T"' EXIT
 failed=0
 
 mkdir -p "$T/bin"
-# The fake: FAKE_QEMU=idle sleeps (no CPU time), busy spins, exit3 prints a console line and
-# exits 3. Its pid goes to $T/qemu.pid.
+# The fake: FAKE_QEMU=idle sleeps (no CPU time), busy spins, quiet prints a console line and
+# spins, chatty spins for 12 s printing a line every 2 s and exits 0, exit3 prints a console
+# line and exits 3. Its pid goes to $T/qemu.pid.
 cat > "$T/bin/qemu-system-x86_64" << 'EOF'
 #!/bin/sh
 [ "${1:-}" != --version ] || { echo "QEMU emulator version 10.0.2"; exit 0; }
@@ -24,6 +27,14 @@ case $FAKE_QEMU in
 idle) exec sleep 60 ;;
 busy) while :; do :; done ;;
 onecpu) exec "$FAKE_DIR/two-vcpus" ;;
+quiet) echo "console line" && while :; do :; done ;;
+chatty)
+	for i in 1 2 3 4 5 6; do
+		echo "console line $i"
+		end=$(($(date +%s) + 2))
+		while [ "$(date +%s)" -lt "$end" ]; do :; done
+	done
+	;;
 exit3) echo "console line"; exit 3 ;;
 esac
 EOF
@@ -58,13 +69,15 @@ EOF
 cc -pthread -o "$T/two-vcpus" "$T/two-vcpus.c" || echo "FAIL unit/l1-boot/build-fake: cannot build it"
 : > "$T/image"
 
-# boot NAME MODE [ARGS...]: runs l1-boot.sh on the fake in MODE; sets rc and log.
+# boot NAME MODE [ARGS...]: runs l1-boot.sh on the fake in MODE (L1_SILENT_SECS from $silent,
+# default off); sets rc and log.
 boot() {
 	log=$T/$1.log
 	name=$1 mode=$2
 	shift 2
 	rm -f "$T/qemu.pid"
 	PATH=$T/bin:$PATH FAKE_DIR=$T FAKE_QEMU=$mode KVER=fake L1_STALL_SECS=6 \
+		L1_SILENT_SECS=${silent:-0} \
 		sh "$root_dir/scripts/l1-boot.sh" -l "$log" "$@" "$T/image" 2> "$T/$name.err"
 	rc=$?
 }
@@ -91,6 +104,14 @@ check one-vcpu-stalled '[ "$rc" = 124 ] && tail -n 1 "$log" | grep -q "^l1-boot:
 
 boot busy busy -t 12
 check busy-not-stalled '[ "$rc" = 137 ] && ! grep -q stalled "$log"' "exit $rc, log: $(cat "$log")"
+
+silent=6
+boot quiet quiet -t 60
+check went-silent '[ "$rc" = 124 ] && tail -n 1 "$log" | grep -q "^l1-boot: the test host went silent: no console output in [0-9]* s (no registers); stopped$"' \
+	"exit $rc, log: $(tail -n 1 "$log")"
+boot chatty chatty -t 60
+check chatty-not-silent '[ "$rc" = 0 ] && ! grep -q "went silent" "$log"' "exit $rc, log: $(tail -n 1 "$log")"
+silent=
 
 boot exit3 exit3 -t 60
 check exit-status '[ "$rc" = 3 ] && [ "$(cat "$log")" = "console line" ]' "exit $rc, log: $(cat "$log")"
