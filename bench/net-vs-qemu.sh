@@ -175,6 +175,10 @@ net_run() {
 		vmm_kill
 	fi
 	tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
+	# The guest's own complaints (eth0's setup, pinning), and which interrupt it pinned.
+	tr -d '\r' < "$console" | sed -n 's/.*VSQ: error: \(.*\)/  guest error: \1/p'
+	irq=$(tr -d '\r' < "$console" | sed -n 's/.*VSQ: pinned eth0 ([^)]*) irq \([0-9]*\) .*/\1/p')
+	[ -z "$pin" ] || record pin "$m" "$r" irq "${irq:--}"
 	# The guest's counts of each transfer: from its gstat line before to the one after.
 	prev=start line=
 	for nt in $NET_TESTS; do
