@@ -37,9 +37,9 @@ rr_n=${BENCH_NET_RR:-2000}
 # most (docs/testing.md). The guest powers off after the last one (vsq.only).
 # BENCH_NET_PIN=1 (the default): the guest's transfer programs on its CPU 1, eth0's
 # interrupts on CPU 0 (vsq.pin, bench/vsq-guest-init); 0: wherever the guest puts them.
-pin=
+pin='' pinned=''
 case ${BENCH_NET_PIN:-1} in
-1) pin=" vsq.pin=1" ;;
+1) pin=" vsq.pin=1" pinned=", the guest's programs on its CPU 1 and eth0's interrupts on CPU 0" ;;
 0) ;;
 *) vsq_die "BENCH_NET_PIN=$BENCH_NET_PIN: 1 or 0" ;;
 esac
@@ -232,9 +232,9 @@ vsq_debugfs
 head -c "$bytes" /dev/urandom > "$W/to-guest.bin"
 to_guest_sum=$(sha256sum < "$W/to-guest.bin" | cut -d' ' -f1)
 if [ -n "$only" ]; then
-	echo "net-vs-qemu: $mib MiB TCP over TAP $TAP, only $NET_TESTS (BENCH_NET_ONLY=$BENCH_NET_ONLY), $runs runs per VMM, alternating${pin:+, the guest's programs on its CPU 1 and eth0's interrupts on CPU 0}"
+	echo "net-vs-qemu: $mib MiB TCP over TAP $TAP, only $NET_TESTS (BENCH_NET_ONLY=$BENCH_NET_ONLY), $runs runs per VMM, alternating$pinned"
 else
-	echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating${pin:+, the guest's programs on its CPU 1 and eth0's interrupts on CPU 0}"
+	echo "net-vs-qemu: $mib MiB TCP each way over TAP $TAP, bulk I/O (vsq in the guest) then 1 KiB I/O (busybox nc), then $rr_n round trips of 64 B, $runs runs per VMM, alternating$pinned"
 fi
 vsq_header
 alternate "$runs" net_run

@@ -21,10 +21,11 @@
 # L1_STALL_SECS (default 60), l1-boot.sh asks QEMU's monitor for their registers, kills it
 # and appends "l1-boot: the test host stalled: ..." to LOG (tests/e2e/l1-classify.sh,
 # l1_panic, tells it apart), exit status 124.
-# A silent test host: with -l and L1_SILENT_SECS (default 0, off) set, once LOG has not grown
-# for that long, l1-boot.sh stops it the same way ("l1-boot: the test host went silent: ...",
-# 124). Seen: an L1 at full CPU, its vCPUs running, that printed nothing more (the bench
-# stage sets it, bench/vs-qemu.sh: its sessions print every few minutes at most).
+# A silent test host: with -l and L1_SILENT_SECS (default 0, off) set, once LOG has not
+# grown for that long, l1-boot.sh stops it the same way ("l1-boot: the test host went
+# silent: ...", 124). Seen: an L1 at full CPU, its vCPUs running, that printed nothing
+# more (the bench stage sets it, bench/vs-qemu.sh: its sessions print every few minutes at
+# most).
 # The kernel is the newest /boot/vmlinuz-*-cloud-amd64 (KVER= overrides). Exits with QEMU's
 # status (137 when the timeout killed it, 124 when it stalled). QEMU 10 (bookworm-backports) is required: older
 # TCG ignores the SVM XSETBV intercept and L2 guests lose XSAVE.
@@ -105,12 +106,19 @@ registers() {
 	qemu_registers "$mon" | awk '{ printf "%s%s", sep, $0; sep = "; " }'
 }
 
+# stop_qemu PID WHY: kills QEMU (PID) and says WHY in $log.why, with the vCPUs' registers.
+stop_qemu() {
+	regs=$(registers)
+	echo "$2 (${regs:-no registers}); stopped" > "$log.why"
+	kill -KILL "$1"
+}
+
 # watchdog PID: kills QEMU (PID) at the timeout, once its console went silent
 # (L1_SILENT_SECS), or once one of its vCPUs stalled: QEMU's thread for it took no CPU time
-# for L1_STALL_SECS (60; an L1 CPU, even an idle one, runs its timers every few seconds).
-# Then says so in $log.why. Seen: both vCPUs stopped; and one
-# halted for good with interrupts enabled and pending in its local APIC while the other ran
-# on, the test host's tasks queued on the halted one never running again.
+# for L1_STALL_SECS (60; an L1 CPU, even an idle one, runs its timers every few seconds);
+# the last two say so (stop_qemu). Seen: both vCPUs stopped; and one halted for good with
+# interrupts enabled and pending in its local APIC while the other ran on, the test host's
+# tasks queued on the halted one never running again.
 watchdog() {
 	start=$(date +%s)
 	: > "$log.stall"
@@ -124,17 +132,13 @@ watchdog() {
 		s=$(stat -c %s "$log" 2> /dev/null) || s=0
 		[ "$s" = "$size" ] || size=$s grew=$now
 		if [ "${L1_SILENT_SECS:-0}" -gt 0 ] && [ $((now - grew)) -ge "$L1_SILENT_SECS" ]; then
-			regs=$(registers)
-			echo "the test host went silent: no console output in $((now - grew)) s (${regs:-no registers}); stopped" > "$log.why"
-			kill -KILL "$1"
+			stop_qemu "$1" "the test host went silent: no console output in $((now - grew)) s"
 			return
 		fi
 		stall=$(vcpu_times "$1" | stall_check "$now" "$log.stall")
 		secs=${stall%% *} who=${stall#* }
 		if [ "$secs" -ge "${L1_STALL_SECS:-60}" ]; then
-			regs=$(registers)
-			echo "the test host stalled: its $(echo "$who" | tr _ ' ') ran for no time in $secs s (${regs:-no registers}); stopped" > "$log.why"
-			kill -KILL "$1"
+			stop_qemu "$1" "the test host stalled: its $(echo "$who" | tr _ ' ') ran for no time in $secs s"
 			return
 		fi
 	done
