@@ -22,6 +22,18 @@ l1_retry_due() {
 	[ -n "$3" ] && [ -n "$2" ] && [ "$1" != 137 ] && [ "$4" -lt "${E2E_L1_RETRIES:-3}" ]
 }
 
+# l1_crash_result CASE CRASH KIND: the E2E-RESULT line of a case that the test host did not
+# let finish twice. KIND "crash" (its own kernel panicked or it stalled: the emulated CPU's
+# failures, docs/testing.md, seen under QEMU microvm as well) is the host that could not run
+# the case: a skip. KIND "hang" (it stopped printing while the case ran) is a finding about
+# the case: a failure.
+l1_crash_result() {
+	case $3 in
+	hang) echo "E2E-RESULT FAIL $1: the L1 test host failed while it ran: $2" ;;
+	*) echo "E2E-RESULT SKIP $1: the L1 test host crashed twice while it ran (the test host's failure, docs/testing.md): $2" ;;
+	esac
+}
+
 # qemu_registers MON: a running QEMU's vCPUs, one "CPU#N RIP=... CR2=... CR3=... HLT=N" line
 # each, asked of its monitor on the FIFO pair MON.in/MON.out (-chardev pipe,path=MON;
 # `info registers -a`): the state nested_signature reads for QEMU, and what l1-boot.sh

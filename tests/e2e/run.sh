@@ -17,8 +17,8 @@
 #   E2E_VERBOSE=1        also copy the console of L1 / the runner to stderr as it runs
 #   E2E_L1_RETRIES=3     new L1 boots allowed when the test host's own kernel panics (its
 #                        panic line on L1's console); the cases without a result run again,
-#                        and a case that saw the host crash twice fails. A timeout never
-#                        reruns anything.
+#                        and a case that saw the host crash twice is skipped (the host could
+#                        not run it). A timeout never reruns anything.
 # Logs: build/e2e/l1-console.log (+ .stderr: QEMU's own messages) or build/e2e/direct.log.
 set -u
 
@@ -194,11 +194,13 @@ elif [ "$E2E_MODE" = l1 ]; then
 	# The emulated test host's own kernel can crash (seen rarely: a nested-SVM fault while a
 	# VM is torn down). That is the test host failing, not a case: the cases left without a
 	# result run again in a fresh L1, at most E2E_L1_RETRIES times, each retry reported.
-	# The case running at the crash gets one more try; a second crash fails it alone.
+	# The case running at the crash gets one more try; a second crash skips it alone (a
+	# hang fails it, below).
 	todo=$cases
 	attempt=0
 	crashed_once=
 	while :; do
+		kind=crash
 		run_l1 "$todo"
 		clean_log "$log" >> "$clean"
 		cp "$log" "$log.$attempt"
@@ -211,6 +213,7 @@ elif [ "$E2E_MODE" = l1 ]; then
 			# A hang is a finding about the case that ran: it fails at once (no second
 			# try); the cases after it still run, in a new L1.
 			crash="it stopped responding"
+			kind=hang
 			crashed_once="$crashed_once ${todo%% *}"
 			echo "e2e: last lines of the L1 console (log $log.$attempt):" >&2
 			l1_tail >&2
@@ -222,7 +225,7 @@ elif [ "$E2E_MODE" = l1 ]; then
 		echo "e2e: the L1 test host crashed ($crash) while $culprit ran (log $log.$((attempt - 1)))" >&2
 		case " $crashed_once " in
 		*" $culprit "*)
-			echo "E2E-RESULT FAIL $culprit: the L1 test host failed while it ran: $crash" >> "$clean"
+			l1_crash_result "$culprit" "$crash" "$kind" >> "$clean"
 			todo=${todo#"$culprit"}
 			todo=${todo# }
 			;;

@@ -3,7 +3,8 @@
 # the test host's own panic line (at the start of a console line) and scripts/l1-boot.sh's
 # line that it stalled are an L1 crash that reruns cases; a guest's panic copied onto L1's console inside E2E-LOG lines is not, and neither is
 # a QEMU killed by the overall timeout (rc 137), whatever its console says. nested_signature
-# finds the emulated SVM's own failures in made-up kiln logs and QEMU dumps.
+# finds the emulated SVM's own failures in made-up kiln logs and QEMU dumps; a case the test
+# host crashed under twice is a skip, one it stopped responding under a failure.
 # Prints "PASS unit/l1-classify/<name>" or "FAIL unit/l1-classify/<name>: why"; exits 1 if
 # any failed.
 set -u
@@ -53,6 +54,19 @@ console l1-own-panic-no-time "$boot" "$ready" "${l1_line#* ] }"
 expect l1-own-panic-no-time 0 "blk-rootfs" 1 "$l1_msg" yes
 console l1-own-panic-retries-spent "$boot" "$ready" "$l1_line"
 expect l1-own-panic-retries-spent 0 "blk-rootfs" 3 "$l1_msg" no
+# crash_result NAME KIND WANT: l1_crash_result's line for a case the test host did not let
+# finish twice.
+crash_result() {
+	got=$(l1_crash_result net-transfer "$l1_msg" "$2")
+	if [ "$got" = "$3" ]; then
+		echo "PASS unit/l1-classify/$1"
+	else
+		echo "FAIL unit/l1-classify/$1: got '$got', want '$3'"
+		failed=1
+	fi
+}
+crash_result crashed-twice-skips crash "E2E-RESULT SKIP net-transfer: the L1 test host crashed twice while it ran (the test host's failure, docs/testing.md): $l1_msg"
+crash_result hung-fails hang "E2E-RESULT FAIL net-transfer: the L1 test host failed while it ran: $l1_msg"
 console guest-panic-copied "$boot" "$ready" "$guest_panic" \
 	'E2E-RESULT FAIL blk-rootfs: guest console lacks KILN-E2E: ready'
 expect guest-panic-copied 0 "net-transfer" 0 "" no
