@@ -191,8 +191,9 @@ elif [ "$E2E_MODE" = l1 ]; then
 	tests/e2e/build-l1.sh -k "$KILN" -v "$kver" -o "$out/L1.cpio.gz" $l1_args >&2 ||
 		fail_all "cannot build the L1 initramfs"
 	echo "e2e: L1 mode (QEMU $(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([^ ]*\).*/\1/p') TCG test host with nested SVM), kiln $KILN" >&2
-	# The emulated test host's own kernel can crash (seen rarely: a nested-SVM fault while a
-	# VM is torn down). That is the test host failing, not a case: the cases left without a
+	# The emulated test host's own kernel can crash (often on some machines: an interrupt
+	# the emulated CPU delivers inside the world switch, docs/testing.md, under QEMU microvm
+	# as L2 VMM too). That is the test host failing, not a case: the cases left without a
 	# result run again in a fresh L1, at most E2E_L1_RETRIES times, each retry reported.
 	# The case running at the crash gets one more try; a second crash skips it alone (a
 	# hang fails it, below).
