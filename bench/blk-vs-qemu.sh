@@ -12,7 +12,8 @@
 #                                            `make bench` -> scripts/in-l1.sh vs-qemu)
 #
 # Prints one line per run, then per phase the median MB/s (10^6 bytes/s) of each VMM and
-# kiln/QEMU (above 1: kiln faster), then the median counters per MiB moved.
+# kiln/QEMU (above 1: kiln faster) with a 90% interval from its runs' spread, then the median
+# counters per MiB moved.
 # Environment: BENCH_BLK_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_BLK_MIB (256); the
 # rest as in bench/vs-qemu.inc.
 set -u

@@ -14,9 +14,10 @@
 #                                            `make bench` -> scripts/in-l1.sh vs-qemu)
 #
 # Prints one line per run, then per direction the median MB/s (10^6 bytes/s) of each VMM and
-# kiln/QEMU (above 1: kiln faster) and the round trips per second, then the median counters
-# per MiB moved and per 1000 round trips (L1 KVM's, the guest's own and kiln's) and each
-# direction's TCP sender's view (the host's for host->guest, the guest's for guest->host).
+# kiln/QEMU (above 1: kiln faster) with a 90% interval from its runs' spread, and the round
+# trips per second, then the median counters per MiB moved and per 1000 round trips (L1
+# KVM's, the guest's own and kiln's) and each direction's TCP sender's view (the host's for
+# host->guest, the guest's for guest->host).
 # Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64),
 # BENCH_NET_RR (round trips, 2000), BENCH_NET_ONLY=h2g, bulk, nc or h2g-nc (the bulk
 # host->guest transfer alone, both bulk transfers, both 1 KiB transfers, or the 1 KiB

@@ -2,7 +2,8 @@
 # test-vs-qemu-summary.sh: unit test of bench/vs-qemu-summary.sh on made-up session logs: the
 # records of a session's output and of a test host's console (a session cut short) pool
 # into one table (medians over both, runs kept apart), the other kilns get their rows, a
-# session of some transfers gets only theirs, and a log without records is refused.
+# session of some transfers gets only theirs, kiln/QEMU comes with the interval its runs'
+# spread allows, and a log without records is refused.
 # Prints "PASS unit/vs-qemu-summary/<name>" or "FAIL unit/vs-qemu-summary/<name>: why";
 # exits 1 if any failed.
 set -u
@@ -53,12 +54,12 @@ printf 'E2E-OUT record order kiln 1 after_self 0\r\n' > "$T/console.log"
 out=$(sh "$root_dir/bench/vs-qemu-summary.sh" "$T/session1.log" "$T/console.log" 2>&1)
 rc=$?
 row=$(printf '%s\n' "$out" | grep -m1 '^host->guest ')
-check pooled-medians '[ "$rc" = 0 ] && printf "%s\n" "$row" | grep -Eq "^host->guest +115 +130 +0\.88 +kiln 2 ok, 1 failed \(1 the test host.s\); qemu 2 ok, 0 failed"' \
+check pooled-medians '[ "$rc" = 0 ] && printf "%s\n" "$row" | grep -Eq "^host->guest +115 +130 +0\.88 +- +kiln 2 ok, 1 failed \(1 the test host.s\); qemu 2 ok, 0 failed"' \
 	"exit $rc, row '$row'"
 check after-self '[ "$(printf "%s\n" "$out" | grep -m1 "^  after the same VMM" | tr -s " ")" = " after the same VMM - 140.0 - runs: kiln 0, QEMU 1" ]' \
 	"$(printf '%s\n' "$out" | grep -m1 '^  after the same VMM')"
 # Against QEMU's median over all its runs (it took the after-the-same-VMM one before).
-check other-kiln 'printf "%s\n" "$out" | grep -m1 "^  kiln-ride" | grep -Eq "^  kiln-ride +90\.0 +130 +0\.69$"' \
+check other-kiln 'printf "%s\n" "$out" | grep -m1 "^  kiln-ride" | grep -Eq "^  kiln-ride +90\.0 +130 +0\.69 +-$"' \
 	"$(printf '%s\n' "$out" | grep 'kiln-ride')"
 check per-mib 'printf "%s\n" "$out" | grep -Eq "^exits +22 +32 +"' \
 	"$(printf '%s\n' "$out" | grep '^exits')"
@@ -77,6 +78,26 @@ out=$(sh "$root_dir/bench/vs-qemu-summary.sh" "$T/nc.log" 2>&1)
 check only-run-rows 'printf "%s\n" "$out" | grep -Eq "^host->guest, 1 KiB I/O +40(\.0)? +50(\.0)? +0\.80 " &&
 	! printf "%s\n" "$out" | grep -Eq "^(host->guest|guest->host|round trips/s, 64 B) +[-0-9]"' \
 	"$(printf '%s\n' "$out" | grep -E '^(host|guest|round)')"
+
+# The interval: runs that agree leave the ratio nowhere to go; spread runs give an interval
+# around it, one that reaches past 1 when the VMMs' runs overlap.
+{
+	for r in 1 2 3; do
+		echo "record h2g kiln $r mbps 100"
+		echo "record h2g qemu $r mbps 50"
+	done
+	for v in 40 44 48 52 56; do echo "record g2h kiln $v mbps $v"; done
+	for v in 42 46 50 54 58; do echo "record g2h qemu $v mbps $v"; done
+} > "$T/spread.log"
+out=$(sh "$root_dir/bench/vs-qemu-summary.sh" "$T/spread.log" 2>&1)
+check interval-exact 'printf "%s\n" "$out" | grep -Eq "^host->guest +100 +50 +2\.00 +2\.00-2\.00 +kiln 3 ok"' \
+	"$(printf '%s\n' "$out" | grep -m1 '^host->guest ')"
+row=$(printf '%s\n' "$out" | grep -m1 '^guest->host ')
+# The interval's ends: below the ratio, above 1, and within what any resample can give.
+spread_ok=$(printf '%s\n' "$row" | awk '{ split($5, i, "-")
+	print (i[1] < 0.96 && i[1] >= 40 / 58 && i[2] > 1 && i[2] <= 56 / 42) ? "yes" : "no" }')
+check interval-spread 'printf "%s\n" "$row" | grep -Eq "^guest->host +48 +50 +0\.96 " &&
+	[ "$spread_ok" = yes ]' "row '$row', ends as expected: $spread_ok"
 
 : > "$T/empty.log"
 sh "$root_dir/bench/vs-qemu-summary.sh" "$T/session1.log" "$T/empty.log" > "$T/out" 2>&1
