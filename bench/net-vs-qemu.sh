@@ -31,6 +31,8 @@ runs=${BENCH_NET_RUNS:-${BENCH_VSQ_RUNS:-10}}
 mib=${BENCH_NET_MIB:-64}
 bytes=$((mib * 1048576))
 rr_n=${BENCH_NET_RR:-2000}
+# The last VM's console without CRs (net_run writes it once the VM ended).
+console_lf=$W/console.lf
 # h2g/g2h: host->guest/guest->host with bulk I/O in the guest (vsq, 256 KiB), -nc: with
 # busybox nc (1 KiB). BENCH_NET_ONLY=h2g: only the first; =bulk: the first two (both bulk
 # transfers); =nc: the two 1 KiB ones (the issue's first method), =h2g-nc: its first: a
@@ -175,10 +177,12 @@ net_run() {
 	else
 		vmm_kill
 	fi
-	tr -d '\r' < "$console" | sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' | tcpinfo_record g2h "$m" "$r"
+	# The VM's console without its CRs, once, for every reader below.
+	tr -d '\r' < "$console" > "$console_lf"
+	sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' "$console_lf" | tcpinfo_record g2h "$m" "$r"
 	# The guest's own complaints (eth0's setup, pinning), and which interrupt it pinned.
-	tr -d '\r' < "$console" | sed -n 's/.*VSQ: error: \(.*\)/  guest error: \1/p'
-	irq=$(tr -d '\r' < "$console" | sed -n 's/.*VSQ: pinned eth0 ([^)]*) irq \([0-9]*\) .*/\1/p')
+	sed -n 's/.*VSQ: error: \(.*\)/  guest error: \1/p' "$console_lf"
+	irq=$(sed -n 's/.*VSQ: pinned eth0 ([^)]*) irq \([0-9]*\) .*/\1/p' "$console_lf")
 	[ -z "$pin" ] || record pin "$m" "$r" irq "${irq:--}"
 	# The guest's counts of each transfer: from its gstat line before to the one after.
 	prev=start line=
@@ -197,16 +201,16 @@ net_run() {
 
 # gstat_deltas TEST VMM RUN FROM TO [UNITS PREFIX]: the guest's counts (its "VSQ: gstat"
 # lines) from FROM to TO, per MiB (per unit of UNITS), as "per_mib.guest.<name>"
-# ("PREFIXguest.<name>") figures of a run that passed.
+# ("PREFIXguest.<name>") figures of a run that passed; from $console_lf (net_run).
 gstat_deltas() {
 	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || return 0
-	tr -d '\r' < "$console" | awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" \
+	awk -v t="$1" -v m="$2" -v r="$3" -v from="$4" -v to="$5" \
 		-v mib="${6:-$mib}" -v p="${7:-per_mib.}" '
 		$1 == "VSQ:" && $2 == "gstat" && ($3 == from || $3 == to) {
 			for (i = 4; i <= NF; i++) { split($i, kv, "="); v[$3, kv[1]] = kv[2]; k[kv[1]] = 1 } }
 		END { for (n in k) if ((from, n) in v && (to, n) in v)
 			printf "%s %s %s %sguest.%s %.2f\n", t, m, r, p, n, (v[to, n] - v[from, n]) / mib }' \
-		| records_add
+		"$console_lf" | records_add
 }
 
 # tcpinfo_record TEST VMM RUN: a TCP sender's view (a "tcpinfo name=value..." line on
