@@ -17,7 +17,7 @@
 # kiln/QEMU (above 1: kiln faster) with a 90% interval from its runs' spread, and the round
 # trips per second, then the median counters per MiB moved and per 1000 round trips (L1
 # KVM's, the guest's own and kiln's) and each direction's TCP sender's view (the host's for
-# host->guest, the guest's for guest->host).
+# host->guest, the guest's for guest->host), with the guest receiver's of host->guest.
 # Environment: BENCH_NET_RUNS (default BENCH_VSQ_RUNS, else 10), BENCH_NET_MIB (64),
 # BENCH_NET_RR (round trips, 2000), BENCH_NET_ONLY=h2g, bulk, nc or h2g-nc (the bulk
 # host->guest transfer alone, both bulk transfers, both 1 KiB transfers, or the 1 KiB
@@ -180,6 +180,8 @@ net_run() {
 	# The VM's console without its CRs, once, for every reader below.
 	tr -d '\r' < "$console" > "$console_lf"
 	sed -n 's/.*VSQ: \(tcpinfo .*\)/\1/p' "$console_lf" | tcpinfo_record g2h "$m" "$r"
+	# The guest's view as the receiver of host->guest bulk (tcp.guest_rcv*).
+	sed -n 's/.*VSQ: h2g rcvinfo \(.*\)/tcpinfo \1/p' "$console_lf" | tcpinfo_record h2g "$m" "$r"
 	# The guest's own complaints (eth0's setup, pinning), and which interrupt it pinned.
 	sed -n 's/.*VSQ: error: \(.*\)/  guest error: \1/p' "$console_lf"
 	irq=$(sed -n 's/.*VSQ: pinned eth0 ([^)]*) irq \([0-9]*\) .*/\1/p' "$console_lf")
@@ -213,8 +215,8 @@ gstat_deltas() {
 		"$console_lf" | records_add
 }
 
-# tcpinfo_record TEST VMM RUN: a TCP sender's view (a "tcpinfo name=value..." line on
-# stdin) as "tcp.<name>" figures of a run not failed.
+# tcpinfo_record TEST VMM RUN: a TCP end's view (a "tcpinfo name=value..." line on stdin)
+# as "tcp.<name>" figures of a run not failed.
 tcpinfo_record() {
 	[ -z "$(run_value "$1" "$2" "$3" failed)" ] || return 0
 	awk -v t="$1" -v m="$2" -v r="$3" '

@@ -10,7 +10,9 @@
  *                                SIZE bytes and waits for the SIZE bytes the peer echoes
  *                                (request/response: one round trip each)
  *   vsq sink PORT FILE           (in the guest) listens on PORT, stores what the first peer
- *                                sends in FILE until its EOF, then closes
+ *                                sends in FILE until its EOF, prints the receiver's TCP
+ *                                view ("rcvinfo": its RTT estimate and receive buffer, what
+ *                                the window it offered followed), then closes
  *   vsq serve PORT FILE          (in the guest) listens on PORT, sends FILE to the first
  *                                peer, half-closes and waits for its EOF; prints the
  *                                sender's TCP view (TCP_INFO) on one "tcpinfo" line
@@ -273,6 +275,23 @@ static int accept_one(const char *port)
 	return fd;
 }
 
+/* Prints the receiver's TCP view once the peer's EOF came: its round-trip estimate, the
+ * buffer its autotuning grew to and the space it last measured, as one "rcvinfo" line
+ * (none if the kernel does not say). */
+static void print_rcv_view(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int buf;
+	socklen_t blen = sizeof(buf);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, &blen) < 0)
+		return;
+	printf("rcvinfo guest_rcv_rtt_us=%u guest_rcv_space=%u guest_rcvbuf=%d "
+	       "guest_rcv_ssthresh=%u\n",
+	       ti.tcpi_rcv_rtt, ti.tcpi_rcv_space, buf, ti.tcpi_rcv_ssthresh);
+}
+
 /* vsq sink PORT FILE */
 static int cmd_sink(char **argv)
 {
@@ -281,6 +300,7 @@ static int cmd_sink(char **argv)
 		fail(argv[1]);
 	int fd = accept_one(argv[0]);
 	drain(fd, out);
+	print_rcv_view(fd);
 	close(fd);
 	close(out);
 	return 0;
